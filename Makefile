@@ -1,0 +1,33 @@
+# README's commands. Each target bootstraps what a fresh machine lacks first.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: bootstrap demo demo-down test unit lint bench
+
+bootstrap:
+	@scripts/bootstrap
+
+## The main job: the demo stack with its streaming job running.
+demo: bootstrap
+	$(PY) -m flink_runbook.cli stack up
+
+demo-down: bootstrap
+	$(PY) -m flink_runbook.cli stack down
+
+## The whole test suite, integration tests on Flink 1.20 and 2.2 included.
+## pytest's exit 5 (no tests collected) is a failure here, not a pass.
+test: bootstrap
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+unit: bootstrap
+	$(PY) -m pytest tests/unit
+
+lint: bootstrap
+	$(PY) -m ruff check .
+
+bench: bootstrap
+	$(PY) benchmarks/foundation.py

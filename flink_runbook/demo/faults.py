@@ -1,0 +1,45 @@
+"""Fault injection on real containers: the ways a TaskManager or JobManager dies.
+
+Each takes a docker SDK container. They are for the demo and the tests; the
+runbook flows never call them.
+"""
+
+from __future__ import annotations
+
+from docker.models.containers import Container
+
+
+def freeze(container: Container) -> None:
+    """docker pause: the JVM stops answering heartbeats, a genuine heartbeat timeout."""
+    container.pause()
+
+
+def thaw(container: Container) -> None:
+    container.reload()
+    if container.status == "paused":
+        container.unpause()
+
+
+def kill(container: Container) -> None:
+    """SIGKILL the container's main process, like a crash."""
+    container.kill()
+
+
+def stop(container: Container, timeout: int = 5) -> None:
+    """docker stop: the restart policy leaves a stopped container stopped."""
+    container.stop(timeout=timeout)
+
+
+def exhaust_memory(container: Container) -> None:
+    """Make the container run out of memory so the kernel OOM-kills the Flink JVM.
+
+    A helper process eats memory up to the container's limit; it protects itself
+    from the OOM killer (oom_score_adj -1000, which needs a privileged exec), so
+    the killer picks the JVM, the container's main process, and Docker records
+    OOMKilled.
+    """
+    container.exec_run(
+        ["bash", "-c", "echo -1000 > /proc/self/oom_score_adj && exec tail /dev/zero"],
+        privileged=True,
+        detach=True,
+    )
