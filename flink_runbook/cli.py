@@ -7,18 +7,22 @@ are printed as one line naming what failed; no traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import docker.errors
 
+from flink_runbook.console import diagnosis_lines
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import JobBuildError, build_demo_job_jar, submit_demo_job, wait_for_job_state
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.flink_rest import FlinkRestError
+from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -63,6 +67,10 @@ def stack_up(args: argparse.Namespace) -> int:
     stack.up()
     if not args.no_job:
         jar = build_demo_job_jar(stack.settings.flink_version)
+        # The shipped inventory (stack/inventory.yaml) names this stable path.
+        stable = REPO_ROOT / "stack" / "job" / "build" / "realtime-cdc-demo.jar"
+        stable.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(jar, stable)
         job_id = submit_demo_job(stack.rest, jar)
         wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
         print(f"Demo job realtime-cdc-demo RUNNING as {job_id}")
@@ -86,9 +94,35 @@ def stack_fault(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_selection(args: argparse.Namespace) -> None:
+    """Validate the inventory before anything runs: bad input changes nothing and exits 2."""
+    load_inventory(args.config).select(args.cluster)
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
+
+    results = diagnose_flow(config=str(args.config), cluster=args.cluster)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(diagnosis_lines(result)))
+    return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    diagnose_cmd = commands.add_parser(
+        "diagnose", help="the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input"
+    )
+    diagnose_cmd.add_argument("--config", required=True, help="inventory YAML file")
+    diagnose_cmd.add_argument("--cluster", help="only this cluster of the inventory")
+    diagnose_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
+    diagnose_cmd.set_defaults(run=diagnose)
 
     stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)
@@ -115,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, UnsupportedFlinkVersion) as exc:
+    except (UsageError, UnsupportedFlinkVersion, InventoryError) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StackError, ImageBuildError, JobBuildError, FlinkRestError, WaitTimeout) as exc:

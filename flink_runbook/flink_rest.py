@@ -33,7 +33,7 @@ def summarize_error_body(body: str) -> str:
     lines = [line.strip() for line in str(errors[0]).splitlines() if line.strip()]
     causes = [line for line in lines if line.startswith("Caused by:")]
     first = lines[0] if lines else ""
-    return f"{first} ... {causes[-1]}" if causes else first[:BODY_PREVIEW_CHARS * 2]
+    return f"{first} ... {causes[-1]}" if causes else first[: BODY_PREVIEW_CHARS * 2]
 
 
 class FlinkRestError(RuntimeError):

@@ -16,14 +16,13 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from flink_runbook.containers import PROJECT_LABEL, SERVICE_LABEL
 from flink_runbook.demo.image import ensure_flink_image
 from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
 from flink_runbook.flink_rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
 
 COMPOSE_FILE = STACK_DIR / "docker-compose.yml"
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 
 
 class StackError(RuntimeError):
@@ -136,3 +135,29 @@ class DemoStack:
     @property
     def checkpoint_dir(self) -> Path:
         return self.settings.data_dir / "checkpoints"
+
+
+def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
+    """Inventory (as YAML-ready data) of one demo stack and its demo job."""
+    from flink_runbook.demo.job import DEMO_ENTRY_CLASS, DEMO_JOB_NAME, demo_job_args
+
+    job: dict = {
+        "name": DEMO_JOB_NAME,
+        "entry_class": DEMO_ENTRY_CLASS,
+        "args": demo_job_args(),
+        "parallelism": 1,
+        "checkpoint_dir": {"host": str(settings.data_dir / "checkpoints"), "container": "/data/checkpoints"},
+    }
+    if jar:
+        job["jar"] = str(jar)
+    return {
+        "clusters": [
+            {
+                "name": settings.project,
+                "rest": {"url": settings.rest_url},
+                "containers": {"compose_project": settings.project},
+                "expected_taskmanagers": 1,
+                "jobs": [job],
+            }
+        ]
+    }

@@ -1,0 +1,29 @@
+"""Compact human output of diagnose results for a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def diagnosis_lines(result: dict[str, Any]) -> list[str]:
+    status = "healthy" if result["healthy"] else "UNHEALTHY"
+    version = f"Flink {result['flink_version']}" if result["flink_version"] else "Flink ?"
+    lines = [f"{result['cluster']}: {status}  ({version}, {result['rest_url']})"]
+    for c in result["containers"]:
+        extra = f" exit={c['exit_code']}" if c["state"] in ("exited", "dead") else ""
+        extra += " OOM-killed" if c["oom_killed"] else ""
+        lines.append(f"  container   {c['name']:<40} {c['state']}{extra} restarts={c['restart_count']}")
+    for tm in result["taskmanagers"]:
+        lines.append(
+            f"  taskmanager {tm['id']:<40} heartbeat {tm['heartbeat_age_ms'] / 1000:.1f}s ago, "
+            f"{tm['slots_free']}/{tm['slots_total']} slots free"
+        )
+    for job in result["jobs"]:
+        lines.append(
+            f"  job         {job['name']:<40} {job['state']} ({job['exceptions']} exception(s)) {job['id'] or ''}"
+        )
+    for f in result["findings"]:
+        lines.append(f"  {f['severity'].upper():<8} {f['code']}: {f['summary']}")
+        if f["severity"] in ("error", "critical"):
+            lines.append(f"           do: {f['action']}")
+    return lines

@@ -1,0 +1,132 @@
+"""The cluster's containers as Docker sees them (docker SDK, no Prefect).
+
+Containers are found by the labels Compose sets (project + service) or by
+explicit names, so the same code serves the demo stack and a user's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from flink_runbook.inventory import ContainerSelector
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ROLES = ("jobmanager", "taskmanager")
+
+
+class DockerUnavailable(RuntimeError):
+    """The Docker engine of a cluster cannot be reached."""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    role: str  # jobmanager | taskmanager
+    name: str
+    service: str
+    # running | paused | restarting | exited | dead | created | removing | missing
+    state: str
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    started_at: str | None = None
+    health: str | None = None  # healthy | unhealthy | starting | None (no healthcheck)
+    image: str | None = None
+    container_id: str | None = None
+
+
+def docker_client(docker_host: str | None) -> docker.DockerClient:
+    """A client for the cluster's engine: its configured host, else DOCKER_HOST / the local socket."""
+    try:
+        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = docker_host or "DOCKER_HOST or the local socket"
+        raise DockerUnavailable(f"cannot reach the Docker engine at {where}: {exc}") from exc
+    return client
+
+
+def _state_of(role: str, service: str, container: Container) -> ContainerState:
+    state = container.attrs.get("State", {})
+    health = (state.get("Health") or {}).get("Status")
+    return ContainerState(
+        role=role,
+        name=container.name,
+        service=service,
+        state=state.get("Status", container.status),
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        restart_count=int(container.attrs.get("RestartCount", 0)),
+        started_at=state.get("StartedAt"),
+        health=health,
+        image=container.attrs.get("Config", {}).get("Image"),
+        container_id=container.id,
+    )
+
+
+def find_containers(client: docker.DockerClient, selector: ContainerSelector) -> dict[str, list[Container]]:
+    """The cluster's containers by role; a role with none found maps to []."""
+    found: dict[str, list[Container]] = {}
+    for role in ROLES:
+        names = selector.jobmanager_names if role == "jobmanager" else selector.taskmanager_names
+        if names:
+            containers = []
+            for name in names:
+                with contextlib.suppress(docker.errors.NotFound):
+                    containers.append(client.containers.get(name))
+        else:
+            service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
+            labels = [f"{PROJECT_LABEL}={selector.compose_project}", f"{SERVICE_LABEL}={service}"]
+            containers = client.containers.list(all=True, filters={"label": labels})
+        found[role] = sorted(containers, key=lambda c: c.name)
+    return found
+
+
+def container_states(client: docker.DockerClient, selector: ContainerSelector) -> list[ContainerState]:
+    """State of every container of the cluster; expected but absent ones are reported as missing."""
+    states: list[ContainerState] = []
+    for role, containers in find_containers(client, selector).items():
+        names = selector.jobmanager_names if role == "jobmanager" else selector.taskmanager_names
+        default_service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
+        for container in containers:
+            service = container.labels.get(SERVICE_LABEL, default_service)
+            states.append(_state_of(role, service, container))
+        present = {c.name for c in containers}
+        missing = [n for n in names if n not in present] or ([] if containers else [f"{default_service} (none found)"])
+        states.extend(ContainerState(role=role, name=n, service=default_service, state="missing") for n in missing)
+    return states
+
+
+def recent_oom_kills(client: docker.DockerClient, container_ids: list[str], lookback_s: float) -> dict[str, int]:
+    """How many times the kernel OOM-killed in each container lately, from Docker's event log.
+
+    State.OOMKilled is cleared when the restart policy restarts the container;
+    the engine's 'oom' events are the evidence that survives the restart.
+    """
+    if not container_ids:
+        return {}
+    now = int(time.time())
+    events = client.events(
+        since=now - int(lookback_s), until=now, decode=True, filters={"event": "oom", "type": "container"}
+    )
+    counts: dict[str, int] = {}
+    wanted = set(container_ids)
+    for event in events:
+        container_id = event.get("id") or event.get("Actor", {}).get("ID")
+        if container_id in wanted:
+            counts[container_id] = counts.get(container_id, 0) + 1
+    return counts
+
+
+def log_tail(client: docker.DockerClient, container_id: str, lines: int) -> str:
+    """The last `lines` lines of a container's log (stdout and stderr)."""
+    try:
+        return client.containers.get(container_id).logs(tail=lines).decode(errors="replace")
+    except docker.errors.NotFound:
+        return ""

@@ -1,0 +1,344 @@
+"""The inventory: which Flink clusters to look after and how to reach them.
+
+One YAML file, several clusters. Loaded into frozen dataclasses; every problem
+is reported as `<file>: <key path>: <what is wrong>` and nothing is used from a
+file with a problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class InventoryError(ValueError):
+    """The inventory file is unreadable or invalid; the message names file, key and reason."""
+
+
+@dataclass(frozen=True)
+class RestAuth:
+    """Credentials come from the environment or a Prefect Secret block, never from the file."""
+
+    kind: str = "none"  # none | basic | bearer
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+    token_secret_block: str | None = None
+
+
+@dataclass(frozen=True)
+class RestSettings:
+    url: str
+    auth: RestAuth = field(default_factory=RestAuth)
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ContainerSelector:
+    """Compose labels (project + service) or explicit container names."""
+
+    compose_project: str | None = None
+    jobmanager_service: str = "jobmanager"
+    taskmanager_service: str = "taskmanager"
+    jobmanager_names: tuple[str, ...] = ()
+    taskmanager_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckpointDir:
+    """The same directory as the runbook's host sees it and as the containers see it."""
+
+    host: Path | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    jar: Path | None = None
+    entry_class: str | None = None
+    args: tuple[str, ...] = ()
+    parallelism: int = 1
+    checkpoint_dir: CheckpointDir = field(default_factory=CheckpointDir)
+    # What recover does when no checkpoint exists: fail (default) or fresh.
+    no_checkpoint_policy: str = "fail"
+    resubmit_command: tuple[str, ...] = ()
+    resubmit_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # A registered TaskManager whose last heartbeat is older than this is stale.
+    # None: twice the cluster's heartbeat.interval.
+    heartbeat_stale_ms: int | None = None
+    # A RUNNING job with no completed checkpoint for this long has stalled checkpoints.
+    # None: five checkpoint intervals, at least 60 s.
+    checkpoint_stall_s: float | None = None
+    log_lines: int = 200
+    # How far back Docker's OOM events count.
+    oom_lookback_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    rest: RestSettings
+    containers: ContainerSelector
+    docker_host: str | None = None
+    expected_taskmanagers: int = 1
+    jobs: tuple[JobSpec, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    clusters: tuple[ClusterSpec, ...]
+
+    def select(self, name: str | None) -> tuple[ClusterSpec, ...]:
+        """All clusters, or the one named; an unknown name is an error naming the choices."""
+        if name is None:
+            return self.clusters
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return (cluster,)
+        known = ", ".join(c.name for c in self.clusters)
+        raise InventoryError(f"{self.path}: no cluster named {name!r}; the file defines: {known}")
+
+
+class _Mapping:
+    """A YAML mapping being read: typed access by key, unknown keys are errors."""
+
+    def __init__(self, data: Any, where: str, file: Path) -> None:
+        self.file = file
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail(f"expected a mapping, got {_type_name(data)}")
+        self.data = data
+        self.known: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, reason: str, key: str | None = None) -> None:
+        where = self.path(key) if key else (self.where or "(top level)")
+        raise InventoryError(f"{self.file}: {where}: {reason}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
+        self.known.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.fail("is required", key)
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # YAML booleans are ints to Python; never accept one for the other.
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            expected = " or ".join(_kind_name(k) for k in kinds)
+            self.fail(f"expected {expected}, got {_type_name(value)} {value!r}", key)
+        return value
+
+    def number(self, key: str, default: float | None, *, minimum: float = 0, integer: bool = False) -> Any:
+        value = self.get(key, int if integer else (int, float), default)
+        if value is not None and value < minimum:
+            self.fail(f"must be at least {minimum}, got {value!r}", key)
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        values = self.get(key, list, [])
+        for index, value in enumerate(values):
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                self.fail(f"expected a string, got {_type_name(value)} {value!r}", f"{key}[{index}]")
+        return tuple(str(v) for v in values)
+
+    def mapping(self, key: str, *, required: bool = False) -> _Mapping:
+        return _Mapping(self.get(key, dict, {}, required=required), self.path(key), self.file)
+
+    def path_value(self, key: str, base: Path) -> Path | None:
+        value = self.get(key, str)
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.known)
+        if unknown:
+            self.fail(f"unknown key; expected one of: {', '.join(sorted(self.known))}", unknown[0])
+
+
+def _kind_name(kind: type) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a mapping",
+    }.get(kind, kind.__name__)
+
+
+def _type_name(value: Any) -> str:
+    return "nothing" if value is None else _kind_name(type(value)).removeprefix("a ").removeprefix("an ")
+
+
+def _name(section: _Mapping, key: str) -> str:
+    value = section.get(key, str, required=True)
+    if not NAME_PATTERN.match(value):
+        section.fail(f"{value!r} must be lowercase letters, digits and dashes (at most 63)", key)
+    return value
+
+
+def _rest(section: _Mapping, base: Path) -> RestSettings:
+    url = section.get("url", str, required=True)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        section.fail(f"{url!r} is not an http:// or https:// URL with a host", "url")
+    try:
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        section.fail(f"{url!r} has an invalid port", "url")
+    auth_section = section.mapping("auth")
+    kind = auth_section.get("type", str, "none")
+    if kind not in ("none", "basic", "bearer"):
+        auth_section.fail(f"{kind!r} is not one of: none, basic, bearer", "type")
+    auth = RestAuth(
+        kind=kind,
+        username_env=auth_section.get("username_env", str),
+        password_env=auth_section.get("password_env", str),
+        token_env=auth_section.get("token_env", str),
+        token_secret_block=auth_section.get("token_secret_block", str),
+    )
+    if kind == "basic" and not (auth.username_env and auth.password_env):
+        auth_section.fail("basic auth needs username_env and password_env")
+    if kind == "bearer" and not (auth.token_env or auth.token_secret_block):
+        auth_section.fail("bearer auth needs token_env or token_secret_block")
+    auth_section.done()
+    tls = section.mapping("tls")
+    settings = RestSettings(
+        url=url.rstrip("/"),
+        auth=auth,
+        verify_tls=tls.get("verify", bool, True),
+        ca_bundle=tls.path_value("ca_bundle", base),
+        client_cert=tls.path_value("client_cert", base),
+        client_key=tls.path_value("client_key", base),
+        connect_timeout_s=section.number("connect_timeout_s", 3.0, minimum=0.1),
+        read_timeout_s=section.number("read_timeout_s", 10.0, minimum=0.1),
+    )
+    tls.done()
+    section.done()
+    return settings
+
+
+def _containers(section: _Mapping) -> ContainerSelector:
+    names = section.mapping("names")
+    selector = ContainerSelector(
+        compose_project=section.get("compose_project", str),
+        jobmanager_service=section.get("jobmanager_service", str, "jobmanager"),
+        taskmanager_service=section.get("taskmanager_service", str, "taskmanager"),
+        jobmanager_names=names.strings("jobmanager"),
+        taskmanager_names=names.strings("taskmanager"),
+    )
+    names.done()
+    if not selector.compose_project and not (selector.jobmanager_names or selector.taskmanager_names):
+        section.fail("give compose_project or names.jobmanager / names.taskmanager")
+    section.done()
+    return selector
+
+
+def _job(section: _Mapping, base: Path) -> JobSpec:
+    checkpoint = section.mapping("checkpoint_dir")
+    policy = section.get("no_checkpoint_policy", str, "fail")
+    if policy not in ("fail", "fresh"):
+        section.fail(f"{policy!r} is not one of: fail, fresh", "no_checkpoint_policy")
+    job = JobSpec(
+        name=section.get("name", str, required=True),
+        jar=section.path_value("jar", base),
+        entry_class=section.get("entry_class", str),
+        args=section.strings("args"),
+        parallelism=section.number("parallelism", 1, minimum=1, integer=True),
+        checkpoint_dir=CheckpointDir(
+            host=checkpoint.path_value("host", base), container=checkpoint.get("container", str)
+        ),
+        no_checkpoint_policy=policy,
+        resubmit_command=section.strings("resubmit_command"),
+        resubmit_timeout_s=section.number("resubmit_timeout_s", 300.0, minimum=1),
+    )
+    checkpoint.done()
+    section.done()
+    return job
+
+
+def _thresholds(section: _Mapping) -> Thresholds:
+    thresholds = Thresholds(
+        heartbeat_stale_ms=section.number("heartbeat_stale_ms", None, minimum=1, integer=True),
+        checkpoint_stall_s=section.number("checkpoint_stall_s", None, minimum=1),
+        log_lines=section.number("log_lines", 200, minimum=1, integer=True),
+        oom_lookback_s=section.number("oom_lookback_s", 3600.0, minimum=1),
+    )
+    section.done()
+    return thresholds
+
+
+def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
+    docker_section = section.mapping("docker")
+    docker_host = docker_section.get("host", str)
+    docker_section.done()
+    jobs_data = section.get("jobs", list, [])
+    jobs = tuple(_job(_Mapping(job, section.path(f"jobs[{i}]"), section.file), base) for i, job in enumerate(jobs_data))
+    seen: set[str] = set()
+    for index, job in enumerate(jobs):
+        if job.name in seen:
+            section.fail(f"job name {job.name!r} appears twice", f"jobs[{index}].name")
+        seen.add(job.name)
+    cluster = ClusterSpec(
+        name=_name(section, "name"),
+        rest=_rest(section.mapping("rest", required=True), base),
+        containers=_containers(section.mapping("containers", required=True)),
+        docker_host=docker_host,
+        expected_taskmanagers=section.number("expected_taskmanagers", 1, minimum=1, integer=True),
+        jobs=jobs,
+        thresholds=_thresholds(section.mapping("thresholds")),
+    )
+    section.done()
+    return cluster
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file; raises InventoryError naming file, key and reason."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InventoryError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(f"{file}: not valid YAML{where}: {problem}") from None
+    top = _Mapping(data, "", file)
+    base = file.resolve().parent
+    clusters_data = top.get("clusters", list, required=True)
+    if not clusters_data:
+        top.fail("needs at least one cluster", "clusters")
+    clusters = tuple(_cluster(_Mapping(c, f"clusters[{i}]", file), base) for i, c in enumerate(clusters_data))
+    top.done()
+    names = [c.name for c in clusters]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise InventoryError(f"{file}: clusters[{index}].name: {name!r} appears twice")
+    return Inventory(path=file, clusters=clusters)

@@ -1,0 +1,134 @@
+"""Loading the inventory: typed models, and errors that name file, key path and reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flink_runbook.demo.versions import STACK_DIR
+from flink_runbook.inventory import InventoryError, load_inventory
+
+VALID = """
+clusters:
+  - name: realtime-pipeline
+    rest:
+      url: https://flink.example.internal:8443/
+      auth: {type: bearer, token_env: FLINK_TOKEN}
+      tls: {verify: true, ca_bundle: certs/ca.pem}
+    containers: {compose_project: realtime-pipeline}
+    expected_taskmanagers: 2
+    jobs:
+      - name: cdc
+        jar: jobs/cdc.jar
+        entry_class: com.example.Cdc
+        args: ["--source", oracle, 3]
+        parallelism: 2
+        checkpoint_dir: {host: /srv/flink/checkpoints, container: /data/checkpoints}
+        no_checkpoint_policy: fresh
+  - name: second
+    rest: {url: "http://127.0.0.1:18081"}
+    containers:
+      names: {jobmanager: [flink-jobmanager], taskmanager: [tm-1, tm-2]}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_valid_inventory_is_typed(tmp_path):
+    inventory = load_inventory(write(tmp_path, VALID))
+    first, second = inventory.clusters
+    assert first.rest.url == "https://flink.example.internal:8443"
+    assert first.rest.auth.kind == "bearer" and first.rest.auth.token_env == "FLINK_TOKEN"
+    assert first.rest.ca_bundle == tmp_path / "certs" / "ca.pem"
+    (job,) = first.jobs
+    assert job.args == ("--source", "oracle", "3")
+    assert job.jar == tmp_path / "jobs" / "cdc.jar"
+    assert job.parallelism == 2 and job.no_checkpoint_policy == "fresh"
+    assert second.containers.taskmanager_names == ("tm-1", "tm-2")
+    assert inventory.select("second") == (second,)
+
+
+def test_shipped_demo_inventory_loads():
+    (cluster,) = load_inventory(STACK_DIR / "inventory.yaml").clusters
+    assert cluster.name == "realtime-pipeline"
+    assert cluster.jobs[0].checkpoint_dir.container == "/data/checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('url: "http://127.0.0.1:18081"', 'url: "htp://127.0.0.1:18081"'),
+            r"clusters\[1\]\.rest\.url: 'htp://127.0.0.1:18081' is not an http:// or https:// URL",
+        ),
+        (
+            ('url: "http://127.0.0.1:18081"', 'url: "http://127.0.0.1:99999"'),
+            r"clusters\[1\]\.rest\.url: .* has an invalid port",
+        ),
+        (
+            ("expected_taskmanagers: 2", "expected_taskmanagers: two"),
+            r"clusters\[0\]\.expected_taskmanagers: expected an integer, got string 'two'",
+        ),
+        (
+            ("expected_taskmanagers: 2", "expected_taskmanagers: true"),
+            r"clusters\[0\]\.expected_taskmanagers: expected an integer, got true or false True",
+        ),
+        (("parallelism: 2", "parallelizm: 2"), r"clusters\[0\]\.jobs\[0\]\.parallelizm: unknown key; expected one of"),
+        (
+            ("no_checkpoint_policy: fresh", "no_checkpoint_policy: latest"),
+            r"no_checkpoint_policy: 'latest' is not one of: fail, fresh",
+        ),
+        (("- name: second", "- name: Second_One"), r"clusters\[1\]\.name: 'Second_One' must be lowercase"),
+        (("- name: second", "- name: realtime-pipeline"), r"clusters\[1\]\.name: 'realtime-pipeline' appears twice"),
+        (
+            ("auth: {type: bearer, token_env: FLINK_TOKEN}", "auth: {type: basic}"),
+            r"clusters\[0\]\.rest\.auth: basic auth needs username_env and password_env",
+        ),
+        (
+            ("containers: {compose_project: realtime-pipeline}", "containers: {}"),
+            r"clusters\[0\]\.containers: give compose_project or names",
+        ),
+    ],
+)
+def test_invalid_inventory_names_file_key_and_reason(tmp_path, change, message):
+    path = write(tmp_path, VALID.replace(*change))
+    with pytest.raises(InventoryError, match=message) as error:
+        load_inventory(path)
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_broken_yaml_gives_the_position(tmp_path):
+    path = write(tmp_path, "clusters:\n  - name: a\n   rest: [\n")
+    with pytest.raises(InventoryError, match=r"not valid YAML at line \d+, column \d+"):
+        load_inventory(path)
+
+
+def test_missing_file_and_unknown_cluster(tmp_path):
+    with pytest.raises(InventoryError, match="cannot read"):
+        load_inventory(tmp_path / "nope.yaml")
+    inventory = load_inventory(write(tmp_path, VALID))
+    with pytest.raises(InventoryError, match="no cluster named 'third'; the file defines: realtime-pipeline, second"):
+        inventory.select("third")
+
+
+@pytest.mark.parametrize("args", [["--cluster", "third"], []])
+def test_cli_reports_bad_input_with_exit_2_and_no_traceback(tmp_path, args):
+    path = write(tmp_path, VALID if args else VALID.replace("parallelism: 2", "parallelism: 0"))
+    result = subprocess.run(
+        [sys.executable, "-m", "flink_runbook.cli", "diagnose", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"flink-runbook: {path}")
+    assert result.stdout == ""
