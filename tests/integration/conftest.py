@@ -15,9 +15,10 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job, wait_for_job_state
-from flink_runbook.demo.stack import DemoStack, StackSettings
+from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
 from flink_runbook.polling import wait_until
 
@@ -99,3 +100,30 @@ def run_demo_job(stack: DemoStack, jar: Path) -> str:
         what=f"a completed checkpoint of job {job_id}",
     )
     return job_id
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real, temporary Prefect server (SQLite) for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def running_stack(start_stack: Callable[[str], DemoStack], flink_version: str, demo_job_jar: Path) -> DemoStack:
+    """A shared healthy stack with the demo job running; tests must not break it."""
+    stack = start_stack(flink_version)
+    run_demo_job(stack, demo_job_jar)
+    return stack
+
+
+def write_inventory(stack: DemoStack, directory: Path, **cluster_overrides) -> Path:
+    """An inventory file for this stack, with optional cluster-level overrides."""
+    data = demo_inventory(stack.settings)
+    data["clusters"][0].update(cluster_overrides)
+    path = directory / f"{stack.settings.project}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
