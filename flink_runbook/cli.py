@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 
-from flink_runbook.console import diagnosis_lines
+from flink_runbook.console import diagnosis_lines, recovery_lines
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import JobBuildError, build_demo_job_jar, submit_demo_job, wait_for_job_state
@@ -112,6 +112,20 @@ def diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
 
 
+def recover(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flows.recover import recover_flow
+
+    results = recover_flow(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(recovery_lines(result)))
+    ok = all(r["status"] in ("healthy", "recovered", "planned") for r in results)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose_cmd.add_argument("--cluster", help="only this cluster of the inventory")
     diagnose_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
     diagnose_cmd.set_defaults(run=diagnose)
+
+    recover_cmd = commands.add_parser(
+        "recover", help="restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed"
+    )
+    recover_cmd.add_argument("--config", required=True, help="inventory YAML file")
+    recover_cmd.add_argument("--cluster", help="only this cluster of the inventory")
+    recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    recover_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
+    recover_cmd.set_defaults(run=recover)
 
     stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)

@@ -39,6 +39,7 @@ class ContainerState:
     health: str | None = None  # healthy | unhealthy | starting | None (no healthcheck)
     image: str | None = None
     container_id: str | None = None
+    ip_addresses: tuple[str, ...] = ()
 
 
 def docker_client(docker_host: str | None) -> docker.DockerClient:
@@ -67,6 +68,13 @@ def _state_of(role: str, service: str, container: Container) -> ContainerState:
         health=health,
         image=container.attrs.get("Config", {}).get("Image"),
         container_id=container.id,
+        ip_addresses=tuple(
+            sorted(
+                network["IPAddress"]
+                for network in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).values()
+                if network.get("IPAddress")
+            )
+        ),
     )
 
 

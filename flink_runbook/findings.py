@@ -111,8 +111,10 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
             findings.append(
                 Finding(
                     "CONTAINER_OOM_KILLED",
-                    "error",
-                    f"{state.role} container {state.name} ran out of memory and was killed",
+                    # Once it runs again (restart policy) the kill is history; the memory limit is the lesson.
+                    "warning" if state.state == "running" else "error",
+                    f"{state.role} container {state.name} ran out of memory and was killed"
+                    + (" (it has been restarted since)" if state.state == "running" else ""),
                     f"OOMKilled={state.oom_killed}, OOM events in the last "
                     f"{cluster.thresholds.oom_lookback_s:.0f}s: {oom_kills}, restarts={state.restart_count}",
                     "Raise the container memory limit above Flink's process memory "
@@ -150,7 +152,7 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
         )
     stale_ms = cluster.thresholds.heartbeat_stale_ms or 2 * jm.heartbeat_interval_ms
     for tm in seen.taskmanagers:
-        if tm.heartbeat_age_ms > stale_ms:
+        if tm.heartbeat_age_ms is not None and tm.heartbeat_age_ms > stale_ms:
             findings.append(
                 Finding(
                     "TASKMANAGER_HEARTBEAT_STALE",

@@ -21,7 +21,8 @@ RESTARTS_EXHAUSTED = re.compile(r"Recovery is suppressed by (\w+\([^)]*\))")
 @dataclass(frozen=True)
 class TaskManagerInfo:
     id: str
-    heartbeat_age_ms: int
+    # None: registered, but no heartbeat received yet (Flink reports 0 then).
+    heartbeat_age_ms: int | None
     slots_total: int
     slots_free: int
     path: str = ""
@@ -94,11 +95,14 @@ def parse_cluster_overview(answer: dict[str, Any]) -> dict[str, Any]:
 
 def parse_taskmanagers(answer: dict[str, Any], now_ms: int) -> list[TaskManagerInfo]:
     """GET /taskmanagers. `timeSinceLastHeartbeat` is the epoch time (ms) of the last
-    heartbeat, not an age, on 1.20 and 2.2 alike; the age is now - that."""
+    heartbeat, not an age, on 1.20 and 2.2 alike; the age is now - that. A
+    TaskManager that has just registered reports 0: no heartbeat yet."""
     return [
         TaskManagerInfo(
             id=tm["id"],
-            heartbeat_age_ms=max(0, now_ms - int(tm["timeSinceLastHeartbeat"])),
+            heartbeat_age_ms=(
+                max(0, now_ms - int(tm["timeSinceLastHeartbeat"])) if int(tm["timeSinceLastHeartbeat"]) > 0 else None
+            ),
             slots_total=int(tm.get("slotsNumber", 0)),
             slots_free=int(tm.get("freeSlots", 0)),
             path=tm.get("path", ""),

@@ -14,6 +14,14 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _heartbeat(age_ms: int | None) -> str:
+    return "none yet (just registered)" if age_ms is None else f"{age_ms / 1000:.1f}s ago"
+
+
+def _heartbeat(age_ms: int | None) -> str:
+    return "none yet (just registered)" if age_ms is None else f"{age_ms / 1000:.1f}s ago"
+
+
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -78,10 +86,7 @@ def diagnosis_report(cluster: ClusterSpec, diagnosis: Diagnosis) -> str:
     else:
         out += _table(
             ["TaskManager id", "last heartbeat", "slots", "free slots"],
-            [
-                [tm.id, f"{tm.heartbeat_age_ms / 1000:.1f}s ago", tm.slots_total, tm.slots_free]
-                for tm in seen.taskmanagers
-            ],
+            [[tm.id, _heartbeat(tm.heartbeat_age_ms), tm.slots_total, tm.slots_free] for tm in seen.taskmanagers],
         )
     out += ["", "### 3. Jobs (`GET /jobs/overview`, `/jobs/:id`, `/exceptions`, `/checkpoints`)", ""]
     if seen.jobmanager.reachable:

@@ -76,6 +76,8 @@ class JobSpec:
     no_checkpoint_policy: str = "fail"
     resubmit_command: tuple[str, ...] = ()
     resubmit_timeout_s: float = 300.0
+    # Host directory of the job's sink; when set, verification requires fresh output there.
+    sink_output_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,17 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class RecoverySettings:
+    jobmanager_timeout_s: float = 120.0
+    taskmanager_timeout_s: float = 120.0
+    # How long a resubmitted job has to reach RUNNING, restore, and complete a checkpoint.
+    verify_timeout_s: float = 120.0
+    # How long TaskManagers and jobs must stay stable after that.
+    stabilization_s: float = 15.0
+    container_stop_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     rest: RestSettings
@@ -100,6 +113,7 @@ class ClusterSpec:
     expected_taskmanagers: int = 1
     jobs: tuple[JobSpec, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
 
 @dataclass(frozen=True)
@@ -275,6 +289,7 @@ def _job(section: _Mapping, base: Path) -> JobSpec:
         no_checkpoint_policy=policy,
         resubmit_command=section.strings("resubmit_command"),
         resubmit_timeout_s=section.number("resubmit_timeout_s", 300.0, minimum=1),
+        sink_output_dir=section.path_value("sink_output_dir", base),
     )
     checkpoint.done()
     section.done()
@@ -290,6 +305,18 @@ def _thresholds(section: _Mapping) -> Thresholds:
     )
     section.done()
     return thresholds
+
+
+def _recovery(section: _Mapping) -> RecoverySettings:
+    recovery = RecoverySettings(
+        jobmanager_timeout_s=section.number("jobmanager_timeout_s", 120.0, minimum=1),
+        taskmanager_timeout_s=section.number("taskmanager_timeout_s", 120.0, minimum=1),
+        verify_timeout_s=section.number("verify_timeout_s", 120.0, minimum=1),
+        stabilization_s=section.number("stabilization_s", 15.0, minimum=0),
+        container_stop_timeout_s=section.number("container_stop_timeout_s", 10, minimum=0, integer=True),
+    )
+    section.done()
+    return recovery
 
 
 def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
@@ -311,6 +338,7 @@ def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
         expected_taskmanagers=section.number("expected_taskmanagers", 1, minimum=1, integer=True),
         jobs=jobs,
         thresholds=_thresholds(section.mapping("thresholds")),
+        recovery=_recovery(section.mapping("recovery")),
     )
     section.done()
     return cluster

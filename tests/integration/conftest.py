@@ -17,7 +17,7 @@ import docker
 import pytest
 import yaml
 
-from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job, wait_for_job_state
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids, submit_demo_job, wait_for_job_state
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
 from flink_runbook.polling import wait_until
@@ -120,10 +120,24 @@ def running_stack(start_stack: Callable[[str], DemoStack], flink_version: str, d
     return stack
 
 
-def write_inventory(stack: DemoStack, directory: Path, **cluster_overrides) -> Path:
-    """An inventory file for this stack, with optional cluster-level overrides."""
-    data = demo_inventory(stack.settings)
+def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, **cluster_overrides) -> Path:
+    """An inventory file for this stack (its demo job, with `jar` to resubmit it), with cluster-level overrides."""
+    data = demo_inventory(stack.settings, jar)
     data["clusters"][0].update(cluster_overrides)
     path = directory / f"{stack.settings.project}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def assert_every_id_exactly_once(stack: DemoStack, at_least: int, timeout: float = 90) -> list[int]:
+    """Wait until the sink has committed `at_least` ids, then: 1..N, no gap, no duplicate."""
+    ids = wait_until(
+        lambda: committed_ids(stack.output_dir),
+        lambda found: len(found) >= at_least,
+        timeout=timeout,
+        what=f"{at_least} committed ids in {stack.output_dir}",
+    )
+    duplicates = len(ids) - len(set(ids))
+    assert duplicates == 0, f"{duplicates} duplicated id(s)"
+    assert sorted(ids) == list(range(1, len(ids) + 1)), f"gap in ids: max {max(ids)}, count {len(ids)}"
+    return ids

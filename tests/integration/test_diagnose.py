@@ -126,8 +126,8 @@ def test_taskmanager_out_of_memory(disposable_stack, demo_job_jar, tmp_path):
     )
     result = diagnose_one(write_inventory(stack, tmp_path))
     found = codes(result)
-    assert found["CONTAINER_OOM_KILLED"] == "error"
-    assert result["healthy"] is False
+    # Docker restarted it already: a warning (the memory limit), not an outage by itself.
+    assert found["CONTAINER_OOM_KILLED"] == "warning"
     taskmanager = next(c for c in result["containers"] if c["service"] == "taskmanager")
     assert taskmanager["oom_killed"] is True and taskmanager["restart_count"] >= 1
     # Whatever the job did meanwhile, nothing claims the new TaskManager is lost or stale.

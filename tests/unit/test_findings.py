@@ -101,6 +101,27 @@ def test_past_heartbeat_timeout_of_a_recovered_cluster_is_only_info():
     assert codes(diagnosis) == {"TASKMANAGER_HEARTBEAT_TIMEOUT": "info"}
 
 
+def test_oom_killed_container_restarted_by_docker_is_a_warning():
+    containers = ContainersView(
+        containers=(
+            running("jm", "jobmanager"),
+            ContainerState(
+                role="taskmanager",
+                name="tm",
+                service="taskmanager",
+                state="running",
+                oom_killed=True,
+                restart_count=1,
+                container_id="tm",
+            ),
+        ),
+        oom_kills={"tm": 1},
+    )
+    diagnosis = diagnose(CLUSTER, observed("2.2.0", "healthy", containers))
+    assert codes(diagnosis) == {"CONTAINER_OOM_KILLED": "warning"}
+    assert diagnosis.healthy
+
+
 def test_oom_killed_and_exited_containers():
     containers = ContainersView(
         containers=(

@@ -31,6 +31,19 @@ def test_heartbeat_field_is_an_epoch_timestamp_not_an_age(version):
     assert (tm.slots_total, tm.slots_free) == (2, 1)
 
 
+def test_just_registered_taskmanager_has_no_heartbeat_yet():
+    # Seen on a real 1.20.3 cluster right after a TaskManager (re)registered: the field is 0.
+    (tm,) = parse_taskmanagers(
+        {
+            "taskmanagers": [
+                {"id": "172.21.0.3:36885-e67333", "timeSinceLastHeartbeat": 0, "slotsNumber": 2, "freeSlots": 2}
+            ]
+        },
+        now_ms=1795501633400,
+    )
+    assert tm.heartbeat_age_ms is None
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_frozen_taskmanager_heartbeat_age_grows(version):
     now = recorded_at_ms(version, "frozen-before-timeout")
