@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import docker
 import docker.errors
@@ -19,6 +20,18 @@ from flink_runbook.inventory import ContainerSelector
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ROLES = ("jobmanager", "taskmanager")
+
+
+def seconds_since(docker_time: str | None, now_s: float) -> float | None:
+    """Seconds from a Docker timestamp (RFC 3339 with nanoseconds, e.g. State.StartedAt) to now_s."""
+    if not docker_time or docker_time.startswith("0001-"):
+        return None
+    whole, _, fraction = docker_time.rstrip("Z").partition(".")
+    try:
+        started = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    return now_s - started - float(f"0.{fraction or 0}")
 
 
 class DockerUnavailable(RuntimeError):

@@ -102,6 +102,8 @@ class RecoverySettings:
     # How long TaskManagers and jobs must stay stable after that.
     stabilization_s: float = 15.0
     container_stop_timeout_s: int = 10
+    # A TaskManager container (re)started less than this ago is still registering: wait, don't restart.
+    registration_grace_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,7 @@ def _recovery(section: _Mapping) -> RecoverySettings:
         verify_timeout_s=section.number("verify_timeout_s", 120.0, minimum=1),
         stabilization_s=section.number("stabilization_s", 15.0, minimum=0),
         container_stop_timeout_s=section.number("container_stop_timeout_s", 10, minimum=0, integer=True),
+        registration_grace_s=section.number("registration_grace_s", 30.0, minimum=0),
     )
     section.done()
     return recovery

@@ -33,13 +33,28 @@ class Submission:
     output: str = ""
 
 
-def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> None:
-    """docker restart each container (works on paused, exited and running ones)."""
+def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> set[str]:
+    """docker restart each container (works on paused, exited and running ones); returns their IPs."""
+    addresses: set[str] = set()
     for name in names:
         try:
-            client.containers.get(name).restart(timeout=stop_timeout_s)
+            container = client.containers.get(name)
+            container.restart(timeout=stop_timeout_s)
+            container.reload()
         except docker.errors.DockerException as exc:
             raise RecoveryError(f"docker restart {name} failed: {exc}") from exc
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        addresses |= {n["IPAddress"] for n in networks.values() if n.get("IPAddress")}
+    return addresses
+
+
+def taskmanagers_at(rest: FlinkRestClient, addresses: set[str]) -> set[str]:
+    """Ids of the TaskManagers registered now from these container addresses.
+
+    Right after a restart they are the old processes' registrations (the new
+    JVMs take seconds to start): they must not count as back.
+    """
+    return {tm.id for tm in inspect_taskmanagers(rest) if tm.id.rsplit(":", 1)[0] in addresses}
 
 
 def wait_for_jobmanager(rest: FlinkRestClient, timeout_s: float) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flink_runbook.containers import seconds_since
 from flink_runbook.diagnosis import Diagnosis
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.restore_point import RestorePoint, RetainedCheckpoint, from_job_history, newest_retained
@@ -111,6 +112,9 @@ def plan_recovery(
             and container.ip_addresses
             and not set(container.ip_addresses) & registered
         ):
+            up_for = seconds_since(container.started_at, seen.observed_at_ms / 1000)
+            if up_for is not None and up_for < cluster.recovery.registration_grace_s:
+                continue  # (re)started moments ago, e.g. by the restart policy: its TaskManager is registering
             to_restart.append((container, f"{container.name} runs but its TaskManager is not registered"))
     if to_restart:
         actions.append(

@@ -16,8 +16,14 @@ class Check:
     detail: str
 
 
-def job_checks(info: JobInfo | None, restore_point: RestorePoint | None) -> list[Check]:
-    """RUNNING with every task running, restored from the chosen point, no exception, a new checkpoint."""
+def new_exceptions(info: JobInfo, since_ms: int) -> list[str]:
+    """Exception messages recorded after `since_ms` (a job Flink restarted keeps its older history)."""
+    return [e.message for e in info.exceptions if (e.timestamp_ms or 0) > since_ms]
+
+
+def job_checks(info: JobInfo | None, restore_point: RestorePoint | None, since_ms: int = 0) -> list[Check]:
+    """RUNNING with every task running, restored from the chosen point, no exception since `since_ms`,
+    a new checkpoint."""
     if info is None:
         return [Check("job running", False, "the JobManager knows no job of this name")]
     checks = [
@@ -39,11 +45,14 @@ def job_checks(info: JobInfo | None, restore_point: RestorePoint | None) -> list
                 f"restored from {restored.external_path if restored else 'nothing'}; chosen {restore_point.path}",
             )
         )
+    fresh = new_exceptions(info, since_ms)
     checks.append(
         Check(
             "no exceptions",
-            info.failures == 0,
-            "exception history is empty" if info.failures == 0 else f"{info.failures}: {info.root_cause}",
+            not fresh,
+            "no exception in the job's history" + (" since recovery" if since_ms else "")
+            if not fresh
+            else f"{len(fresh)}, newest: {fresh[0]}",
         )
     )
     latest = info.checkpoints.latest_completed

@@ -63,7 +63,7 @@ def _lost_taskmanager_ids(diagnosis: Diagnosis, restarted: tuple[str, ...]) -> s
     return {tm.id for tm in diagnosis.observation.taskmanagers if tm.id.rsplit(":", 1)[0] in addresses}
 
 
-def _resubmit(cluster: ClusterSpec, action: PlannedAction, result: RecoveryResult) -> tuple | None:
+def _resubmit(cluster: ClusterSpec, action: PlannedAction, result: RecoveryResult) -> tuple:
     """Resubmit one job unless Flink brought it back itself; returns what to verify."""
     job = next(j for j in cluster.jobs if j.name == action.target)
     record = JobRecord(name=job.name, old_id=action.old_job_id)
@@ -73,7 +73,8 @@ def _resubmit(cluster: ClusterSpec, action: PlannedAction, result: RecoveryResul
         if state in ("RUNNING",):
             record.new_id = job_id
             step.status, step.detail = "skipped", f"Flink restarted job {job_id} by itself; not resubmitted"
-            return job, None
+            # Its history holds the failure being recovered from: judge it from now on.
+            return job, None, int(time.time() * 1000)
         if state not in ("FAILED", "CANCELED", "SUSPENDED", "MISSING"):
             raise RuntimeError(
                 f"job {job.name} is still {state} after the TaskManagers came back; "
@@ -84,7 +85,8 @@ def _resubmit(cluster: ClusterSpec, action: PlannedAction, result: RecoveryResul
         record.new_id = submission.job_id
         record.restored_from = restore_point.path if restore_point else None
         step.detail = submission.how + (f"; output: {submission.output[-300:]}" if submission.output else "")
-        return job, restore_point
+        # A new job: every exception in its history counts.
+        return job, restore_point, 0
 
 
 def _carry_out(cluster: ClusterSpec, plan: RecoveryPlan, diagnosis: Diagnosis, result: RecoveryResult) -> None:
@@ -92,28 +94,32 @@ def _carry_out(cluster: ClusterSpec, plan: RecoveryPlan, diagnosis: Diagnosis, r
         with _step(result, action.action, action.target, action.reason) as step:
             step.detail = start_jobmanager(cluster, action.containers)
     restarted: tuple[str, ...] = ()
+    gone = set()
     for action in plan.of("restart_taskmanagers"):
         with _step(result, action.action, action.target, action.reason) as step:
-            step.detail = restart_taskmanagers(cluster, action.containers)
+            step.detail, still_registered = restart_taskmanagers(cluster, action.containers)
             restarted += action.containers
+            gone |= still_registered
     taskmanagers = []
     for action in plan.of("wait_for_taskmanagers"):
         resubmitting = {a.target for a in plan.of("resubmit_job")}
         free_slots = sum(j.parallelism for j in cluster.jobs if j.name in resubmitting)
         with _step(result, action.action, action.target, action.reason) as step:
-            taskmanagers = wait_for_taskmanagers(cluster, free_slots, _lost_taskmanager_ids(diagnosis, restarted))
+            gone |= _lost_taskmanager_ids(diagnosis, restarted)
+            taskmanagers = wait_for_taskmanagers(cluster, free_slots, gone)
             step.detail = "registered: " + ", ".join(tm.id for tm in taskmanagers)
     to_verify = [_resubmit(cluster, action, result) for action in plan.of("resubmit_job")]
     since = time.time()
-    for job, restore_point in to_verify:
+    exceptions_since = {job.name: since_ms for job, _, since_ms in to_verify}
+    for job, restore_point, since_ms in to_verify:
         with _step(result, "verify_job", job.name, "RUNNING, restored, no exceptions, a new checkpoint") as step:
-            checks = verify_job(cluster, job, restore_point, since)
+            checks = verify_job(cluster, job, restore_point, since, since_ms)
             result.checks += checks
             if not all(c.passed for c in checks):
                 step.status, step.detail = "failed", "; ".join(c.detail for c in checks if not c.passed)
     if plan.actions:
         with _step(result, "verify_stability", cluster.name, f"{cluster.recovery.stabilization_s:.0f}s window") as s:
-            checks = verify_stability(cluster, taskmanagers or [])
+            checks = verify_stability(cluster, taskmanagers or [], exceptions_since)
             result.checks += checks
             if not all(c.passed for c in checks):
                 s.status, s.detail = "failed", "; ".join(c.detail for c in checks if not c.passed)

@@ -23,6 +23,7 @@ from flink_runbook.restore_point import RestorePoint, RetainedCheckpoint, list_r
 from flink_runbook.verification import (
     Check,
     job_checks,
+    new_exceptions,
     newest_output_mtime,
     sink_fresh,
     taskmanagers_stable,
@@ -49,10 +50,17 @@ def start_jobmanager(cluster: ClusterSpec, containers: tuple[str, ...]) -> str:
 
 
 @task(name="restart TaskManagers", **CHANGES_CLUSTER)
-def restart_taskmanagers(cluster: ClusterSpec, containers: tuple[str, ...]) -> str:
-    """`docker-compose restart taskmanager`, for exactly the containers the plan names."""
-    recovery_actions.restart_containers(cluster_docker(cluster), containers, cluster.recovery.container_stop_timeout_s)
-    return f"docker restart {' '.join(containers)}"
+def restart_taskmanagers(cluster: ClusterSpec, containers: tuple[str, ...]) -> tuple[str, set[str]]:
+    """`docker-compose restart taskmanager`, for exactly the containers the plan names.
+
+    Returns what was done and the TaskManager ids still registered from those
+    containers right after the restart (old registrations that must not count).
+    """
+    addresses = recovery_actions.restart_containers(
+        cluster_docker(cluster), containers, cluster.recovery.container_stop_timeout_s
+    )
+    stale = recovery_actions.taskmanagers_at(cluster_rest(cluster), addresses)
+    return f"docker restart {' '.join(containers)}", stale
 
 
 @task(name="wait for TaskManagers", cache_policy=NO_CACHE)
@@ -82,7 +90,9 @@ def resubmit_job(cluster: ClusterSpec, job: JobSpec, restore_point: RestorePoint
 
 
 @task(name="verify job", task_run_name="verify {job.name}", cache_policy=NO_CACHE)
-def verify_job(cluster: ClusterSpec, job: JobSpec, restore_point: RestorePoint | None, since: float) -> list[Check]:
+def verify_job(
+    cluster: ClusterSpec, job: JobSpec, restore_point: RestorePoint | None, since: float, exceptions_since_ms: int
+) -> list[Check]:
     """Wait until the job runs, restored from the chosen point, with no exception and a new checkpoint.
 
     Progress is a progress artifact of the run, visible in the UI while it waits.
@@ -94,7 +104,7 @@ def verify_job(cluster: ClusterSpec, job: JobSpec, restore_point: RestorePoint |
     )
     deadline = time.monotonic() + cluster.recovery.verify_timeout_s
     while True:
-        checks = job_checks(check_job(rest, job.name).info, restore_point)
+        checks = job_checks(check_job(rest, job.name).info, restore_point, exceptions_since_ms)
         if job.sink_output_dir:
             checks.append(sink_fresh(job.sink_output_dir, newest_output_mtime(job.sink_output_dir), since))
         passed = sum(c.passed for c in checks)
@@ -113,19 +123,21 @@ def verify_job(cluster: ClusterSpec, job: JobSpec, restore_point: RestorePoint |
 
 
 @task(name="verify stability", cache_policy=NO_CACHE)
-def verify_stability(cluster: ClusterSpec, taskmanagers: list[TaskManagerInfo]) -> list[Check]:
+def verify_stability(
+    cluster: ClusterSpec, taskmanagers: list[TaskManagerInfo], exceptions_since_ms: dict[str, int]
+) -> list[Check]:
     """TaskManagers and jobs stay healthy through the stabilisation window."""
     time.sleep(cluster.recovery.stabilization_s)
     rest = cluster_rest(cluster)
     checks = [taskmanagers_stable(taskmanagers, inspect_taskmanagers(rest), cluster.expected_taskmanagers)]
     for job in cluster.jobs:
         info = check_job(rest, job.name).info
-        still = info is not None and info.state == "RUNNING" and info.failures == 0
+        fresh = new_exceptions(info, exceptions_since_ms.get(job.name, 0)) if info else []
         checks.append(
             Check(
                 f"{job.name} still running without exceptions after {cluster.recovery.stabilization_s:.0f}s",
-                still,
-                f"state {info.state if info else 'MISSING'}, {info.failures if info else 0} exception(s)",
+                info is not None and info.state == "RUNNING" and not fresh,
+                f"state {info.state if info else 'MISSING'}, {len(fresh)} new exception(s)",
             )
         )
     return checks

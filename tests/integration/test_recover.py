@@ -95,8 +95,16 @@ def test_taskmanager_out_of_memory_is_recovered_exactly_once(disposable_stack, d
     run_demo_job(stack, demo_job_jar)
     wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=60, what="40 committed ids")
     committed_before = len(committed_ids(stack.output_dir))
+    old_ids = {tm["id"] for tm in stack.rest.taskmanagers()}
     faults.exhaust_memory(stack.taskmanager())
     wait_until(lambda: stack.taskmanager().attrs["RestartCount"], lambda n: n >= 1, timeout=60, what="OOM restart")
+    # Act on what an operator would see: the JobManager has dropped the killed TaskManager.
+    wait_until(
+        lambda: {tm["id"] for tm in stack.rest.taskmanagers()},
+        lambda ids: not ids & old_ids,
+        timeout=60,
+        what="the JobManager to drop the OOM-killed TaskManager",
+    )
     result = recover_one(write_inventory(stack, tmp_path, demo_job_jar, **FAST))
     # Docker's restart policy brought the TaskManager back; Flink may have restored the job itself
     # (then nothing is resubmitted) or the job failed (then recover resubmits it).

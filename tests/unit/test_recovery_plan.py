@@ -1,0 +1,133 @@
+"""The recovery plan: the right actions, in order, and refusals instead of unsafe actions."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from flink_runbook.containers import ContainerState, seconds_since
+from flink_runbook.diagnosis import diagnose
+from flink_runbook.inventory import CheckpointDir, JobSpec
+from flink_runbook.observation import ClusterObservation, ContainersView, JobManagerView, JobView
+from flink_runbook.recovery_plan import plan_recovery
+from flink_runbook.restore_point import RetainedCheckpoint, normalize_path
+
+from .test_findings import CLUSTER, observed
+
+NOW_S = 1795501000.0
+LONG_AGO = "2026-11-24T04:00:00.123456789Z"
+
+
+def tm_container(state: str, ip: str = "172.30.0.3", started_at: str = LONG_AGO) -> ContainerState:
+    return ContainerState(
+        role="taskmanager",
+        name="tm",
+        service="taskmanager",
+        state=state,
+        container_id="tm",
+        ip_addresses=(ip,),
+        started_at=started_at,
+    )
+
+
+def jm_container(state: str = "running") -> ContainerState:
+    return ContainerState(
+        role="jobmanager", name="jm", service="jobmanager", state=state, container_id="jm", started_at=LONG_AGO
+    )
+
+
+def with_containers(seen: ClusterObservation, *containers: ContainerState) -> ClusterObservation:
+    return dataclasses.replace(seen, containers=ContainersView(containers=containers))
+
+
+def test_healthy_cluster_needs_no_plan():
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, observed("1.20.3", "healthy")))
+    assert plan.healthy and plan.actions == () and plan.refusals == ()
+
+
+def test_the_runbook_incident_plan():
+    seen = with_containers(observed("1.20.3", "failed-heartbeat-timeout"), jm_container(), tm_container("paused"))
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
+    assert [a.action for a in plan.actions] == ["restart_taskmanagers", "wait_for_taskmanagers", "resubmit_job"]
+    restart, _, resubmit = plan.actions
+    assert restart.containers == ("tm",) and restart.finding == "TASKMANAGER_HEARTBEAT_TIMEOUT"
+    assert resubmit.restore_point.path.startswith("file:/data/checkpoints/")
+    assert resubmit.restore_point.kind == "checkpoint" and resubmit.old_job_id
+    assert plan.refusals == ()
+
+
+def test_running_container_whose_taskmanager_is_lost_is_restarted_unless_it_just_started():
+    base = observed("2.2.0", "failed-heartbeat-timeout")
+    base = dataclasses.replace(base, observed_at_ms=int(NOW_S * 1000))
+    lost = with_containers(base, jm_container(), tm_container("running"))
+    assert plan_recovery(CLUSTER, diagnose(CLUSTER, lost)).of("restart_taskmanagers")
+    just_started = with_containers(base, jm_container(), tm_container("running", started_at="2026-11-24T06:16:30Z"))
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, just_started))
+    assert not plan.of("restart_taskmanagers")
+    assert [a.action for a in plan.actions] == ["wait_for_taskmanagers", "resubmit_job"]
+
+
+def test_unreachable_but_running_jobmanager_is_not_restarted():
+    seen = ClusterObservation(
+        cluster=CLUSTER.name,
+        rest_url=CLUSTER.rest.url,
+        observed_at_ms=0,
+        jobmanager=JobManagerView(reachable=False, error="timed out", error_kind="unreachable"),
+        containers=ContainersView(containers=(jm_container(), tm_container("running"))),
+    )
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
+    assert plan.actions == ()
+    assert "a running JobManager is not restarted" in plan.refusals[0]
+
+
+def test_stopped_jobmanager_is_started_then_jobs_resubmitted_from_the_checkpoint_directory(tmp_path):
+    job = JobSpec(name="realtime-cdc-demo", checkpoint_dir=CheckpointDir(host=tmp_path, container="/data/checkpoints"))
+    cluster = dataclasses.replace(CLUSTER, jobs=(job,))
+    seen = ClusterObservation(
+        cluster=CLUSTER.name,
+        rest_url=CLUSTER.rest.url,
+        observed_at_ms=0,
+        jobmanager=JobManagerView(reachable=False, error="refused", error_kind="unreachable"),
+        containers=ContainersView(containers=(jm_container("exited"), tm_container("running"))),
+        jobs=(JobView(name="realtime-cdc-demo", info=None),),
+    )
+    retained = {
+        "realtime-cdc-demo": [
+            RetainedCheckpoint("aaa", 7, tmp_path / "aaa" / "chk-7", 100.0),
+            RetainedCheckpoint("bbb", 3, tmp_path / "bbb" / "chk-3", 200.0),  # newer run, lower id
+        ]
+    }
+    plan = plan_recovery(cluster, diagnose(cluster, seen), retained)
+    assert [a.action for a in plan.actions] == ["start_jobmanager", "wait_for_taskmanagers", "resubmit_job"]
+    assert plan.actions[-1].restore_point.path == "file:/data/checkpoints/bbb/chk-3"
+
+
+def test_no_checkpoint_with_fail_policy_is_refused_and_fresh_policy_resubmits():
+    seen = dataclasses.replace(
+        observed("1.20.3", "failed-heartbeat-timeout"), jobs=(JobView(name="realtime-cdc-demo", info=None),)
+    )
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen), {"realtime-cdc-demo": []})
+    assert not plan.of("resubmit_job")
+    assert "no retained checkpoint and its no_checkpoint_policy is 'fail'" in plan.refusals[0]
+    fresh = dataclasses.replace(CLUSTER, jobs=(JobSpec(name="realtime-cdc-demo", no_checkpoint_policy="fresh"),))
+    (resubmit,) = plan_recovery(fresh, diagnose(fresh, seen), {}).of("resubmit_job")
+    assert resubmit.restore_point is None
+
+
+def test_garbage_rest_is_refused_before_touching_anything():
+    seen = ClusterObservation(
+        cluster=CLUSTER.name,
+        rest_url=CLUSTER.rest.url,
+        observed_at_ms=0,
+        jobmanager=JobManagerView(reachable=False, error="not JSON", error_kind="invalid_answer"),
+        containers=ContainersView(containers=(jm_container(), tm_container("exited"))),
+    )
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
+    assert plan.actions == () and "does not answer as a Flink JobManager" in plan.refusals[0]
+
+
+def test_docker_timestamps_and_paths():
+    assert abs(seconds_since("2026-11-24T06:16:50.504596499Z", 1795501010.504596) - 0.0) < 1e-3
+    assert seconds_since("0001-01-01T00:00:00Z", NOW_S) is None
+    assert normalize_path("file:/data/x") == normalize_path("file:///data/x") == normalize_path("/data/x")
+    assert Path("/data/x").as_posix() == "/data/x"
