@@ -11,11 +11,13 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from flink_runbook.demo import faults
-from flink_runbook.demo.job import committed_ids, wait_for_job_state
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
 from flink_runbook.polling import wait_until
 from flows.recover import recover_flow
 
@@ -175,3 +177,32 @@ def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_j
     assert sorted(r["status"] for r in results) == ["healthy", "recovered"], [err[-2000:] for _, err in outputs]
     live = [j for j in stack.rest.jobs_overview() if j["state"] not in ("FAILED", "CANCELED", "FINISHED")]
     assert len(live) == 1 and live[0]["name"] == "realtime-cdc-demo"
+
+
+def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
+    """A job that names its own resubmit command: run as an argument list, output in the report."""
+    version = "1.20.3"
+    stack = start_stack(version)
+    try:
+        jar = build_demo_job_jar(version)
+        old_job, checkpoint, committed_before = failed_with_checkpoint(
+            stack, jar, lambda s: faults.freeze(s.taskmanager())
+        )
+        script = Path(__file__).with_name("restart_flink_cdc_job.py")
+        inventory = write_inventory(stack, tmp_path, **FAST)
+        data = yaml.safe_load(inventory.read_text())
+        data["clusters"][0]["jobs"][0]["resubmit_command"] = [
+            sys.executable,
+            str(script),
+            stack.settings.rest_url,
+            str(jar),
+            "{restore_path}",
+        ]
+        inventory.write_text(yaml.safe_dump(data))
+        result = recover_one(inventory)
+        assert_recovered(result, old_job, checkpoint)
+        resubmit = next(a for a in result["actions"] if a["action"] == "resubmit_job")
+        assert f"submitted job {result['jobs'][0]['new_id']} from {checkpoint}" in resubmit["detail"]
+        assert_every_id_exactly_once(stack, at_least=committed_before + 60)
+    finally:
+        stack.down()
