@@ -90,10 +90,13 @@ def plan_recovery(
             )
         )
     elif not seen.jobmanager.reachable:
-        refusals.append(
-            f"the JobManager REST API at {cluster.rest.url} does not answer but its container runs; "
-            "a running JobManager is not restarted (every job would die): read its log"
-        )
+        if any(c.state == "running" for c in jobmanagers):
+            refusals.append(
+                f"the JobManager REST API at {cluster.rest.url} does not answer but its container runs; "
+                "a running JobManager is not restarted (every job would die): read its log"
+            )
+        elif not jobmanagers or seen.containers.error:
+            refusals.append(f"the JobManager REST API at {cluster.rest.url} does not answer and no container was found")
         return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals))
 
     taskmanagers = [c for c in containers if c.role == "taskmanager"]

@@ -131,3 +131,17 @@ def test_docker_timestamps_and_paths():
     assert seconds_since("0001-01-01T00:00:00Z", NOW_S) is None
     assert normalize_path("file:/data/x") == normalize_path("file:///data/x") == normalize_path("/data/x")
     assert Path("/data/x").as_posix() == "/data/x"
+
+
+def test_missing_jobmanager_container_is_refused_once_with_the_right_reason():
+    missing = ContainerState(role="jobmanager", name="jobmanager (none found)", service="jobmanager", state="missing")
+    seen = ClusterObservation(
+        cluster=CLUSTER.name,
+        rest_url=CLUSTER.rest.url,
+        observed_at_ms=0,
+        jobmanager=JobManagerView(reachable=False, error="refused", error_kind="unreachable"),
+        containers=ContainersView(containers=(missing, tm_container("running"))),
+    )
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
+    assert plan.actions == ()
+    assert plan.refusals == ("the JobManager container does not exist; create it (docker compose up -d)",)
