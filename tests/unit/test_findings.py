@@ -6,11 +6,11 @@ import pytest
 
 from flink_runbook.containers import ContainerState
 from flink_runbook.diagnosis import diagnose
-from flink_runbook.flink_state import parse_cluster_overview, parse_job, parse_taskmanagers
+from flink_runbook.flink_state import parse_cluster_overview, parse_taskmanagers
 from flink_runbook.inventory import ClusterSpec, ContainerSelector, JobSpec, RestSettings
 from flink_runbook.observation import ClusterObservation, ContainersView, JobManagerView, JobView
 
-from .recorded import VERSIONS, answer, recorded_at_ms
+from .recorded import VERSIONS, answer, recorded_at_ms, recorded_job
 
 CLUSTER = ClusterSpec(
     name="realtime-pipeline",
@@ -24,18 +24,20 @@ def running(name: str, role: str) -> ContainerState:
     return ContainerState(role=role, name=name, service=role, state="running", container_id=name)
 
 
+def oom_killed_taskmanager(state: str, **details) -> ContainersView:
+    taskmanager = ContainerState(
+        role="taskmanager", name="tm", service="taskmanager", state=state, oom_killed=True, container_id="tm", **details
+    )
+    return ContainersView(containers=(running("jm", "jobmanager"), taskmanager), oom_kills={"tm": 1})
+
+
 HEALTHY_CONTAINERS = ContainersView(containers=(running("jm", "jobmanager"), running("tm", "taskmanager")))
 
 
 def observed(version: str, scenario: str, containers: ContainersView = HEALTHY_CONTAINERS) -> ClusterObservation:
     now = recorded_at_ms(version, scenario)
     overview = parse_cluster_overview(answer(version, scenario, "overview"))
-    job = parse_job(
-        answer(version, scenario, "job"),
-        answer(version, scenario, "job_exceptions"),
-        answer(version, scenario, "job_checkpoints"),
-        answer(version, scenario, "job_checkpoints_config"),
-    )
+    job = recorded_job(version, scenario)
     return ClusterObservation(
         cluster=CLUSTER.name,
         rest_url=CLUSTER.rest.url,
@@ -102,43 +104,13 @@ def test_past_heartbeat_timeout_of_a_recovered_cluster_is_only_info():
 
 
 def test_oom_killed_container_restarted_by_docker_is_a_warning():
-    containers = ContainersView(
-        containers=(
-            running("jm", "jobmanager"),
-            ContainerState(
-                role="taskmanager",
-                name="tm",
-                service="taskmanager",
-                state="running",
-                oom_killed=True,
-                restart_count=1,
-                container_id="tm",
-            ),
-        ),
-        oom_kills={"tm": 1},
-    )
-    diagnosis = diagnose(CLUSTER, observed("2.2.0", "healthy", containers))
+    diagnosis = diagnose(CLUSTER, observed("2.2.0", "healthy", oom_killed_taskmanager("running", restart_count=1)))
     assert codes(diagnosis) == {"CONTAINER_OOM_KILLED": "warning"}
     assert diagnosis.healthy
 
 
 def test_oom_killed_and_exited_containers():
-    containers = ContainersView(
-        containers=(
-            running("jm", "jobmanager"),
-            ContainerState(
-                role="taskmanager",
-                name="tm",
-                service="taskmanager",
-                state="exited",
-                exit_code=137,
-                oom_killed=True,
-                container_id="tm",
-            ),
-        ),
-        oom_kills={"tm": 1},
-    )
-    diagnosis = diagnose(CLUSTER, observed("1.20.3", "healthy", containers))
+    diagnosis = diagnose(CLUSTER, observed("1.20.3", "healthy", oom_killed_taskmanager("exited", exit_code=137)))
     assert codes(diagnosis) == {"CONTAINER_NOT_RUNNING": "error", "CONTAINER_OOM_KILLED": "error"}
     assert "exit code 137" in next(f for f in diagnosis.findings if f.code == "CONTAINER_NOT_RUNNING").evidence
 

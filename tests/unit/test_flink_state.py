@@ -8,12 +8,11 @@ from flink_runbook.flink_state import (
     parse_cluster_config,
     parse_cluster_overview,
     parse_exception_history,
-    parse_job,
     parse_taskmanagers,
     pick_job,
 )
 
-from .recorded import VERSIONS, answer, recorded_at_ms
+from .recorded import VERSIONS, answer, recorded_at_ms, recorded_job
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -80,12 +79,7 @@ def test_only_the_exception_history_exists_on_2x():
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_healthy_job(version):
-    job = parse_job(
-        answer(version, "healthy", "job"),
-        answer(version, "healthy", "job_exceptions"),
-        answer(version, "healthy", "job_checkpoints"),
-        answer(version, "healthy", "job_checkpoints_config"),
-    )
+    job = recorded_job(version, "healthy")
     assert (job.name, job.state, job.failures, job.root_cause) == ("realtime-cdc-demo", "RUNNING", 0, None)
     assert job.vertices_running == job.vertices_total == 1
     assert job.checkpoints.interval_ms == 2000
@@ -96,12 +90,7 @@ def test_healthy_job(version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_failed_job_keeps_its_last_checkpoint(version):
-    job = parse_job(
-        answer(version, "failed-heartbeat-timeout", "job"),
-        answer(version, "failed-heartbeat-timeout", "job_exceptions"),
-        answer(version, "failed-heartbeat-timeout", "job_checkpoints"),
-        answer(version, "failed-heartbeat-timeout", "job_checkpoints_config"),
-    )
+    job = recorded_job(version, "failed-heartbeat-timeout")
     assert job.state == "FAILED"
     assert job.root_cause.startswith("org.apache.flink.runtime.JobException: Recovery is suppressed by")
     assert job.checkpoints.latest_completed.external_path.startswith("file:/data/checkpoints/")

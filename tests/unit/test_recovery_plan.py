@@ -36,6 +36,18 @@ def jm_container(state: str = "running") -> ContainerState:
     )
 
 
+def unreachable(kind: str, *containers: ContainerState, **fields) -> ClusterObservation:
+    """A cluster whose JobManager REST API did not answer (kind: unreachable | invalid_answer)."""
+    return ClusterObservation(
+        cluster=CLUSTER.name,
+        rest_url=CLUSTER.rest.url,
+        observed_at_ms=0,
+        jobmanager=JobManagerView(reachable=False, error=kind, error_kind=kind),
+        containers=ContainersView(containers=containers),
+        **fields,
+    )
+
+
 def with_containers(seen: ClusterObservation, *containers: ContainerState) -> ClusterObservation:
     return dataclasses.replace(seen, containers=ContainersView(containers=containers))
 
@@ -68,13 +80,7 @@ def test_running_container_whose_taskmanager_is_lost_is_restarted_unless_it_just
 
 
 def test_unreachable_but_running_jobmanager_is_not_restarted():
-    seen = ClusterObservation(
-        cluster=CLUSTER.name,
-        rest_url=CLUSTER.rest.url,
-        observed_at_ms=0,
-        jobmanager=JobManagerView(reachable=False, error="timed out", error_kind="unreachable"),
-        containers=ContainersView(containers=(jm_container(), tm_container("running"))),
-    )
+    seen = unreachable("unreachable", jm_container(), tm_container("running"))
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
     assert plan.actions == ()
     assert "a running JobManager is not restarted" in plan.refusals[0]
@@ -83,12 +89,10 @@ def test_unreachable_but_running_jobmanager_is_not_restarted():
 def test_stopped_jobmanager_is_started_then_jobs_resubmitted_from_the_checkpoint_directory(tmp_path):
     job = JobSpec(name="realtime-cdc-demo", checkpoint_dir=CheckpointDir(host=tmp_path, container="/data/checkpoints"))
     cluster = dataclasses.replace(CLUSTER, jobs=(job,))
-    seen = ClusterObservation(
-        cluster=CLUSTER.name,
-        rest_url=CLUSTER.rest.url,
-        observed_at_ms=0,
-        jobmanager=JobManagerView(reachable=False, error="refused", error_kind="unreachable"),
-        containers=ContainersView(containers=(jm_container("exited"), tm_container("running"))),
+    seen = unreachable(
+        "unreachable",
+        jm_container("exited"),
+        tm_container("running"),
         jobs=(JobView(name="realtime-cdc-demo", info=None),),
     )
     retained = {
@@ -115,13 +119,7 @@ def test_no_checkpoint_with_fail_policy_is_refused_and_fresh_policy_resubmits():
 
 
 def test_garbage_rest_is_refused_before_touching_anything():
-    seen = ClusterObservation(
-        cluster=CLUSTER.name,
-        rest_url=CLUSTER.rest.url,
-        observed_at_ms=0,
-        jobmanager=JobManagerView(reachable=False, error="not JSON", error_kind="invalid_answer"),
-        containers=ContainersView(containers=(jm_container(), tm_container("exited"))),
-    )
+    seen = unreachable("invalid_answer", jm_container(), tm_container("exited"))
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
     assert plan.actions == () and "does not answer as a Flink JobManager" in plan.refusals[0]
 
@@ -135,13 +133,7 @@ def test_docker_timestamps_and_paths():
 
 def test_missing_jobmanager_container_is_refused_once_with_the_right_reason():
     missing = ContainerState(role="jobmanager", name="jobmanager (none found)", service="jobmanager", state="missing")
-    seen = ClusterObservation(
-        cluster=CLUSTER.name,
-        rest_url=CLUSTER.rest.url,
-        observed_at_ms=0,
-        jobmanager=JobManagerView(reachable=False, error="refused", error_kind="unreachable"),
-        containers=ContainersView(containers=(missing, tm_container("running"))),
-    )
+    seen = unreachable("unreachable", missing, tm_container("running"))
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
     assert plan.actions == ()
     assert plan.refusals == ("the JobManager container does not exist; create it (docker compose up -d)",)
