@@ -197,3 +197,34 @@ class ClusterObservation:
     containers: ContainersView = field(default_factory=ContainersView)
     log_heartbeat_timeouts: frozenset[str] = frozenset()
     logs: dict[str, str] = field(default_factory=dict)
+
+
+def observe_cluster_quickly(
+    cluster: ClusterSpec,
+    rest: FlinkRestClient,
+    docker_client: docker.DockerClient | None,
+    docker_error: str | None = None,
+) -> ClusterObservation:
+    """The monitor's cheap pass: containers, JobManager, TaskManagers, jobs; no logs.
+
+    The same checks as diagnose, in one call, so a 30-second tick stays cheap.
+    """
+    containers = check_containers(cluster, docker_client) if docker_client else ContainersView(error=docker_error)
+    jobmanager = check_jobmanager(rest)
+    taskmanagers: list[TaskManagerInfo] = []
+    jobs: list[JobView] = []
+    if jobmanager.reachable:
+        try:
+            taskmanagers = inspect_taskmanagers(rest)
+            jobs = [check_job(rest, job.name) for job in cluster.jobs]
+        except FlinkRestError as exc:  # it went away between two calls
+            jobmanager = JobManagerView(reachable=False, error=str(exc), error_kind=_error_kind(exc))
+    return ClusterObservation(
+        cluster=cluster.name,
+        rest_url=cluster.rest.url,
+        observed_at_ms=now_ms(),
+        jobmanager=jobmanager,
+        taskmanagers=tuple(taskmanagers),
+        jobs=tuple(jobs),
+        containers=containers,
+    )

@@ -1,0 +1,62 @@
+"""monitor on a real stack and a real Prefect server: one event per cluster per tick."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+from flink_runbook.demo.stack import demo_inventory
+from flink_runbook.polling import wait_until
+from flows.monitor import monitor_flow
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def read_cluster_events(resource_ids: list[str]) -> list:
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                event=EventNameFilter(prefix=["flink.cluster."]), resource=EventResourceFilter(id=resource_ids)
+            ),
+            limit=50,
+        )
+    return page.events
+
+
+def test_monitor_emits_healthy_and_unhealthy_events(running_stack, tmp_path):
+    healthy = demo_inventory(running_stack.settings)["clusters"][0]
+    gone = f"gone-{uuid.uuid4().hex[:6]}"
+    broken = {
+        "name": gone,
+        "rest": {"url": "http://127.0.0.1:9"},
+        "containers": {"compose_project": gone},
+        "jobs": [{"name": "realtime-cdc-demo"}],
+    }
+    inventory = tmp_path / "two-clusters.yaml"
+    inventory.write_text(yaml.safe_dump({"clusters": [healthy, broken]}))
+
+    results = monitor_flow(config=str(inventory))
+
+    assert [(r["cluster"], r["healthy"], r["event"]) for r in results] == [
+        (healthy["name"], True, "flink.cluster.healthy"),
+        (gone, False, "flink.cluster.unhealthy"),
+    ]
+    assert {"JOBMANAGER_UNREACHABLE", "CONTAINER_NOT_RUNNING"} <= set(results[1]["findings"])
+    ids = [f"flink.cluster.{healthy['name']}", f"flink.cluster.{gone}"]
+    events = wait_until(
+        lambda: read_cluster_events(ids),
+        lambda found: len(found) >= 2,
+        timeout=30,
+        what="the monitor's events in Prefect",
+    )
+    by_cluster = {e.resource.id: e for e in events}
+    assert by_cluster[ids[0]].event == "flink.cluster.healthy"
+    assert by_cluster[ids[0]].payload["jobs"] == [{"name": "realtime-cdc-demo", "state": "RUNNING"}]
+    unhealthy = by_cluster[ids[1]]
+    assert unhealthy.event == "flink.cluster.unhealthy"
+    assert unhealthy.resource["prefect.resource.name"] == gone
+    assert "JOBMANAGER_UNREACHABLE" in {f["code"] for f in unhealthy.payload["findings"]}
