@@ -114,16 +114,42 @@ def diagnose(args: argparse.Namespace) -> int:
 
 def recover(args: argparse.Namespace) -> int:
     _load_selection(args)
-    from flows.recover import recover_flow
+    from flows.recover import RECOVERY_OK, run_recover
 
-    results = recover_flow(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
+    results = run_recover(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for result in results:
             print("\n".join(recovery_lines(result)))
-    ok = all(r["status"] in ("healthy", "recovered", "planned") for r in results)
+    ok = all(r["status"] in RECOVERY_OK for r in results)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def monitor_check(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flows.monitor import monitor_flow
+
+    state = monitor_flow(config=str(args.config), return_state=True)
+    if state.is_failed():
+        print(f"flink-runbook: {state.message}", file=sys.stderr)
+        return EXIT_FAILED
+    results = state.result()
+    for result in results:
+        print(
+            f"{result['cluster']}: {'healthy' if result['healthy'] else 'UNHEALTHY'}; "
+            f"{result['decision']}: {result['reason']} (events: {', '.join(result['events'])})"
+        )
+    return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
+
+
+def monitor_reset(args: argparse.Namespace) -> int:
+    (cluster,) = load_inventory(args.config).select(args.cluster)
+    from tasks.monitor_steps import reset_escalation
+
+    was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
+    print(f"{cluster.name}: " + ("escalation reset; the monitor acts on it again" if was else "was not escalated"))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     recover_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
     recover_cmd.set_defaults(run=recover)
+
+    monitor_cmd = commands.add_parser("monitor", help="one monitor tick, or reset a cluster's escalation")
+    monitor_commands = monitor_cmd.add_subparsers(dest="monitor_command", required=True)
+    check = monitor_commands.add_parser(
+        "check", help="check every cluster, emit events (a deployment trigger may start recover); exit 1 unhealthy"
+    )
+    check.add_argument("--config", required=True, help="inventory YAML file")
+    check.set_defaults(run=monitor_check, cluster=None)
+    reset = monitor_commands.add_parser("reset", help="let the monitor act on an escalated cluster again")
+    reset.add_argument("--config", required=True, help="inventory YAML file")
+    reset.add_argument("--cluster", required=True, help="the escalated cluster")
+    reset.set_defaults(run=monitor_reset)
 
     stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)

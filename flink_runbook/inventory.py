@@ -107,6 +107,17 @@ class RecoverySettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    # No new recovery this soon after the last one ended: let the cluster settle.
+    cooldown_s: float = 120.0
+    # Flap protection: at most this many recoveries within window_s, then escalate to a human.
+    max_recoveries: int = 3
+    window_s: float = 3600.0
+    # After an escalation the monitor acts again once the cluster was healthy this long.
+    resume_after_healthy_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     rest: RestSettings
@@ -116,12 +127,15 @@ class ClusterSpec:
     jobs: tuple[JobSpec, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
 
 @dataclass(frozen=True)
 class Inventory:
     path: Path
     clusters: tuple[ClusterSpec, ...]
+    # Where escalations are sent (a Prefect automation posts to it); None: only the event.
+    escalation_webhook_url: str | None = None
 
     def select(self, name: str | None) -> tuple[ClusterSpec, ...]:
         """All clusters, or the one named; an unknown name is an error naming the choices."""
@@ -217,15 +231,22 @@ def _name(section: _Mapping, key: str) -> str:
     return value
 
 
-def _rest(section: _Mapping, base: Path) -> RestSettings:
-    url = section.get("url", str, required=True)
+def _http_url(section: _Mapping, key: str, *, required: bool) -> str | None:
+    url = section.get(key, str, required=required)
+    if url is None:
+        return None
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        section.fail(f"{url!r} is not an http:// or https:// URL with a host", "url")
+        section.fail(f"{url!r} is not an http:// or https:// URL with a host", key)
     try:
         parsed.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        section.fail(f"{url!r} has an invalid port", "url")
+        section.fail(f"{url!r} has an invalid port", key)
+    return url
+
+
+def _rest(section: _Mapping, base: Path) -> RestSettings:
+    url = _http_url(section, "url", required=True)
     auth_section = section.mapping("auth")
     kind = auth_section.get("type", str, "none")
     if kind not in ("none", "basic", "bearer"):
@@ -322,6 +343,23 @@ def _recovery(section: _Mapping) -> RecoverySettings:
     return recovery
 
 
+def _monitor(section: _Mapping) -> MonitorSettings:
+    monitor = MonitorSettings(
+        cooldown_s=section.number("cooldown_s", 120.0, minimum=0),
+        max_recoveries=section.number("max_recoveries", 3, minimum=1, integer=True),
+        window_s=section.number("window_s", 3600.0, minimum=1),
+        resume_after_healthy_s=section.number("resume_after_healthy_s", 600.0, minimum=0),
+    )
+    section.done()
+    return monitor
+
+
+def _escalation_webhook(section: _Mapping) -> str | None:
+    url = _http_url(section, "escalation_webhook_url", required=False)
+    section.done()
+    return url
+
+
 def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
     docker_section = section.mapping("docker")
     docker_host = docker_section.get("host", str)
@@ -342,6 +380,7 @@ def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
         jobs=jobs,
         thresholds=_thresholds(section.mapping("thresholds")),
         recovery=_recovery(section.mapping("recovery")),
+        monitor=_monitor(section.mapping("monitor")),
     )
     section.done()
     return cluster
@@ -367,9 +406,10 @@ def load_inventory(path: str | Path) -> Inventory:
     if not clusters_data:
         top.fail("needs at least one cluster", "clusters")
     clusters = tuple(_cluster(_Mapping(c, f"clusters[{i}]", file), base) for i, c in enumerate(clusters_data))
+    webhook = _escalation_webhook(top.mapping("notifications"))
     top.done()
     names = [c.name for c in clusters]
     for index, name in enumerate(names):
         if names.index(name) != index:
             raise InventoryError(f"{file}: clusters[{index}].name: {name!r} appears twice")
-    return Inventory(path=file, clusters=clusters)
+    return Inventory(path=file, clusters=clusters, escalation_webhook_url=webhook)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 
 from flink_runbook.diagnosis import Diagnosis
 from flink_runbook.inventory import ClusterSpec, load_inventory
@@ -32,6 +33,8 @@ from tasks.recover_steps import (
     wait_for_taskmanagers,
     write_recovery_report,
 )
+
+RECOVERY_OK = ("healthy", "recovered", "planned")
 
 
 def _findings(diagnosis: Diagnosis) -> list[dict]:
@@ -178,4 +181,15 @@ def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResu
 def recover_flow(config: str, cluster: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
     """Recover every cluster of the inventory `config`, or the one named `cluster`."""
     inventory = load_inventory(config)
-    return [recover_cluster(spec, dry_run=dry_run).to_dict() for spec in inventory.select(cluster)]
+    results = [recover_cluster(spec, dry_run=dry_run).to_dict() for spec in inventory.select(cluster)]
+    not_ok = [f"{r['cluster']} {r['status']}" for r in results if r["status"] not in RECOVERY_OK]
+    if not_ok:
+        # A failed or refused recovery is a red run in the UI, with the results still attached.
+        return Failed(message=f"recovery not done: {', '.join(not_ok)}; see the recovery report", data=results)
+    return results
+
+
+def run_recover(config: str, cluster: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Run the recover flow and return its results whether or not it failed (for the CLI and tests)."""
+    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, return_state=True)
+    return state.result(raise_on_failure=False)

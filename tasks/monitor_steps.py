@@ -1,17 +1,43 @@
-"""The monitor's steps: a cheap health check per cluster and the event that reports it."""
+"""The monitor's steps: a cheap health check per cluster, the guard's inputs from Prefect, the events."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.events import emit_event
+from prefect.states import Cancelled
+from prefect.variables import Variable
 
-from flink_runbook.cluster_events import cluster_event
+from flink_runbook.cluster_events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
 from flink_runbook.containers import DockerUnavailable
 from flink_runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.observation import observe_cluster_quickly
+from flink_runbook.recovery_guard import Escalation, GuardDecision, RecoveryRun
 from tasks.clients import cluster_docker, cluster_rest
+
+RECOVER_FLOW_NAME = "recover"
+READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}
+
+
+def escalation_variable(cluster_name: str) -> str:
+    """The Prefect Variable that holds a cluster's escalation (visible and deletable in the UI)."""
+    return f"flink-escalation-{cluster_name}"
 
 
 @task(name="check cluster health", task_run_name="check cluster {cluster.name}", cache_policy=NO_CACHE)
@@ -23,8 +49,79 @@ def check_cluster_health(cluster: ClusterSpec) -> Diagnosis:
     return diagnose(cluster, observe_cluster_quickly(cluster, cluster_rest(cluster), client, error))
 
 
-@task(name="emit cluster event", task_run_name="emit event for {diagnosis.cluster}", cache_policy=NO_CACHE)
-def emit_cluster_event(diagnosis: Diagnosis) -> str:
-    event = cluster_event(diagnosis)
-    emit_event(event=event.event, resource=event.resource, payload=event.payload)
-    return event.event
+@task(name="read recovery history", task_run_name="read recovery history of {cluster.name}", **READ_ONLY)
+def read_recovery_history(cluster: ClusterSpec) -> list[RecoveryRun]:
+    """The recover flow runs for this cluster (or for all clusters) expected to start within the window."""
+    since = datetime.now(UTC) - timedelta(seconds=cluster.monitor.window_s)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[RECOVER_FLOW_NAME])),
+            flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since)),
+            limit=200,
+        )
+    return [
+        RecoveryRun(
+            name=run.name,
+            state=run.state_type.value if run.state_type else "UNKNOWN",
+            expected_start=(run.expected_start_time or run.created or since).timestamp(),
+            ended_at=run.end_time.timestamp() if run.end_time else None,
+        )
+        for run in runs
+        if run.parameters.get("cluster") in (cluster.name, None) and not run.parameters.get("dry_run")
+    ]
+
+
+@task(name="read escalation", task_run_name="read escalation of {cluster_name}", **READ_ONLY)
+def read_escalation(cluster_name: str) -> Escalation | None:
+    stored = Variable.get(escalation_variable(cluster_name), default=None)
+    return Escalation.from_dict(stored) if isinstance(stored, dict) else None
+
+
+@task(name="store escalation", task_run_name="store escalation of {cluster_name}", cache_policy=NO_CACHE)
+def store_escalation(cluster_name: str, escalation: Escalation | None) -> None:
+    name = escalation_variable(cluster_name)
+    if escalation is None:
+        Variable.unset(name)
+    else:
+        Variable.set(name, escalation.to_dict(), overwrite=True)
+
+
+@task(name="emit cluster events", task_run_name="emit events for {diagnosis.cluster}", cache_policy=NO_CACHE)
+def emit_cluster_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[str]:
+    events = [cluster_event(diagnosis, decision), *escalation_events(diagnosis, decision)]
+    for event in events:
+        emit_event(event=event.event, resource=event.resource, payload=event.payload)
+    return [event.event for event in events]
+
+
+@task(name="skip the late backlog", cache_policy=NO_CACHE)
+def skip_late_backlog(deployment_id: str, own_run_id: str) -> int:
+    """Skip (cancel) this deployment's runs still waiting from the past: after downtime, one tick is enough."""
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        late = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
+                id=FlowRunFilterId(not_any_=[own_run_id]),
+            ),
+            limit=200,  # the API maximum
+        )
+        for run in late:
+            client.set_flow_run_state(
+                run.id, Cancelled(name="Skipped", message="late after downtime; a newer monitor tick ran instead")
+            )
+    return len(late)
+
+
+@task(name="reset escalation", task_run_name="reset escalation of {cluster.name}", cache_policy=NO_CACHE)
+def reset_escalation(cluster: ClusterSpec, by: str) -> bool:
+    """A human says the monitor may act on the cluster again; returns whether it was escalated."""
+    was_escalated = Variable.unset(escalation_variable(cluster.name))
+    emit_event(
+        event=RESUMED_EVENT,
+        resource=cluster_resource(cluster.name, cluster.rest.url, "resume"),
+        payload={"reason": f"escalation reset by {by}", "was_escalated": was_escalated},
+    )
+    return was_escalated

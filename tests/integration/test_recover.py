@@ -19,7 +19,7 @@ import yaml
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
 from flink_runbook.polling import wait_until
-from flows.recover import recover_flow
+from flows.recover import run_recover
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
 
@@ -29,7 +29,7 @@ FAST = {"recovery": {"stabilization_s": 5, "verify_timeout_s": 90}}
 
 
 def recover_one(inventory, dry_run: bool = False) -> dict:
-    (result,) = recover_flow(config=str(inventory), dry_run=dry_run)
+    (result,) = run_recover(config=str(inventory), dry_run=dry_run)
     return result
 
 

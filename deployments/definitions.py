@@ -1,0 +1,61 @@
+"""The deployments of flink-runbook, built in code for `serve` (prefect.yaml says the same for workers).
+
+monitor   every 30 s (interval configurable); one at a time, a tick that overlaps is cancelled
+recover   on demand and from the trigger on flink.cluster.unhealthy (flink.recovery=recover);
+          one at a time, a second is cancelled (CANCEL_NEW). Prefect cannot key a deployment
+          limit on a parameter, so the per-cluster guarantee is the flow's own global
+          concurrency limit flink-recover-<cluster>; this limit serialises recoveries across
+          clusters, which shared Docker hosts want anyway.
+diagnose  on demand
+audit     daily (added with the audit flow)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+from flink_runbook.cluster_events import RECOVERY_LABEL, RESOURCE_PREFIX, UNHEALTHY_EVENT
+from flows.diagnose import diagnose_flow
+from flows.monitor import monitor_flow
+from flows.recover import recover_flow
+
+RECOVER_TRIGGER_NAME = "flink-runbook: recover an unhealthy cluster"
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def recover_trigger(config: Path) -> DeploymentEventTrigger:
+    """Start recover for the cluster named by an unhealthy event whose guard said "recover"."""
+    return DeploymentEventTrigger(
+        name=RECOVER_TRIGGER_NAME,
+        description="The monitor saw the cluster unhealthy and its guard rails allow a recovery.",
+        expect={UNHEALTHY_EVENT},
+        match={"prefect.resource.id": f"{RESOURCE_PREFIX}*", RECOVERY_LABEL: "recover"},
+        # The config is fixed here, never taken from the event: an event cannot point recover elsewhere.
+        parameters={"config": str(config), "cluster": "{{ event.resource.name }}"},
+    )
+
+
+def build_deployments(config: Path, monitor_interval_s: float = 30.0) -> list[RunnerDeployment]:
+    config = config.resolve()
+    return [
+        monitor_flow.to_deployment(
+            name="monitor",
+            interval=timedelta(seconds=monitor_interval_s),
+            parameters={"config": str(config)},
+            concurrency_limit=ONE_AT_A_TIME,
+            tags=["flink-runbook"],
+        ),
+        recover_flow.to_deployment(
+            name="recover",
+            parameters={"config": str(config)},
+            triggers=[recover_trigger(config)],
+            concurrency_limit=ONE_AT_A_TIME,
+            tags=["flink-runbook"],
+        ),
+        diagnose_flow.to_deployment(name="diagnose", parameters={"config": str(config)}, tags=["flink-runbook"]),
+    ]

@@ -1,0 +1,147 @@
+"""The runbook's incident, replayed against served deployments, and timed.
+
+Used by the demo (`make demo`) and the end-to-end tests. Only the fault is
+injected; detection and recovery are left entirely to the monitor, the
+recover trigger and the recover flow. Times are measured from the injection:
+
+    detect   the first flink.cluster.unhealthy event of the cluster
+    recover  the end of the first recover run that started after the fault
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
+from prefect.client.schemas.objects import FlowRun
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+from deployments.local_server import TELEMETRY_OFF
+from flink_runbook.cluster_events import cluster_resource_id
+from flink_runbook.polling import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class ServedDeployments:
+    """`python -m deployments.serve` as a child process against a given Prefect API."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    @classmethod
+    def start(cls, config: Path, api_url: str, log_path: Path, interval_s: float, limit: int = 4) -> ServedDeployments:
+        env = {**os.environ, **TELEMETRY_OFF, "PREFECT_API_URL": api_url}
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deployments.serve",
+                "--config",
+                str(config),
+                "--interval",
+                str(interval_s),
+                "--limit",
+                str(limit),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        return cls(process, log_path)
+
+    def stop(self, timeout_s: float = 30) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # the runner shuts down cleanly on Ctrl-C
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def cluster_events(cluster: str, names: list[str], since: datetime | None) -> list:
+    """The cluster's events of these names since `since` (None: the last day), oldest first."""
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                event=EventNameFilter(name=names),
+                resource=EventResourceFilter(id=[cluster_resource_id(cluster)]),
+                occurred=EventOccurredFilter(since=since) if since else EventOccurredFilter(),
+                order="ASC",
+            ),
+            limit=50,
+        )
+    return page.events
+
+
+def recover_runs(cluster: str, since: datetime | None) -> list[FlowRun]:
+    """Recover runs for this cluster that started at or after `since` (None: any), oldest first."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["recover"])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)) if since else None,
+            limit=200,
+        )
+    runs = [r for r in runs if r.parameters.get("cluster") in (cluster, None)]
+    return sorted(runs, key=lambda r: r.start_time or r.expected_start_time or datetime.now(UTC))
+
+
+def wait_for_event(cluster: str, name: str, since: datetime | None, timeout_s: float):
+    return wait_until(
+        lambda: cluster_events(cluster, [name], since),
+        bool,
+        timeout=timeout_s,
+        interval=1,
+        what=f"a {name} event for {cluster}",
+    )[0]
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    injected_at: datetime
+    detect_s: float
+    recover_s: float
+    recover_run: str
+    recover_state: str
+    findings: list[str]
+
+
+def run_drill(cluster: str, inject: Callable[[], None], timeout_s: float = 300) -> DrillResult:
+    """Inject the fault, then only watch: the monitor must detect it and the trigger must recover it."""
+    injected_at = datetime.now(UTC)
+    inject()
+    started = time.monotonic()
+    detected = wait_for_event(cluster, "flink.cluster.unhealthy", injected_at, timeout_s)
+    runs = wait_until(
+        lambda: recover_runs(cluster, injected_at),
+        lambda found: bool(found) and found[0].state_type is not None and found[0].state_type.value in FINAL_STATES,
+        timeout=max(1.0, timeout_s - (time.monotonic() - started)),
+        interval=1,
+        what=f"a finished recover run for {cluster}",
+    )
+    run = runs[0]
+    return DrillResult(
+        injected_at=injected_at,
+        detect_s=(detected.occurred - injected_at).total_seconds(),
+        recover_s=((run.end_time or datetime.now(UTC)) - injected_at).total_seconds(),
+        recover_run=run.name,
+        recover_state=run.state_type.value,
+        findings=[f["code"] for f in detected.payload.get("findings", [])],
+    )

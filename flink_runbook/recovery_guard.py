@@ -1,0 +1,113 @@
+"""Whether the monitor may start a recovery now (pure): guard rails against making things worse.
+
+Inputs are what Prefect already records: the recover flow runs of the cluster
+(running, recent, how they ended) and the cluster's escalation, if any. The
+decision is one of:
+
+    none      healthy; nothing to do
+    recover   unhealthy, no recovery running, cooldown over, under the flap limit
+    wait      unhealthy, but a recovery is running or the cooldown has not passed
+    escalate  unhealthy after max_recoveries recoveries within the window: stop, call a human
+    hold      escalated earlier; hands off until healthy for resume_after_healthy_s or reset
+    resume    escalated earlier, healthy long enough: the monitor acts again
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from flink_runbook.inventory import MonitorSettings
+
+# Prefect state types of a recover run that has not finished (or not started) yet.
+ACTIVE_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
+# Runs that never acted: rejected by the deployment's concurrency limit or cancelled by a human.
+NOT_COUNTED_STATES = frozenset({"CANCELLED", "CANCELLING"})
+
+
+@dataclass(frozen=True)
+class RecoveryRun:
+    """One recover flow run of this cluster, as Prefect recorded it (times in epoch seconds)."""
+
+    name: str
+    state: str
+    expected_start: float
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    escalated_at: float
+    reason: str
+    # When the cluster was first seen healthy again since the escalation (None: not yet).
+    healthy_since: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"escalated_at": self.escalated_at, "reason": self.reason, "healthy_since": self.healthy_since}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Escalation:
+        return cls(float(data["escalated_at"]), str(data["reason"]), data.get("healthy_since"))
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    action: str
+    reason: str
+    # The escalation to keep after this tick (None: no escalation).
+    escalation: Escalation | None = None
+    recent_recoveries: int = 0
+
+
+def decide_recovery(
+    healthy: bool,
+    runs: list[RecoveryRun],
+    escalation: Escalation | None,
+    settings: MonitorSettings,
+    now: float,
+) -> GuardDecision:
+    counted = [r for r in runs if r.state not in NOT_COUNTED_STATES and r.expected_start >= now - settings.window_s]
+    recent = len(counted)
+    if escalation is not None:
+        if not healthy:
+            return GuardDecision(
+                "hold",
+                f"escalated {now - escalation.escalated_at:.0f}s ago ({escalation.reason}); "
+                "the monitor does not act until a human resets it or the cluster recovers",
+                replace(escalation, healthy_since=None),
+                recent,
+            )
+        healthy_since = escalation.healthy_since if escalation.healthy_since is not None else now
+        if now - healthy_since >= settings.resume_after_healthy_s:
+            return GuardDecision(
+                "resume", f"healthy for {now - healthy_since:.0f}s since the escalation; acting again", None, recent
+            )
+        return GuardDecision(
+            "hold",
+            f"healthy for {now - healthy_since:.0f}s of {settings.resume_after_healthy_s:.0f}s "
+            "needed before the monitor acts again",
+            replace(escalation, healthy_since=healthy_since),
+            recent,
+        )
+    if healthy:
+        return GuardDecision("none", "healthy", None, recent)
+    active = [r for r in runs if r.state in ACTIVE_STATES]
+    if active:
+        run = active[0]
+        return GuardDecision("wait", f"recovery {run.name} is {run.state.lower()}", None, recent)
+    ended = [r.ended_at for r in counted if r.ended_at is not None]
+    if ended and now - max(ended) < settings.cooldown_s:
+        return GuardDecision(
+            "wait",
+            f"cooldown: the last recovery ended {now - max(ended):.0f}s ago (cooldown {settings.cooldown_s:.0f}s)",
+            None,
+            recent,
+        )
+    if recent >= settings.max_recoveries:
+        reason = (
+            f"{recent} recoveries within {settings.window_s:.0f}s (limit {settings.max_recoveries}) "
+            "and the cluster is still unhealthy"
+        )
+        return GuardDecision("escalate", reason, Escalation(escalated_at=now, reason=reason), recent)
+    return GuardDecision(
+        "recover", f"unhealthy; recovery {recent + 1} of at most {settings.max_recoveries} in the window", None, recent
+    )

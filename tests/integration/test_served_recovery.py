@@ -1,0 +1,182 @@
+"""End to end: a real `prefect server start`, the served deployments, a real stack; only the fault is injected.
+
+The test process injects the fault and watches. Detection is the monitor's,
+the decision the guard's, the start of recovery the deployment trigger's
+(an automation on the server), the recovery the recover flow's.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
+from deployments.local_server import LocalPrefectServer, start_local_server
+from flink_runbook.demo import faults
+from flink_runbook.demo.job import committed_ids, wait_for_job_state
+from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
+from flink_runbook.polling import wait_until
+
+from .conftest import assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
+
+FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
+
+
+@pytest.fixture(scope="module")
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
+    """The same server the demo runs, on its own port and SQLite file; this test process talks to it."""
+    server = start_local_server(tmp_path_factory.mktemp("prefect-home"), port=free_local_port())
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def serve(prefect_server_process: LocalPrefectServer, tmp_path: Path) -> Iterator:
+    started: list[ServedDeployments] = []
+
+    def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
+        served = ServedDeployments.start(inventory, prefect_server_process.api_url, tmp_path / "serve.log", interval_s)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+        print(f"--- serve log ({served.log_path}), last lines ---")
+        print("\n".join(served.log_path.read_text(errors="replace").splitlines()[-60:]))
+
+
+def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
+    disposable_stack, demo_job_jar, serve, tmp_path
+):
+    stack = disposable_stack
+    old_job = run_demo_job(stack, demo_job_jar)
+    wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=60, what="40 committed ids")
+    inventory = write_inventory(stack, tmp_path, demo_job_jar, recovery=FAST_RECOVERY)
+    cluster = stack.settings.project
+    serve(inventory)
+    # The monitor runs and sees the cluster healthy before anything breaks.
+    wait_for_event(cluster, "flink.cluster.healthy", since=None, timeout_s=120)
+
+    result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=300)
+    print(
+        f"\nFlink {stack.settings.flink_version}: detected in {result.detect_s:.1f}s "
+        f"({', '.join(result.findings)}), recovered by {result.recover_run} in {result.recover_s:.1f}s"
+    )
+
+    assert result.recover_state == "COMPLETED"
+    jobs = [j for j in stack.rest.jobs_overview() if j.get("state") == "RUNNING"]
+    assert len(jobs) == 1 and jobs[0]["jid"] != old_job, jobs
+    restored = stack.rest.job_checkpoints(jobs[0]["jid"])["latest"]["restored"]
+    assert restored and restored["external_path"].startswith("file:"), restored
+    assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
+    wait_for_job_state(stack.rest, jobs[0]["jid"], {"RUNNING"}, timeout=10)
+
+
+class _WebhookInbox(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append(json.loads(body or b"{}"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
+    """A local HTTP endpoint standing in for the on-call webhook."""
+    _WebhookInbox.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookInbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/on-call", _WebhookInbox.received
+    finally:
+        server.shutdown()
+
+
+def refreeze_after_every_restart(stack, stop: threading.Event) -> None:
+    """A TaskManager that hangs again a few seconds after each start, however often it is restarted."""
+    container = stack.taskmanager()
+    container.reload()
+    last_start = container.attrs["State"]["StartedAt"]
+    while not stop.wait(1):
+        container.reload()
+        started = container.attrs["State"]["StartedAt"]
+        if started != last_start and container.status == "running":
+            last_start = started
+            if not stop.wait(3):
+                faults.freeze(container)
+
+
+def test_taskmanager_that_fails_after_every_restart_escalates_instead_of_looping(
+    start_stack, serve, webhook_inbox, tmp_path
+):
+    from flink_runbook.demo.job import build_demo_job_jar
+
+    url, received = webhook_inbox
+    stack = start_stack(DEFAULT_FLINK_VERSION)
+    jar = build_demo_job_jar(DEFAULT_FLINK_VERSION)
+    run_demo_job(stack, jar)
+    inventory = write_inventory(
+        stack,
+        tmp_path,
+        jar,
+        recovery={**FAST_RECOVERY, "taskmanager_timeout_s": 30, "verify_timeout_s": 30},
+        monitor={"cooldown_s": 5, "max_recoveries": 2, "window_s": 900, "resume_after_healthy_s": 600},
+    )
+    text = inventory.read_text() + f"notifications:\n  escalation_webhook_url: {url}\n"
+    inventory.write_text(text)
+    cluster = stack.settings.project
+    serve(inventory)
+    wait_for_event(cluster, "flink.cluster.healthy", since=None, timeout_s=120)
+
+    stop = threading.Event()
+    saboteur = threading.Thread(target=refreeze_after_every_restart, args=(stack, stop), daemon=True)
+    try:
+        saboteur.start()
+        faults.freeze(stack.taskmanager())
+        escalated = wait_for_event(cluster, "flink.cluster.escalated", since=None, timeout_s=600)
+        notification = wait_until(lambda: list(received), bool, timeout=60, what="the escalation webhook call")[0]
+        # Two more ticks: the monitor holds, no third recovery starts.
+        wait_until(
+            lambda: monitor_states_since(escalated.occurred), lambda s: len(s) >= 2, timeout=60, what="2 more ticks"
+        )
+    finally:
+        stop.set()
+        saboteur.join(10)
+        faults.thaw(stack.taskmanager())
+
+    runs = recover_runs(cluster, since=None)
+    acted = [r for r in runs if r.state_type and r.state_type.value != "CANCELLED"]
+    print(f"\nrecover runs: {[(r.name, r.state_type.value) for r in runs]}; webhook got: {notification['subject']}")
+    assert len(acted) == 2, [(r.name, r.state_type) for r in runs]
+    assert all(r.state_type.value == "FAILED" for r in acted)
+    assert escalated.payload["recent_recoveries"] == 2
+    assert cluster in notification["subject"] and "2 recoveries within 900s" in notification["body"]
+    assert "flink-runbook monitor reset" in notification["body"]
+    assert set(monitor_states_since(escalated.occurred)) == {"FAILED"}
+
+
+def monitor_states_since(since) -> list[str]:
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["monitor"])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+        )
+    return [r.state_type.value for r in runs if r.state_type and r.state_type.value in ("COMPLETED", "FAILED")]

@@ -1,0 +1,72 @@
+"""The monitor's guard rails: when it may start a recovery, when it waits, escalates, resumes."""
+
+from __future__ import annotations
+
+from flink_runbook.inventory import MonitorSettings
+from flink_runbook.recovery_guard import Escalation, RecoveryRun, decide_recovery
+
+SETTINGS = MonitorSettings(cooldown_s=60, max_recoveries=2, window_s=600, resume_after_healthy_s=120)
+NOW = 10_000.0
+
+
+def ended(name: str, ago: float, state: str = "COMPLETED") -> RecoveryRun:
+    return RecoveryRun(name=name, state=state, expected_start=NOW - ago - 30, ended_at=NOW - ago)
+
+
+def test_healthy_cluster_needs_nothing():
+    assert decide_recovery(True, [ended("r1", 100)], None, SETTINGS, NOW).action == "none"
+
+
+def test_unhealthy_cluster_with_no_history_is_recovered():
+    decision = decide_recovery(False, [], None, SETTINGS, NOW)
+    assert decision.action == "recover"
+    assert "1 of at most 2" in decision.reason
+
+
+def test_no_second_recovery_while_one_is_scheduled_or_running():
+    for state in ("SCHEDULED", "PENDING", "RUNNING"):
+        running = RecoveryRun(name="brave-fox", state=state, expected_start=NOW - 5)
+        decision = decide_recovery(False, [running], None, SETTINGS, NOW)
+        assert decision.action == "wait"
+        assert "brave-fox" in decision.reason
+
+
+def test_cooldown_after_the_last_recovery_ended():
+    assert decide_recovery(False, [ended("r1", 30)], None, SETTINGS, NOW).action == "wait"
+    assert decide_recovery(False, [ended("r1", 61)], None, SETTINGS, NOW).action == "recover"
+
+
+def test_escalates_at_the_flap_limit_within_the_window():
+    runs = [ended("r1", 300, "FAILED"), ended("r2", 100, "FAILED")]
+    decision = decide_recovery(False, runs, None, SETTINGS, NOW)
+    assert decision.action == "escalate"
+    assert decision.escalation is not None and decision.escalation.escalated_at == NOW
+    assert "2 recoveries within 600s" in decision.reason
+
+
+def test_runs_outside_the_window_and_rejected_runs_do_not_count():
+    runs = [ended("old", 900, "FAILED"), ended("rejected", 100, "CANCELLED"), ended("r", 100, "FAILED")]
+    assert decide_recovery(False, runs, None, SETTINGS, NOW).action == "recover"
+
+
+def test_escalated_cluster_is_held_while_unhealthy():
+    escalation = Escalation(escalated_at=NOW - 50, reason="2 recoveries", healthy_since=NOW - 10)
+    decision = decide_recovery(False, [], escalation, SETTINGS, NOW)
+    assert decision.action == "hold"
+    assert decision.escalation is not None and decision.escalation.healthy_since is None
+
+
+def test_escalated_cluster_resumes_only_after_being_healthy_long_enough():
+    escalation = Escalation(escalated_at=NOW - 500, reason="2 recoveries")
+    first = decide_recovery(True, [], escalation, SETTINGS, NOW)
+    assert first.action == "hold" and first.escalation is not None
+    assert first.escalation.healthy_since == NOW
+    later = decide_recovery(True, [], first.escalation, SETTINGS, NOW + 119)
+    assert later.action == "hold"
+    resumed = decide_recovery(True, [], first.escalation, SETTINGS, NOW + 120)
+    assert resumed.action == "resume" and resumed.escalation is None
+
+
+def test_escalation_round_trips_through_its_stored_form():
+    escalation = Escalation(escalated_at=NOW, reason="why", healthy_since=NOW + 1)
+    assert Escalation.from_dict(escalation.to_dict()) == escalation
