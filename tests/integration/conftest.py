@@ -16,7 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 import yaml
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from deployments.local_server import LocalPrefectServer, start_local_server
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, submit_demo_job, wait_for_job_state
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
@@ -103,13 +105,17 @@ def run_demo_job(stack: DemoStack, jar: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[str]:
-    """A real, temporary Prefect server (SQLite) for the whole session; yields its API URL."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
+    """A real `prefect server start` (SQLite, telemetry off), the one the demo runs, on its own port.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+    Flows run by the tests, and the served deployments, talk to it.
+    """
+    server = start_local_server(tmp_path_factory.mktemp("prefect-home"), port=free_local_port())
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

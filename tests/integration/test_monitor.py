@@ -41,9 +41,9 @@ def test_monitor_emits_healthy_and_unhealthy_events(running_stack, tmp_path):
 
     results = monitor_flow(config=str(inventory))
 
-    assert [(r["cluster"], r["healthy"], r["event"]) for r in results] == [
-        (healthy["name"], True, "flink.cluster.healthy"),
-        (gone, False, "flink.cluster.unhealthy"),
+    assert [(r["cluster"], r["healthy"], r["decision"], r["events"]) for r in results] == [
+        (healthy["name"], True, "none", ["flink.cluster.healthy"]),
+        (gone, False, "recover", ["flink.cluster.unhealthy"]),
     ]
     assert {"JOBMANAGER_UNREACHABLE", "CONTAINER_NOT_RUNNING"} <= set(results[1]["findings"])
     ids = [f"flink.cluster.{healthy['name']}", f"flink.cluster.{gone}"]
@@ -59,4 +59,8 @@ def test_monitor_emits_healthy_and_unhealthy_events(running_stack, tmp_path):
     unhealthy = by_cluster[ids[1]]
     assert unhealthy.event == "flink.cluster.unhealthy"
     assert unhealthy.resource["prefect.resource.name"] == gone
+    # The label the recover trigger matches, and why.
+    assert unhealthy.resource["flink.recovery"] == "recover"
+    assert unhealthy.payload["reason"] == "unhealthy; recovery 1 of at most 3 in the window"
+    assert by_cluster[ids[0]].resource["flink.recovery"] == "none"
     assert "JOBMANAGER_UNREACHABLE" in {f["code"] for f in unhealthy.payload["findings"]}

@@ -15,37 +15,25 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
-from deployments.local_server import LocalPrefectServer, start_local_server
+from deployments.local_server import LocalPrefectServer
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
+from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
 
 FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
 
 
-@pytest.fixture(scope="module")
-def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefectServer]:
-    """The same server the demo runs, on its own port and SQLite file; this test process talks to it."""
-    server = start_local_server(tmp_path_factory.mktemp("prefect-home"), port=free_local_port())
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def serve(prefect_server_process: LocalPrefectServer, tmp_path: Path) -> Iterator:
+def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator:
     started: list[ServedDeployments] = []
 
     def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
-        served = ServedDeployments.start(inventory, prefect_server_process.api_url, tmp_path / "serve.log", interval_s)
+        served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s)
         started.append(served)
         return served
 

@@ -132,3 +132,43 @@ def test_cli_reports_bad_input_with_exit_2_and_no_traceback(tmp_path, args):
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"flink-runbook: {path}")
     assert result.stdout == ""
+
+
+def test_monitor_settings_and_escalation_webhook(tmp_path):
+    text = VALID.replace(
+        "    containers: {compose_project: realtime-pipeline}\n",
+        "    containers: {compose_project: realtime-pipeline}\n    monitor: {cooldown_s: 30, max_recoveries: 5}\n",
+    )
+    inventory = load_inventory(
+        write(tmp_path, text + "notifications:\n  escalation_webhook_url: http://127.0.0.1:9/x\n")
+    )
+    first, second = inventory.clusters
+    assert (first.monitor.cooldown_s, first.monitor.max_recoveries, first.monitor.window_s) == (30, 5, 3600.0)
+    assert second.monitor.max_recoveries == 3
+    assert inventory.escalation_webhook_url == "http://127.0.0.1:9/x"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("notifications:\n  escalation_webhook_url: slack-me\n", r"notifications\.escalation_webhook_url: 'slack-me'"),
+        ("notifications:\n  email: a@b\n", r"notifications\.email: unknown key"),
+    ],
+)
+def test_bad_notifications_are_named(tmp_path, extra, message):
+    with pytest.raises(InventoryError, match=message):
+        load_inventory(write(tmp_path, VALID + extra))
+
+
+@pytest.mark.parametrize("args", [["monitor", "check"], ["monitor", "reset", "--cluster", "third"]])
+def test_monitor_cli_refuses_bad_input_before_touching_prefect(tmp_path, args):
+    path = write(tmp_path, VALID.replace("max_recoveries", "x") if "check" not in args else VALID + "monitor: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flink_runbook.cli", *args[:2], "--config", str(path), *args[2:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"flink-runbook: {path}")

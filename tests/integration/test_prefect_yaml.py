@@ -1,0 +1,72 @@
+"""prefect.yaml, the way README's scale-out note uses it: a process work pool, `prefect deploy --all`, a worker.
+
+It gets a Prefect server of its own, so the monitor schedule it deploys never
+reaches the other tests' server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.local_server import TELEMETRY_OFF, start_local_server
+
+from .conftest import free_local_port, write_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def prefect_cli(api_url: str, *args: str, timeout: float = 180) -> str:
+    env = {**os.environ, **TELEMETRY_OFF, "PREFECT_API_URL": api_url}
+    result = subprocess.run(
+        [PREFECT, "--no-prompt", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_stack, tmp_path):
+    server = start_local_server(tmp_path / "prefect-home", port=free_local_port())
+    try:
+        api = server.api_url
+        prefect_cli(api, "work-pool", "create", "flink-runbook", "--type", "process")
+        prefect_cli(api, "deploy", "--all")
+        with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            deployments = {d.name: d for d in client.read_deployments()}
+            assert set(deployments) == {"monitor", "recover", "diagnose"}
+            client.pause_deployment(deployments["monitor"].id)  # only the run below may execute
+            monitor, recover = deployments["monitor"], deployments["recover"]
+            assert [s.schedule.interval.total_seconds() for s in monitor.schedules] == [30]
+            for deployment in (monitor, recover):
+                assert deployment.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+                assert deployment.work_pool_name == "flink-runbook"
+            (trigger,) = client.read_automations_by_name("flink-runbook: recover an unhealthy cluster")
+            assert trigger.trigger.expect == {"flink.cluster.unhealthy"}
+            assert trigger.trigger.match.model_dump() == {
+                "prefect.resource.id": "flink.cluster.*",
+                "flink.recovery": "recover",
+            }
+            assert trigger.actions[0].deployment_id == recover.id
+            assert trigger.actions[0].parameters["cluster"] == "{{ event.resource.name }}"
+
+        inventory = write_inventory(running_stack, tmp_path)
+        prefect_cli(api, "deployment", "run", "diagnose/diagnose", "--param", f"config={inventory}")
+        prefect_cli(api, "worker", "start", "--pool", "flink-runbook", "--run-once", timeout=300)
+
+        with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            (run,) = client.read_flow_runs()
+            assert run.state_type.value == "COMPLETED", run.state
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+            keys = {a.key for a in artifacts}
+            assert f"diagnose-{running_stack.settings.project}" in keys, keys
+    finally:
+        server.stop()
