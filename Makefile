@@ -4,14 +4,20 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down test unit lint bench
+.PHONY: bootstrap demo demo-down serve test unit lint bench
 
 bootstrap:
 	@scripts/bootstrap
 
-## The main job: the demo stack with its streaming job running.
+## The main job: demo stack + local Prefect server + served deployments; the
+## runbook's failure is injected, detected and recovered. ARGS="--no-fault",
+## ARGS="--config my-inventory.yaml", ARGS="--flink-version 2.2", ARGS="--once".
 demo: bootstrap
-	$(PY) -m flink_runbook.cli stack up
+	$(PY) -m deployments.demo $(ARGS)
+
+## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
+serve: bootstrap
+	$(PY) -m deployments.serve $(ARGS)
 
 demo-down: bootstrap
 	$(PY) -m flink_runbook.cli stack down

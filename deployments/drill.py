@@ -119,6 +119,7 @@ class DrillResult:
     detect_s: float
     recover_s: float
     recover_run: str
+    recover_run_id: str
     recover_state: str
     findings: list[str]
 
@@ -142,6 +143,7 @@ def run_drill(cluster: str, inject: Callable[[], None], timeout_s: float = 300) 
         detect_s=(detected.occurred - injected_at).total_seconds(),
         recover_s=((run.end_time or datetime.now(UTC)) - injected_at).total_seconds(),
         recover_run=run.name,
+        recover_run_id=str(run.id),
         recover_state=run.state_type.value,
         findings=[f["code"] for f in detected.payload.get("findings", [])],
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import docker.errors
 from flink_runbook.console import diagnosis_lines, recovery_lines
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import JobBuildError, build_demo_job_jar, submit_demo_job, wait_for_job_state
+from flink_runbook.demo.job import JobBuildError, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.flink_rest import FlinkRestError
@@ -66,14 +65,7 @@ def stack_up(args: argparse.Namespace) -> int:
     print(f"Starting demo stack '{stack.settings.project}' (Flink {stack.settings.flink_version}) ...", flush=True)
     stack.up()
     if not args.no_job:
-        jar = build_demo_job_jar(stack.settings.flink_version)
-        # The shipped inventory (stack/inventory.yaml) names this stable path.
-        stable = REPO_ROOT / "stack" / "job" / "build" / "realtime-cdc-demo.jar"
-        stable.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(jar, stable)
-        job_id = submit_demo_job(stack.rest, jar)
-        wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
-        print(f"Demo job realtime-cdc-demo RUNNING as {job_id}")
+        print(f"Demo job realtime-cdc-demo RUNNING as {start_demo_job(stack)}")
     print(f"Flink REST / web UI: {stack.settings.rest_url}")
     print(f"CSV output:          {stack.output_dir}")
     print(f"Checkpoints:         {stack.checkpoint_dir}")

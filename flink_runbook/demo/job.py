@@ -8,11 +8,15 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flink_runbook.demo.image import flink_distribution
-from flink_runbook.demo.versions import STACK_DIR, cache_dir
+from flink_runbook.demo.versions import REPO_ROOT, STACK_DIR, cache_dir
 from flink_runbook.flink_rest import FlinkRestClient
 from flink_runbook.polling import wait_until
+
+if TYPE_CHECKING:
+    from flink_runbook.demo.stack import DemoStack
 
 DEMO_JOB_NAME = "realtime-cdc-demo"
 DEMO_ENTRY_CLASS = "flinkrunbook.demo.SequenceToCsvJob"
@@ -104,6 +108,12 @@ def committed_ids(output_dir: Path) -> list[int]:
     return ids
 
 
+def sink_integrity(ids: list[int]) -> tuple[int, int]:
+    """(duplicated, missing) for the demo job's ids, which must be exactly 1..N."""
+    unique = set(ids)
+    return len(ids) - len(unique), (max(unique) - len(unique)) if unique else 0
+
+
 def wait_for_job_state(rest: FlinkRestClient, job_id: str, states: set[str], timeout: float) -> dict:
     """Poll GET /jobs/:jobid until its state is one of `states`; returns the job details."""
     return wait_until(
@@ -113,3 +123,17 @@ def wait_for_job_state(rest: FlinkRestClient, job_id: str, states: set[str], tim
         interval=0.2,
         what=f"job {job_id} to reach {sorted(states)} at {rest.base_url}",
     )
+
+
+# The shipped inventory (stack/inventory.yaml) names this stable path.
+STABLE_DEMO_JAR = REPO_ROOT / "stack" / "job" / "build" / "realtime-cdc-demo.jar"
+
+
+def start_demo_job(stack: DemoStack) -> str:
+    """Build the demo job for the stack's Flink version, publish the jar at its stable path, run it."""
+    jar = build_demo_job_jar(stack.settings.flink_version)
+    STABLE_DEMO_JAR.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(jar, STABLE_DEMO_JAR)
+    job_id = submit_demo_job(stack.rest, jar)
+    wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
+    return job_id

@@ -19,7 +19,13 @@ import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.local_server import LocalPrefectServer, start_local_server
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids, submit_demo_job, wait_for_job_state
+from flink_runbook.demo.job import (
+    build_demo_job_jar,
+    committed_ids,
+    sink_integrity,
+    submit_demo_job,
+    wait_for_job_state,
+)
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
 from flink_runbook.polling import wait_until
@@ -143,7 +149,7 @@ def assert_every_id_exactly_once(stack: DemoStack, at_least: int, timeout: float
         timeout=timeout,
         what=f"{at_least} committed ids in {stack.output_dir}",
     )
-    duplicates = len(ids) - len(set(ids))
-    assert duplicates == 0, f"{duplicates} duplicated id(s)"
-    assert sorted(ids) == list(range(1, len(ids) + 1)), f"gap in ids: max {max(ids)}, count {len(ids)}"
+    duplicated, missing = sink_integrity(ids)
+    assert duplicated == 0, f"{duplicated} duplicated id(s)"
+    assert missing == 0 and min(ids) == 1, f"{missing} id(s) missing: max {max(ids)}, count {len(ids)}"
     return ids

@@ -1,0 +1,149 @@
+"""The main job: the runbook's incident, detected and recovered by the served deployments, live.
+
+    python -m deployments.demo [--no-fault] [--config FILE] [--interval 10] [--port 4200] [--once]
+
+Brings up the demo realtime-pipeline stack with its job, a local Prefect server
+(SQLite, UI on 127.0.0.1:PORT) and the served deployments; freezes the
+TaskManager (`docker pause`, the runbook's heartbeat timeout) and touches
+nothing else: the monitor detects it, the trigger starts recover, the job comes
+back from its checkpoint. Prints what happens and the time to detect and to
+recover, then keeps everything running for the UI until Ctrl-C, and removes
+what it started. With --config it watches your clusters instead and never
+injects a fault into them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
+from flink_runbook.demo.image import ImageBuildError
+from flink_runbook.demo.job import JobBuildError, committed_ids, sink_integrity, start_demo_job
+from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
+from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
+from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.polling import WaitTimeout
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+DEMO_INVENTORY = REPO_ROOT / "stack" / "inventory.yaml"
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="make demo ARGS=...", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, help="watch the clusters of this inventory instead of the demo stack")
+    parser.add_argument("--no-fault", action="store_true", help="do not inject the failure; just watch")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between monitor ticks (default 10)")
+    parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    parser.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2 for the demo stack")
+    parser.add_argument("--once", action="store_true", help="exit after the drill instead of running until Ctrl-C")
+    return parser
+
+
+def exactly_once_summary(output_dir: Path) -> str:
+    ids = committed_ids(output_dir)
+    duplicated, missing = sink_integrity(ids)
+    verdict = "every id exactly once" if not duplicated and not missing else "LOST OR DUPLICATED RECORDS"
+    return f"{len(ids)} ids committed, {duplicated} duplicated, {missing} missing: {verdict}"
+
+
+def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
+    stack = None
+    config = args.config
+    if config is None:
+        config = DEMO_INVENTORY
+        stack = DemoStack(StackSettings(data_dir=REPO_ROOT / "stack" / "data", flink_version=args.flink_version))
+        if stack.containers():
+            # A second copy of the job would write the same sink: refuse rather than duplicate records.
+            raise StackError("the demo stack realtime-pipeline is already up; run `make demo-down` first")
+        for old in (stack.output_dir, stack.checkpoint_dir):  # the last demo's records are not this one's
+            shutil.rmtree(old, ignore_errors=True)
+        say(f"Starting the demo stack realtime-pipeline (Flink {stack.settings.flink_version}) ...")
+        stack.up()
+        cleanup.callback(lambda: (say("Removing the demo stack ..."), stack.down()))
+        say(f"Demo job RUNNING as {start_demo_job(stack)}; Flink UI {stack.settings.rest_url}")
+    clusters = [c.name for c in load_inventory(config).clusters]
+
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url and not server_is_up(api_url):
+        raise PrefectServerError(f"no Prefect server answers at PREFECT_API_URL={api_url}")
+    if not api_url:
+        say("Starting a local Prefect server (SQLite, telemetry off) ...")
+        server = start_local_server(REPO_ROOT / ".prefect-home", args.port)
+        cleanup.callback(lambda: (say("Stopping the Prefect server ..."), server.stop()))
+        api_url = os.environ["PREFECT_API_URL"] = server.api_url
+    ui = api_url.removesuffix("/api")
+
+    # Prefect is imported only now, so it sees the server chosen above.
+    from deployments.drill import ServedDeployments, run_drill, wait_for_event
+    from flink_runbook.demo import faults
+
+    log = REPO_ROOT / ".prefect-home" / "serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    served = ServedDeployments.start(config, api_url, log, args.interval)
+    cleanup.callback(lambda: (say("Stopping the served deployments ..."), served.stop()))
+    say(f"Serving monitor (every {args.interval:.0f}s), recover (triggered) and diagnose; log {log}")
+    say(f"Prefect UI: {ui}/deployments  automations: {ui}/automations  events: {ui}/events")
+    for name in clusters:
+        wait_for_event(name, "flink.cluster.healthy", since=None, timeout_s=180)
+        say(f"The monitor sees {name} healthy")
+
+    if stack is not None and not args.no_fault:
+        cluster = clusters[0]
+        say(f"Freezing TaskManager {stack.taskmanager().name} (docker pause); touching nothing else ...")
+        result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=420)
+        say(f"Detected after {result.detect_s:.1f}s: {', '.join(result.findings)}")
+        say(f"Recover run {result.recover_run} ended {result.recover_state} {result.recover_s:.1f}s after the fault")
+        time.sleep(10)  # let the new job commit a few checkpoints' worth of output
+        say(f"Sink: {exactly_once_summary(stack.output_dir)}")
+        say(
+            f"Recovery report: {ui}/runs?flow=recover ; time to detect {result.detect_s:.1f}s, "
+            f"time to recover {result.recover_s:.1f}s"
+        )
+        if result.recover_state != "COMPLETED":
+            say("The recovery did not complete: read the recover run's report in the UI")
+    elif args.config is not None and not args.no_fault:
+        say("No fault injected: faults are only ever injected into the demo stack, never into your clusters")
+
+    if args.once:
+        return 0
+    say("Running; open the UI above. Ctrl-C stops and cleans up.")
+    while True:
+        time.sleep(3600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.update(TELEMETRY_OFF)
+    if args.interval < 5:
+        print("demo: --interval must be at least 5 seconds", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.config is not None:
+            load_inventory(args.config)
+        args.flink_version = resolve_flink_version(args.flink_version)
+    except (InventoryError, UnsupportedFlinkVersion) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with ExitStack() as cleanup:
+        try:
+            return run(args, cleanup)
+        except KeyboardInterrupt:
+            return 130
+        except (StackError, ImageBuildError, JobBuildError, PrefectServerError, WaitTimeout) as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
