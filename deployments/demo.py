@@ -22,16 +22,17 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import yaml
+
 from deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
 from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import JobBuildError, committed_ids, sink_integrity, start_demo_job
-from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
+from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
+from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
-DEMO_INVENTORY = REPO_ROOT / "stack" / "inventory.yaml"
 
 
 def say(message: str) -> None:
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
     parser.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2 for the demo stack")
     parser.add_argument("--once", action="store_true", help="exit after the drill instead of running until Ctrl-C")
+    # A second demo side by side (the tests use these): its own compose project, ports and data.
+    parser.add_argument("--project", default="realtime-pipeline", help=argparse.SUPPRESS)
+    parser.add_argument("--rest-port", type=int, default=8081, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "stack" / "data", help=argparse.SUPPRESS)
+    parser.add_argument("--prefect-home", type=Path, default=REPO_ROOT / ".prefect-home", help=argparse.SUPPRESS)
     return parser
 
 
@@ -60,17 +66,22 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     stack = None
     config = args.config
     if config is None:
-        config = DEMO_INVENTORY
-        stack = DemoStack(StackSettings(data_dir=REPO_ROOT / "stack" / "data", flink_version=args.flink_version))
+        settings = StackSettings(
+            data_dir=args.data_dir, project=args.project, flink_version=args.flink_version, rest_port=args.rest_port
+        )
+        stack = DemoStack(settings)
         if stack.containers():
             # A second copy of the job would write the same sink: refuse rather than duplicate records.
-            raise StackError("the demo stack realtime-pipeline is already up; run `make demo-down` first")
+            raise StackError(f"the demo stack {settings.project} is already up; run `make demo-down` first")
         for old in (stack.output_dir, stack.checkpoint_dir):  # the last demo's records are not this one's
             shutil.rmtree(old, ignore_errors=True)
         say(f"Starting the demo stack realtime-pipeline (Flink {stack.settings.flink_version}) ...")
         stack.up()
         cleanup.callback(lambda: (say("Removing the demo stack ..."), stack.down()))
         say(f"Demo job RUNNING as {start_demo_job(stack)}; Flink UI {stack.settings.rest_url}")
+        # stack/inventory.yaml describes the default demo stack; this one says the same of this stack.
+        config = args.data_dir / "inventory.yaml"
+        config.write_text(yaml.safe_dump(demo_inventory(settings, STABLE_DEMO_JAR), sort_keys=False))
     clusters = [c.name for c in load_inventory(config).clusters]
 
     api_url = os.environ.get("PREFECT_API_URL")
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
         raise PrefectServerError(f"no Prefect server answers at PREFECT_API_URL={api_url}")
     if not api_url:
         say("Starting a local Prefect server (SQLite, telemetry off) ...")
-        server = start_local_server(REPO_ROOT / ".prefect-home", args.port)
+        server = start_local_server(args.prefect_home, args.port)
         cleanup.callback(lambda: (say("Stopping the Prefect server ..."), server.stop()))
         api_url = os.environ["PREFECT_API_URL"] = server.api_url
     ui = api_url.removesuffix("/api")
@@ -87,7 +98,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     from deployments.drill import ServedDeployments, run_drill, wait_for_event
     from flink_runbook.demo import faults
 
-    log = REPO_ROOT / ".prefect-home" / "serve.log"
+    log = args.prefect_home / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     served = ServedDeployments.start(config, api_url, log, args.interval)
     cleanup.callback(lambda: (say("Stopping the served deployments ..."), served.stop()))

@@ -175,7 +175,7 @@ def test_rest_answering_garbage(running_stack, tmp_path, not_flink_url):
 
 def test_cli_json_and_exit_codes(running_stack, tmp_path, prefect_server):
     inventory = write_inventory(running_stack, tmp_path)
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}
     healthy = subprocess.run(
         [sys.executable, "-m", "flink_runbook.cli", "diagnose", "--config", str(inventory), "--json"],
         capture_output=True,

@@ -64,3 +64,35 @@ def test_monitor_emits_healthy_and_unhealthy_events(running_stack, tmp_path):
     assert unhealthy.payload["reason"] == "unhealthy; recovery 1 of at most 3 in the window"
     assert by_cluster[ids[0]].resource["flink.recovery"] == "none"
     assert "JOBMANAGER_UNREACHABLE" in {f["code"] for f in unhealthy.payload["findings"]}
+
+
+def test_late_monitor_backlog_is_skipped_not_run(tmp_path):
+    """After downtime the server holds many late ticks; the first tick that runs skips the rest."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Scheduled
+
+    from deployments.definitions import build_deployments
+    from tasks.monitor_steps import skip_late_backlog
+
+    inventory = tmp_path / "inventory.yaml"
+    cluster = {"name": "c", "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": "c"}}
+    inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
+    monitor = build_deployments(inventory)[0]
+    monitor.name = f"monitor-backlog-{uuid.uuid4().hex[:6]}"
+    monitor.schedules = []  # only the runs made below
+    deployment_id = monitor.apply()
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+
+        def scheduled(at):
+            return client.create_flow_run_from_deployment(deployment_id, state=Scheduled(scheduled_time=at)).id
+
+        late = [scheduled(now - timedelta(minutes=m)) for m in (30, 20, 10)]
+        own, future = scheduled(now - timedelta(seconds=1)), scheduled(now + timedelta(hours=1))
+
+        assert skip_late_backlog(str(deployment_id), str(own)) == 3
+
+        states = {run_id: client.read_flow_run(run_id).state for run_id in [*late, own, future]}
+    assert {(states[r].type.value, states[r].name) for r in late} == {("CANCELLED", "Skipped")}
+    assert states[own].type.value == "SCHEDULED" and states[future].type.value == "SCHEDULED"

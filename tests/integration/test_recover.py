@@ -167,7 +167,7 @@ def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_j
     stack = disposable_stack
     failed_with_checkpoint(stack, demo_job_jar, lambda s: faults.freeze(s.taskmanager()))
     inventory = write_inventory(stack, tmp_path, demo_job_jar, **FAST)
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}
     command = [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--json"]
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)

@@ -1,0 +1,53 @@
+"""README's first command, end to end: `python -m deployments.demo --once`, side by side with anything else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from flink_runbook.containers import PROJECT_LABEL
+
+from .conftest import free_local_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_injects_the_failure_and_the_served_deployments_recover_it(docker_client, flink_version, tmp_path):
+    project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the demo starts its own server
+    command = [
+        sys.executable, "-m", "deployments.demo", "--once",
+        "--flink-version", flink_version,
+        "--project", project,
+        "--rest-port", str(free_local_port()),
+        "--port", str(free_local_port()),
+        "--data-dir", str(tmp_path / "data"),
+        "--prefect-home", str(tmp_path / "prefect-home"),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "The monitor sees " + project + " healthy" in result.stdout
+    assert "ended COMPLETED" in result.stdout
+    assert "0 duplicated, 0 missing: every id exactly once" in result.stdout
+    assert "Time to detect" in result.stdout
+    # It cleans up what it started.
+    assert docker_client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"}) == []
+
+
+def test_demo_refuses_bad_input_without_starting_anything(tmp_path):
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("clusters: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.demo", "--config", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"demo: {bad}: clusters: needs at least one cluster")
+    assert "Traceback" not in result.stderr
