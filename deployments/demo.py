@@ -75,9 +75,9 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
             raise StackError(f"the demo stack {settings.project} is already up; run `make demo-down` first")
         for old in (stack.output_dir, stack.checkpoint_dir):  # the last demo's records are not this one's
             shutil.rmtree(old, ignore_errors=True)
-        say(f"Starting the demo stack realtime-pipeline (Flink {stack.settings.flink_version}) ...")
+        say(f"Starting the demo stack {settings.project} (Flink {stack.settings.flink_version}) ...")
         stack.up()
-        cleanup.callback(lambda: (say("Removing the demo stack ..."), stack.down()))
+        cleanup.callback(lambda: (say(f"Removing the demo stack {settings.project} ..."), stack.down()))
         say(f"Demo job RUNNING as {start_demo_job(stack)}; Flink UI {stack.settings.rest_url}")
         # stack/inventory.yaml describes the default demo stack; this one says the same of this stack.
         config = args.data_dir / "inventory.yaml"
@@ -116,10 +116,8 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
         say(f"Recover run {result.recover_run} ended {result.recover_state} {result.recover_s:.1f}s after the fault")
         time.sleep(10)  # let the new job commit a few checkpoints' worth of output
         say(f"Sink: {exactly_once_summary(stack.output_dir)}")
-        say(
-            f"Recovery report: {ui}/runs?flow=recover ; time to detect {result.detect_s:.1f}s, "
-            f"time to recover {result.recover_s:.1f}s"
-        )
+        say(f"Recover run and its report: {ui}/runs/flow-run/{result.recover_run_id}")
+        say(f"Time to detect {result.detect_s:.1f}s, time to recover {result.recover_s:.1f}s")
         if result.recover_state != "COMPLETED":
             say("The recovery did not complete: read the recover run's report in the UI")
     elif args.config is not None and not args.no_fault:
