@@ -15,6 +15,7 @@ decision is one of:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from flink_runbook.inventory import MonitorSettings
 
@@ -22,6 +23,16 @@ from flink_runbook.inventory import MonitorSettings
 ACTIVE_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
 # Runs that never acted: rejected by the deployment's concurrency limit or cancelled by a human.
 NOT_COUNTED_STATES = frozenset({"CANCELLED", "CANCELLING"})
+
+
+def recovers_cluster(run_parameters: dict, cluster_name: str, config: Path) -> bool:
+    """Whether a recover run acts on this cluster: named in it, or all clusters of the same inventory file."""
+    if run_parameters.get("dry_run"):
+        return False
+    named = run_parameters.get("cluster")
+    if named is not None:
+        return named == cluster_name
+    return Path(str(run_parameters.get("config", ""))).resolve() == config.resolve()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ class ClustersNeedAHuman(RuntimeError):
 @flow(name="monitor", description="Cheap health check of every cluster; events that trigger recover, with guard rails.")
 def monitor_flow(config: str) -> list[dict[str, Any]]:
     logger = get_run_logger()
-    clusters = load_inventory(config).clusters
+    inventory = load_inventory(config)
+    clusters = inventory.clusters
     if deployment.id:
         skipped = skip_late_backlog(str(deployment.id), str(flow_run.id))
         if skipped:
@@ -46,7 +47,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         diagnosis = check.result()
         escalation = read_escalation(cluster.name)
         decision = decide_recovery(
-            diagnosis.healthy, read_recovery_history(cluster), escalation, cluster.monitor, time.time()
+            diagnosis.healthy, read_recovery_history(cluster, inventory.path), escalation, cluster.monitor, time.time()
         )
         if decision.escalation != escalation:
             store_escalation(cluster.name, decision.escalation)

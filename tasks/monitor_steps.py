@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -28,7 +29,7 @@ from flink_runbook.containers import DockerUnavailable
 from flink_runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.observation import observe_cluster_quickly
-from flink_runbook.recovery_guard import Escalation, GuardDecision, RecoveryRun
+from flink_runbook.recovery_guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
 from tasks.clients import cluster_docker, cluster_rest
 
 RECOVER_FLOW_NAME = "recover"
@@ -50,8 +51,8 @@ def check_cluster_health(cluster: ClusterSpec) -> Diagnosis:
 
 
 @task(name="read recovery history", task_run_name="read recovery history of {cluster.name}", **READ_ONLY)
-def read_recovery_history(cluster: ClusterSpec) -> list[RecoveryRun]:
-    """The recover flow runs for this cluster (or for all clusters) expected to start within the window."""
+def read_recovery_history(cluster: ClusterSpec, config: Path) -> list[RecoveryRun]:
+    """The recover flow runs acting on this cluster expected to start within the monitor's window."""
     since = datetime.now(UTC) - timedelta(seconds=cluster.monitor.window_s)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
@@ -67,7 +68,7 @@ def read_recovery_history(cluster: ClusterSpec) -> list[RecoveryRun]:
             ended_at=run.end_time.timestamp() if run.end_time else None,
         )
         for run in runs
-        if run.parameters.get("cluster") in (cluster.name, None) and not run.parameters.get("dry_run")
+        if recovers_cluster(run.parameters, cluster.name, config)
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flink_runbook.inventory import MonitorSettings
-from flink_runbook.recovery_guard import Escalation, RecoveryRun, decide_recovery
+from flink_runbook.recovery_guard import Escalation, RecoveryRun, decide_recovery, recovers_cluster
 
 SETTINGS = MonitorSettings(cooldown_s=60, max_recoveries=2, window_s=600, resume_after_healthy_s=120)
 NOW = 10_000.0
@@ -70,3 +70,12 @@ def test_escalated_cluster_resumes_only_after_being_healthy_long_enough():
 def test_escalation_round_trips_through_its_stored_form():
     escalation = Escalation(escalated_at=NOW, reason="why", healthy_since=NOW + 1)
     assert Escalation.from_dict(escalation.to_dict()) == escalation
+
+
+def test_which_recover_runs_count_for_a_cluster(tmp_path):
+    mine, other = tmp_path / "mine.yaml", tmp_path / "other.yaml"
+    assert recovers_cluster({"config": str(other), "cluster": "a"}, "a", mine)
+    assert not recovers_cluster({"config": str(mine), "cluster": "b"}, "a", mine)
+    assert recovers_cluster({"config": str(mine), "cluster": None}, "a", mine)  # all clusters of my inventory
+    assert not recovers_cluster({"config": str(other)}, "a", mine)  # all clusters of another inventory
+    assert not recovers_cluster({"config": str(mine), "cluster": "a", "dry_run": True}, "a", mine)
