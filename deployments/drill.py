@@ -68,7 +68,7 @@ class ServedDeployments:
 
     def stop(self, timeout_s: float = 30) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # the runner shuts down cleanly on Ctrl-C
+            self.process.send_signal(signal.SIGINT)  # serve cancels runs in flight and frees their slots
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:

@@ -58,7 +58,14 @@ def start_local_server(home: Path, port: int = 4200, timeout_s: float = 120) -> 
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "server.log"
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    env = {**os.environ, **TELEMETRY_OFF, "PREFECT_HOME": str(home)}
+    env = {
+        **os.environ,
+        **TELEMETRY_OFF,
+        "PREFECT_HOME": str(home),
+        # A run that dies before its engine starts (serving process killed mid-submission) holds its
+        # deployment's slot until this lease ends; Prefect's default 300 s would blind the monitor that long.
+        "PREFECT_SERVER_CONCURRENCY_INITIAL_DEPLOYMENT_LEASE_DURATION": "60",
+    }
     env.pop("PREFECT_API_URL", None)
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -12,7 +12,9 @@ backlog after downtime does not become a storm of runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -35,8 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve_deployments(config: Path, interval_s: float, limit: int) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
-    from prefect import serve
-
     from deployments.definitions import build_deployments
     from deployments.notifications import ensure_escalation_notification
 
@@ -44,7 +44,38 @@ def serve_deployments(config: Path, interval_s: float, limit: int) -> None:
     if inventory.escalation_webhook_url:
         ensure_escalation_notification(inventory.escalation_webhook_url)
         print(f"serve: escalations are posted to {inventory.escalation_webhook_url}", flush=True)
-    serve(*build_deployments(config, interval_s), limit=limit, print_starting_message=True)
+    asyncio.run(serve_until_stopped(build_deployments(config, interval_s), limit))
+
+
+async def serve_until_stopped(deployments: list, limit: int) -> None:
+    """Run the deployments until SIGINT or SIGTERM, then stop cleanly.
+
+    Prefect's own serve() leaves a run that is in flight at Ctrl-C in Pending
+    or Running; it keeps its deployment's concurrency slot until the lease
+    expires (300 s), and every monitor tick until then is cancelled. Stopping
+    the runner instead marks in-flight runs Cancelled, which frees the slots;
+    the next monitor tick after a restart looks at the clusters afresh.
+    """
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True, limit=limit)
+    for deployment in deployments:
+        await runner.aadd_deployment(deployment)
+    serving = asyncio.create_task(runner.start())
+    while not runner.started and not serving.done():  # start() installs its own SIGTERM handler first
+        await asyncio.sleep(0.1)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_requested.set)
+    print(f"serve: serving {', '.join(d.name for d in deployments)}; Ctrl-C or SIGTERM stops", flush=True)
+    stopping = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not serving.done():
+        print("serve: stopping; runs in flight are marked Cancelled, schedules paused", flush=True)
+        await runner.astop()
+        await serving
+    stopping.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:

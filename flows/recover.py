@@ -37,6 +37,17 @@ from tasks.recover_steps import (
 RECOVERY_OK = ("healthy", "recovered", "planned")
 
 
+class RecoveryNotDone(RuntimeError):
+    """A failed or refused recovery; carries every cluster's result for the caller."""
+
+    def __init__(self, message: str, results: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self) -> tuple:  # picklable with both arguments, for Prefect's result handling
+        return (type(self), (str(self), self.results))
+
+
 def _findings(diagnosis: Diagnosis) -> list[dict]:
     return [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in diagnosis.findings]
 
@@ -184,12 +195,14 @@ def recover_flow(config: str, cluster: str | None = None, dry_run: bool = False)
     results = [recover_cluster(spec, dry_run=dry_run).to_dict() for spec in inventory.select(cluster)]
     not_ok = [f"{r['cluster']} {r['status']}" for r in results if r["status"] not in RECOVERY_OK]
     if not_ok:
-        # A failed or refused recovery is a red run in the UI, with the results still attached.
-        return Failed(message=f"recovery not done: {', '.join(not_ok)}; see the recovery report", data=results)
+        # A red run in the UI. Prefect needs an exception as a failed state's data; it carries the results.
+        message = f"recovery not done: {', '.join(not_ok)}; see the recovery report"
+        return Failed(message=message, data=RecoveryNotDone(message, results))
     return results
 
 
 def run_recover(config: str, cluster: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
     """Run the recover flow and return its results whether or not it failed (for the CLI and tests)."""
     state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, return_state=True)
-    return state.result(raise_on_failure=False)
+    outcome = state.result(raise_on_failure=False)
+    return outcome.results if isinstance(outcome, RecoveryNotDone) else outcome

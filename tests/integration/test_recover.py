@@ -206,3 +206,26 @@ def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
         assert_every_id_exactly_once(stack, at_least=committed_before + 60)
     finally:
         stack.down()
+
+
+def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_path):
+    import pickle
+    import uuid
+
+    from flows.recover import RecoveryNotDone, recover_flow
+
+    name = f"absent-{uuid.uuid4().hex[:6]}"
+    inventory = tmp_path / "inventory.yaml"
+    cluster = {"name": name, "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": name}}
+    inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
+
+    state = recover_flow(config=str(inventory), return_state=True)
+    assert state.is_failed() and f"{name} refused" in state.message, state
+    outcome = state.result(raise_on_failure=False)
+    # Prefect resolves a failed state's data into an exception; a plain list made the served run log a TypeError.
+    assert isinstance(outcome, RecoveryNotDone)
+    assert pickle.loads(pickle.dumps(outcome)).results == outcome.results
+    (result,) = outcome.results
+    assert result["status"] == "refused" and result["actions"] == []
+    assert "does not exist" in result["refusals"][0]
+    assert [r["status"] for r in run_recover(config=str(inventory))] == ["refused"]

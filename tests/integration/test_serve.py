@@ -1,0 +1,75 @@
+"""Stopping the serving process mid-run must not leave a run holding its deployment's slot.
+
+Prefect 3.8's own serve() leaves the run in flight at Ctrl-C Pending or Running;
+the monitor deployment (concurrency 1, CANCEL_NEW) then cancels every tick until
+the slot's lease expires, 300 s later: the monitor is blind for five minutes
+after each restart. A real `prefect server start` and real served processes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
+
+from deployments.drill import ServedDeployments
+from deployments.local_server import LocalPrefectServer
+from flink_runbook.polling import wait_until
+
+OPEN_STATES = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}
+
+
+def monitor_runs(since: datetime | None = None) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["monitor"])),
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)) if since else None,
+            limit=200,
+        )
+
+
+def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_once(
+    prefect_server: LocalPrefectServer, tmp_path: Path
+):
+    name = f"unreachable-{uuid.uuid4().hex[:6]}"
+    inventory = tmp_path / "inventory.yaml"
+    cluster = {"name": name, "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": name}}
+    inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
+
+    served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve-1.log", interval_s=5)
+    try:
+        running = wait_until(
+            lambda: [r for r in monitor_runs() if r.state_type.value == "RUNNING"],
+            bool,
+            timeout=120,
+            interval=0.2,
+            what="a monitor run in flight",
+        )[0]
+    finally:
+        served.stop()
+    print("\n" + (tmp_path / "serve-1.log").read_text(errors="replace")[-3000:])
+    assert served.process.returncode == 0
+
+    with get_client(sync_client=True) as client:
+        stopped = client.read_flow_run(running.id).state
+    assert stopped.type.value in ("CANCELLED", "COMPLETED", "FAILED"), stopped  # finished just before, or cancelled
+    left_open = [(r.name, r.state_name) for r in monitor_runs() if r.state_type.value in OPEN_STATES - {"SCHEDULED"}]
+    assert left_open == []
+
+    restarted = datetime.now(UTC)
+    served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve-2.log", interval_s=5)
+    try:
+        # With a leaked slot every tick is cancelled for 300 s; a clean stop lets the first tick run.
+        finished = wait_until(
+            lambda: [r for r in monitor_runs(since=restarted) if r.state_type.value in ("COMPLETED", "FAILED")],
+            bool,
+            timeout=90,
+            what="a monitor run that ran to the end after the restart",
+        )
+    finally:
+        served.stop()
+    assert finished
