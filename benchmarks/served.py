@@ -13,12 +13,14 @@ included) once a minute. Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -54,6 +56,21 @@ def summary(name: str, values: list[float], unit: str) -> str:
         f"{name}: median {statistics.median(values):.1f}{unit}, min {min(values):.1f}{unit}, "
         f"max {max(values):.1f}{unit} (n={len(values)})"
     )
+
+
+def monitor_run_states(since: datetime) -> dict[str, int]:
+    """How the monitor's runs expected since `since` ended: Completed, Cancelled (overlap), Skipped, ..."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterExpectedStartTime
+
+    expected = FlowRunFilterExpectedStartTime(after_=since, before_=datetime.now(UTC))  # not the ones ahead
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["monitor"])),
+            flow_run_filter=FlowRunFilter(expected_start_time=expected),
+            limit=1000,
+        )
+    return dict(collections.Counter(r.state_name for r in runs))
 
 
 def main() -> int:
@@ -122,6 +139,7 @@ def main() -> int:
             print(f"idle: monitor every 30 s for {args.idle_minutes:.0f} min on the healthy stack", flush=True)
             served = ServedDeployments.start(inventory, server.api_url, work / "serve-idle.log", 30)
             pid = served.process.pid
+            idle_since = datetime.now(UTC)
             time.sleep(60)  # past start-up
             start_cpu, start = cpu_seconds(pid), time.monotonic()
             samples, last_cpu, last = [], start_cpu, start
@@ -142,6 +160,7 @@ def main() -> int:
             print("  " + summary("CPU % of one core (per minute)", cpu_pct, "%"))
             print("  " + summary("RSS of the serving process", samples, " MiB"))
             print(f"  Prefect server RSS at the end: {rss_mib(server.process.pid):.0f} MiB")
+            print(f"  monitor runs while idle, by state: {monitor_run_states(idle_since)}")
     finally:
         if served:
             served.stop()
