@@ -7,7 +7,7 @@ recover   on demand and from the trigger on flink.cluster.unhealthy (flink.recov
           concurrency limit flink-recover-<cluster>; this limit serialises recoveries across
           clusters, which shared Docker hosts want anyway.
 diagnose  on demand
-audit     daily (added with the audit flow)
+audit     daily at 06:00 UTC, report only (fix=False); --fix stays a human's decision
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
 from flink_runbook.cluster_events import RECOVERY_LABEL, RESOURCE_PREFIX, UNHEALTHY_EVENT
+from flows.audit import audit_flow
 from flows.diagnose import diagnose_flow
 from flows.monitor import monitor_flow
 from flows.recover import recover_flow
 
 RECOVER_TRIGGER_NAME = "flink-runbook: recover an unhealthy cluster"
+AUDIT_CRON = "0 6 * * *"  # daily, UTC
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
@@ -58,4 +60,7 @@ def build_deployments(config: Path, monitor_interval_s: float = 30.0) -> list[Ru
             tags=["flink-runbook"],
         ),
         diagnose_flow.to_deployment(name="diagnose", parameters={"config": str(config)}, tags=["flink-runbook"]),
+        audit_flow.to_deployment(
+            name="audit", cron=AUDIT_CRON, parameters={"config": str(config)}, tags=["flink-runbook"]
+        ),
     ]

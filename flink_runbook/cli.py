@@ -14,12 +14,16 @@ from pathlib import Path
 
 import docker.errors
 
-from flink_runbook.console import diagnosis_lines, recovery_lines
+from flink_runbook.audit_fixes import UnsafeFix
+from flink_runbook.compose_file import ComposeFileError
+from flink_runbook.console import audit_lines, diagnosis_lines, recovery_lines
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import JobBuildError, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
+from flink_runbook.flink_config_file import ConfigFileError
+from flink_runbook.flink_options import UnknownFlinkRelease
 from flink_runbook.flink_rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
@@ -144,25 +148,49 @@ def monitor_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def audit(args: argparse.Namespace) -> int:
+    from flink_runbook.audit_sources import read_audit_inputs
+    from tasks.clients import cluster_rest
+
+    # Every input is read and checked before the flow runs: a bad file or key exits 2 and changes nothing.
+    for cluster in load_inventory(args.config).select(args.cluster):
+        if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
+            raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
+        read_audit_inputs(cluster, cluster_rest(cluster))
+    from flows.audit import audit_flow
+
+    results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(audit_lines(result)))
+    attention = [f for r in results for f in r["findings"] if f["severity"] in ("warning", "error")]
+    return EXIT_FAILED if attention else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    inventory_options = argparse.ArgumentParser(add_help=False)
+    inventory_options.add_argument("--config", required=True, help="inventory YAML file")
+    inventory_options.add_argument("--cluster", help="only this cluster of the inventory")
+    inventory_options.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
+
     diagnose_cmd = commands.add_parser(
-        "diagnose", help="the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input"
+        "diagnose",
+        parents=[inventory_options],
+        help="the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input",
     )
-    diagnose_cmd.add_argument("--config", required=True, help="inventory YAML file")
-    diagnose_cmd.add_argument("--cluster", help="only this cluster of the inventory")
-    diagnose_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
     diagnose_cmd.set_defaults(run=diagnose)
 
     recover_cmd = commands.add_parser(
-        "recover", help="restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed"
+        "recover",
+        parents=[inventory_options],
+        help="restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed",
     )
-    recover_cmd.add_argument("--config", required=True, help="inventory YAML file")
-    recover_cmd.add_argument("--cluster", help="only this cluster of the inventory")
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
-    recover_cmd.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
     recover_cmd.set_defaults(run=recover)
 
     monitor_cmd = commands.add_parser("monitor", help="one monitor tick, or reset a cluster's escalation")
@@ -176,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--config", required=True, help="inventory YAML file")
     reset.add_argument("--cluster", required=True, help="the escalated cluster")
     reset.set_defaults(run=monitor_reset)
+
+    audit_cmd = commands.add_parser(
+        "audit",
+        parents=[inventory_options],
+        help="config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input",
+    )
+    audit_cmd.add_argument("--fix", action="store_true", help="apply the safe fixes (backup first), then audit again")
+    audit_cmd.set_defaults(run=audit)
 
     stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)
@@ -202,10 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, UnsupportedFlinkVersion, InventoryError) as exc:
+    except (
+        UsageError,
+        UnsupportedFlinkVersion,
+        InventoryError,
+        ConfigFileError,
+        ComposeFileError,
+        UnknownFlinkRelease,
+    ) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (StackError, ImageBuildError, JobBuildError, FlinkRestError, WaitTimeout) as exc:
+    except (StackError, ImageBuildError, JobBuildError, FlinkRestError, WaitTimeout, UnsafeFix) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except docker.errors.DockerException as exc:

@@ -77,7 +77,7 @@ def _key_names(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding
                     "info",
                     key,
                     status.use or key,
-                    f"Flink {flink_version} still reads {key} but it is deprecated; the next major release may not",
+                    f"Flink {flink_version} reads {key} as a deprecated name; a later release may stop reading it",
                     config.where(key),
                 )
             )

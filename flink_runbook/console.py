@@ -1,4 +1,4 @@
-"""Compact human output of diagnose results for a terminal."""
+"""Compact human output of diagnose, recover and audit results for a terminal."""
 
 from __future__ import annotations
 
@@ -44,4 +44,21 @@ def recovery_lines(result: dict[str, Any]) -> list[str]:
     lines += [f"  refused  {r}" for r in result["refusals"]]
     lines += [f"  check    [{'ok' if c['passed'] else 'FAILED'}] {c['name']}: {c['detail']}" for c in result["checks"]]
     lines += [f"  after    {f['severity'].upper()} {f['code']}: {f['summary']}" for f in result["findings_after"]]
+    return lines
+
+
+def audit_lines(result: dict[str, Any]) -> list[str]:
+    worst = result["worst"]
+    lines = [f"{result['cluster']}: audit, Flink {result['flink_version']}: worst finding {worst}"]
+    for fix in result.get("fixes", []):
+        if fix["backup"]:
+            lines.append(f"  fixed {fix['path']} (backup {fix['backup']}):")
+            lines += [f"    {line}" for line in fix["diff"].splitlines()]
+        lines += [f"  not fixed: {left}" for left in fix["left"]]
+    for f in result["findings"]:
+        lines.append(f"  {f['severity'].upper():<8} {f['code']}: {f['current']}")
+        lines.append(f"           set: {f['recommended']}")
+        lines.append(f"           why: {f['why']}")
+        lines.append(f"           at:  {f['where']}")
+    lines += [f"  not read: {n}" for n in result["not_read"]]
     return lines

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from flink_runbook.text_files import read_text, yaml_problem
+
 LEGACY, STANDARD = "flink-conf.yaml", "config.yaml"
 
 
@@ -53,12 +55,7 @@ def config_format(path: Path) -> str:
 
 
 def read_flink_config(path: Path) -> FlinkConfigFile:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, ConfigFileError)
     if config_format(path) == LEGACY:
         return parse_legacy_flink_conf(text, path)
     return parse_config_yaml(text, path)
@@ -85,10 +82,8 @@ def parse_config_yaml(text: str, path: Path) -> FlinkConfigFile:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigFileError(f"{path}:{where} not valid YAML: {problem}") from None
+        where, problem = yaml_problem(exc)
+        raise ConfigFileError(f"{path}: {where + ': ' if where else ''}not valid YAML: {problem}") from None
     config = FlinkConfigFile(path, STANDARD)
     if root is None:
         return config

@@ -25,7 +25,7 @@ class FlinkOption:
     key: str
     default: str | None
     deprecated: bool
-    reads_also: tuple[str, ...]  # older keys this release still reads in place of `key`
+    replaces: tuple[str, ...]  # older (deprecated) names of this option that this release still reads
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class OptionCatalogue:
         return self._replaced_by().get(key)
 
     def _replaced_by(self) -> dict[str, str]:
-        return {old: option.key for option in self.options.values() for old in option.reads_also}
+        return {old: option.key for option in self.options.values() for old in option.replaces}
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def option_catalogue(flink_version: str) -> OptionCatalogue:
         )
     document = json.loads((CATALOGUE_DIR / f"{match}.json").read_text())
     options = {
-        key: FlinkOption(key, entry["default"], entry["deprecated"], tuple(entry["reads_also"]))
+        key: FlinkOption(key, entry["default"], entry["deprecated"], tuple(entry["replaces"]))
         for key, entry in document["options"].items()
     }
     return OptionCatalogue(match, options)
@@ -86,7 +86,7 @@ def key_status(key: str, flink_version: str) -> KeyStatus:
     current = catalogue.current_key(key)
     if current == key:
         option = catalogue.options[key]
-        replacement = next((o.key for o in catalogue.options.values() if key in o.reads_also), None)
+        replacement = next((o.key for o in catalogue.options.values() if key in o.replaces), None)
         if replacement:
             return KeyStatus(key, "renamed", use=replacement)
         return KeyStatus(key, "deprecated" if option.deprecated else "current")

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from flink_runbook.text_files import read_text, yaml_problem
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -118,6 +120,19 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class AuditSources:
+    """The files the audit reads (and --fix edits); None: not audited."""
+
+    compose_file: Path | None = None
+    jobmanager_config: Path | None = None
+    taskmanager_config: Path | None = None
+    # Values for ${VARS} in the compose file, over its .env; the environment is not read (audits must repeat).
+    compose_variables: dict[str, str] = field(default_factory=dict)
+    # The Flink release the files are for, when the REST API cannot say (cluster down).
+    flink_version: str | None = None
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     rest: RestSettings
@@ -128,6 +143,7 @@ class ClusterSpec:
     thresholds: Thresholds = field(default_factory=Thresholds)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    audit: AuditSources = field(default_factory=AuditSources)
 
 
 @dataclass(frozen=True)
@@ -354,6 +370,25 @@ def _monitor(section: _Mapping) -> MonitorSettings:
     return monitor
 
 
+def _audit(section: _Mapping, base: Path) -> AuditSources:
+    variables = section.get("compose_variables", dict, {})
+    for name, value in variables.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            section.fail(f"expected a string, got {_type_name(value)} {value!r}", f"compose_variables.{name}")
+    version = section.get("flink_version", str)
+    if version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+        section.fail(f"expected a Flink release like 1.20 or 2.2.0, got {version!r}", "flink_version")
+    sources = AuditSources(
+        compose_file=section.path_value("compose_file", base),
+        jobmanager_config=section.path_value("jobmanager_config", base),
+        taskmanager_config=section.path_value("taskmanager_config", base),
+        compose_variables={str(k): str(v) for k, v in variables.items()},
+        flink_version=version,
+    )
+    section.done()
+    return sources
+
+
 def _escalation_webhook(section: _Mapping) -> str | None:
     url = _http_url(section, "escalation_webhook_url", required=False)
     section.done()
@@ -381,6 +416,7 @@ def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
         thresholds=_thresholds(section.mapping("thresholds")),
         recovery=_recovery(section.mapping("recovery")),
         monitor=_monitor(section.mapping("monitor")),
+        audit=_audit(section.mapping("audit"), base),
     )
     section.done()
     return cluster
@@ -389,17 +425,12 @@ def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory file; raises InventoryError naming file, key and reason."""
     file = Path(path)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InventoryError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    text = read_text(file, InventoryError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError(f"{file}: not valid YAML{where}: {problem}") from None
+        where, problem = yaml_problem(exc)
+        raise InventoryError(f"{file}: not valid YAML{' at ' + where if where else ''}: {problem}") from None
     top = _Mapping(data, "", file)
     base = file.resolve().parent
     clusters_data = top.get("clusters", list, required=True)

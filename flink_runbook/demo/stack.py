@@ -17,7 +17,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from flink_runbook.containers import PROJECT_LABEL, SERVICE_LABEL
-from flink_runbook.demo.image import ensure_flink_image
+from flink_runbook.demo.image import ensure_flink_image, flink_image_tag
 from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
 from flink_runbook.flink_rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
@@ -45,6 +45,17 @@ class StackSettings:
         return f"http://127.0.0.1:{self.rest_port}"
 
 
+def compose_variables(settings: StackSettings, image: str) -> dict[str, str]:
+    """The ${VARS} of stack/docker-compose.yml for this stack (the rest come from stack/.env)."""
+    return {
+        "COMPOSE_PROJECT_NAME": settings.project,
+        "FLINK_IMAGE": image,
+        "FLINK_CONF_FILE": config_file_name(settings.flink_version),
+        "FLINK_REST_PORT": str(settings.rest_port),
+        "STACK_DATA_DIR": str(settings.data_dir.resolve()),
+    }
+
+
 def compose_command() -> list[str]:
     """Compose v2 plugin if the docker CLI has it, else the standalone docker-compose."""
     docker_cli = shutil.which("docker")
@@ -68,11 +79,7 @@ class DemoStack:
         settings = self.settings
         env = dict(os.environ)
         env.update(
-            COMPOSE_PROJECT_NAME=settings.project,
-            FLINK_IMAGE=settings.image or ensure_flink_image(self.client, settings.flink_version),
-            FLINK_CONF_FILE=config_file_name(settings.flink_version),
-            FLINK_REST_PORT=str(settings.rest_port),
-            STACK_DATA_DIR=str(settings.data_dir.resolve()),
+            compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
         )
         command = [*compose_command(), "--project-name", settings.project, "--file", str(COMPOSE_FILE), *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
@@ -150,6 +157,7 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
     }
     if jar:
         job["jar"] = str(jar)
+    conf = config_file_name(settings.flink_version)
     return {
         "clusters": [
             {
@@ -158,6 +166,14 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
                 "containers": {"compose_project": settings.project},
                 "expected_taskmanagers": 1,
                 "jobs": [job],
+                "audit": {
+                    "compose_file": str(COMPOSE_FILE),
+                    "jobmanager_config": str(STACK_DIR / "docker" / "jobmanager" / conf),
+                    "taskmanager_config": str(STACK_DIR / "docker" / "taskmanager" / conf),
+                    "compose_variables": compose_variables(
+                        settings, settings.image or flink_image_tag(settings.flink_version)
+                    ),
+                },
             }
         ]
     }

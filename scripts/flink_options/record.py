@@ -57,14 +57,16 @@ def record(version: str) -> Path:
         if line.startswith("#"):
             continue  # a class that does not load without optional dependencies
         key, deprecated, default, fallbacks = (line.split("\t") + [""] * 4)[:4]
-        entry = options.setdefault(key, {"default": None, "deprecated": True, "reads_also": []})
+        entry = options.setdefault(key, {"default": None, "deprecated": True, "replaces": [], "falls_back_to": []})
         entry["default"] = None if default == "null" else default
         # 1.20 declares some keys twice, in a deprecated class and its replacement: deprecated only if every one is.
         entry["deprecated"] = entry["deprecated"] and deprecated == "DEPRECATED"
         for fallback in fallbacks.split():
-            name = fallback.split("(")[0]
-            if name not in entry["reads_also"]:
-                entry["reads_also"].append(name)
+            # A deprecated fallback key is an old name of this option; a plain one is another option it defaults to.
+            name, kind = fallback.rstrip(")").split("(")
+            field = "replaces" if kind == "deprecated" else "falls_back_to"
+            if name not in entry[field]:
+                entry[field].append(name)
     path = OUT / f"{version}.json"
     document = {
         "flink_version": version,

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+)
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.local_server import TELEMETRY_OFF, start_local_server
@@ -40,10 +45,12 @@ def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_st
         prefect_cli(api, "deploy", "--all")
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             deployments = {d.name: d for d in client.read_deployments()}
-            assert set(deployments) == {"monitor", "recover", "diagnose"}
-            client.pause_deployment(deployments["monitor"].id)  # only the run below may execute
-            monitor, recover = deployments["monitor"], deployments["recover"]
+            assert set(deployments) == {"monitor", "recover", "diagnose", "audit"}
+            client.pause_deployment(deployments["monitor"].id)  # only the runs below may execute
+            monitor, recover, audit = deployments["monitor"], deployments["recover"], deployments["audit"]
             assert [s.schedule.interval.total_seconds() for s in monitor.schedules] == [30]
+            assert [(s.schedule.cron, s.schedule.timezone) for s in audit.schedules] == [("0 6 * * *", "UTC")]
+            assert audit.parameters == {"config": "stack/inventory.yaml"}  # reports only: fix stays False
             for deployment in (monitor, recover):
                 assert deployment.concurrency_options.collision_strategy.value == "CANCEL_NEW"
                 assert deployment.work_pool_name == "flink-runbook"
@@ -58,15 +65,20 @@ def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_st
 
         inventory = write_inventory(running_stack, tmp_path)
         prefect_cli(api, "deployment", "run", "diagnose/diagnose", "--param", f"config={inventory}")
+        prefect_cli(api, "deployment", "run", "audit/audit", "--param", f"config={inventory}")
         prefect_cli(api, "worker", "start", "--pool", "flink-runbook", "--run-once", timeout=300)
 
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-            (run,) = client.read_flow_runs()
-            assert run.state_type.value == "COMPLETED", run.state
-            artifacts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
-            )
-            keys = {a.key for a in artifacts}
-            assert f"diagnose-{running_stack.settings.project}" in keys, keys
+            for name in ("diagnose", "audit"):
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployments[name].id]))
+                )
+                (run,) = [r for r in runs if r.state_type.value != "SCHEDULED"]  # not tomorrow's audit
+                assert run.state_type.value == "COMPLETED", (name, run.state)
+                artifacts = client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+                )
+                keys = {a.key for a in artifacts}
+                assert f"{name}-{running_stack.settings.project}" in keys, keys
     finally:
         server.stop()
