@@ -28,6 +28,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFi
 from deployments.local_server import TELEMETRY_OFF
 from flink_runbook.cluster_events import cluster_resource_id
 from flink_runbook.polling import wait_until
+from flink_runbook.recovery_guard import recovers_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -91,15 +92,23 @@ def cluster_events(cluster: str, names: list[str], since: datetime | None) -> li
     return page.events
 
 
-def recover_runs(cluster: str, since: datetime | None) -> list[FlowRun]:
-    """Recover runs for this cluster that started at or after `since` (None: any), oldest first."""
+def recover_runs(cluster: str, since: datetime | None, config: Path | None = None) -> list[FlowRun]:
+    """Recover runs of this cluster that started at or after `since` (None: any), oldest first.
+
+    A run counts when it names the cluster (as every triggered run does) or, given `config`, when
+    it recovers every cluster of that inventory; a run of another inventory never counts.
+    """
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["recover"])),
             flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)) if since else None,
             limit=200,
         )
-    runs = [r for r in runs if r.parameters.get("cluster") in (cluster, None)]
+    runs = [
+        r
+        for r in runs
+        if (recovers_cluster(r.parameters, cluster, config) if config else r.parameters.get("cluster") == cluster)
+    ]
     return sorted(runs, key=lambda r: r.start_time or r.expected_start_time or datetime.now(UTC))
 
 

@@ -148,7 +148,7 @@ def test_taskmanager_that_fails_after_every_restart_escalates_instead_of_looping
         saboteur.join(10)
         faults.thaw(stack.taskmanager())
 
-    runs = recover_runs(cluster, since=None)
+    runs = recover_runs(cluster, since=None, config=inventory)
     acted = [r for r in runs if r.state_type and r.state_type.value != "CANCELLED"]
     print(f"\nrecover runs: {[(r.name, r.state_type.value) for r in runs]}; webhook got: {notification['subject']}")
     assert len(acted) == 2, [(r.name, r.state_type) for r in runs]
