@@ -16,6 +16,8 @@ from flink_runbook.flink_values import duration_ms, human_ms
 MIN_HEARTBEAT_TIMEOUT_MS = 50_000  # Flink's default; shorter turns a GC pause or a busy host into a lost TaskManager
 MIN_TIMEOUT_TO_INTERVAL = 5  # Flink's defaults (50 s / 10 s): several missed heartbeats before giving up
 MIN_RESTART_BUDGET_MS = 5 * 60_000  # a restarted TaskManager container needs minutes, not seconds, to come back
+MAX_CHECKPOINT_INTERVAL_MS = 10 * 60_000  # beyond this a recovery replays a lot, and a file sink publishes late
+MIN_CHECKPOINT_TIMEOUT_MS = 60_000  # Flink's default is 10 min
 RETAINING = {"RETAIN_ON_CANCELLATION", "DELETE_ON_CANCELLATION"}  # both keep checkpoints of a FAILED job
 
 
@@ -159,6 +161,15 @@ def _checkpointing(config: FlinkConfigFile, values: dict, flink_version: str) ->
                 config.where("execution.checkpointing.interval"),
             )
         )
+    else:
+        interval_ms, interval_key = _duration(values, "execution.checkpointing.interval", 0)
+        timeout_ms, timeout_key = _duration(values, "execution.checkpointing.timeout", 600_000)
+        findings += checkpoint_timing_findings(
+            interval_ms,
+            timeout_ms,
+            config.where(interval_key),
+            config.where(timeout_key or "execution.checkpointing.timeout"),
+        )
     retention, retention_key = values.get("execution.checkpointing.externalized-checkpoint-retention", (None, None))
     if (retention or "NO_EXTERNALIZED_CHECKPOINTS").upper() not in RETAINING:
         findings.append(
@@ -183,6 +194,36 @@ def _checkpointing(config: FlinkConfigFile, values: dict, flink_version: str) ->
                 "that survives container restarts (e.g. file:///data/checkpoints on a shared volume)",
                 "without it checkpoints live in the JobManager's memory and die with it",
                 config.where("execution.checkpointing.dir"),
+            )
+        )
+    return findings
+
+
+def checkpoint_timing_findings(interval_ms: float, timeout_ms: float, interval_at: str, timeout_at: str):
+    """Checkpoint interval and timeout, from a file or from a running job's own settings."""
+    findings = []
+    if interval_ms > MAX_CHECKPOINT_INTERVAL_MS:
+        findings.append(
+            AuditFinding(
+                "CHECKPOINT_INTERVAL_LONG",
+                "warning",
+                f"execution.checkpointing.interval: {human_ms(interval_ms)}",
+                "execution.checkpointing.interval: 30 s to 1 min",
+                "a recovery replays everything since the last checkpoint, and an exactly-once file sink "
+                "publishes its output only at checkpoints: both grow with the interval",
+                interval_at,
+            )
+        )
+    if timeout_ms < MIN_CHECKPOINT_TIMEOUT_MS:
+        findings.append(
+            AuditFinding(
+                "CHECKPOINT_TIMEOUT_SHORT",
+                "warning",
+                f"execution.checkpointing.timeout: {human_ms(timeout_ms)}",
+                "execution.checkpointing.timeout: 10 min (Flink's default)",
+                "under backpressure a checkpoint takes longer; one that times out is discarded, and with "
+                "tolerable-failed-checkpoints 0 (the default) the job fails and restarts",
+                timeout_at,
             )
         )
     return findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flink_runbook.config_audit import AuditFinding
+from flink_runbook.config_audit import AuditFinding, checkpoint_timing_findings
 from flink_runbook.flink_config_file import FlinkConfigFile
 from flink_runbook.flink_options import option_catalogue
 from flink_runbook.flink_values import duration_ms, memory_bytes
@@ -68,9 +68,12 @@ def audit_job_checkpointing(job_name: str, job_id: str, config: dict[str, Any] |
                 where,
             )
         ]
+    timing = checkpoint_timing_findings(
+        interval, config.get("timeout") or 600_000, where + " interval", where + " timeout"
+    )
     externalization = config.get("externalization") or {}
     if not externalization.get("enabled"):
-        return [
+        return timing + [
             AuditFinding(
                 "JOB_CHECKPOINTS_NOT_RETAINED",
                 "error",
@@ -80,4 +83,4 @@ def audit_job_checkpointing(job_name: str, job_id: str, config: dict[str, Any] |
                 where,
             )
         ]
-    return []
+    return timing
