@@ -80,3 +80,14 @@ def test_a_ratio_of_timeout_to_interval_below_five_is_flagged_with_flinks_defaul
     ratio = next(f for f in audit_flink_config(config, "1.20.3") if f.code == "HEARTBEAT_RATIO_LOW")
     assert ratio.current == "heartbeat.timeout / heartbeat.interval = 50 s / 20 s"
     assert ratio.where.endswith("flink-conf.yaml:1 heartbeat.interval")
+
+
+@pytest.mark.parametrize("release", ["1.20.3", "2.2.0"])
+def test_flinks_shipped_default_config_is_not_ready_for_lossless_recovery(release):
+    config = read_flink_config(FIXTURES / f"flink-{release}-default" / "config.yaml")
+    assert config.skipped == [] and config.value("taskmanager.memory.process.size") == "1728m"
+    assert codes(audit_flink_config(config, release)) == {
+        "CHECKPOINTING_NOT_CONFIGURED": "warning",
+        "CHECKPOINTS_NOT_RETAINED": "error",
+        "CHECKPOINT_DIR_NOT_CONFIGURED": "error",
+    }
