@@ -103,7 +103,16 @@ def _memory_limit(compose: ComposeFile, service: ComposeService, role: str, proc
     try:
         limit_bytes, process_bytes = memory_bytes(limit), memory_bytes(process_size)
     except ValueError as exc:
-        return [AuditFinding("MEMORY_SIZE_UNREADABLE", "warning", str(exc), "a size like 4G or 1728m", "", "")]
+        return [
+            AuditFinding(
+                "MEMORY_SIZE_UNREADABLE",
+                "warning",
+                str(exc),
+                "a size like 4G or 1728m",
+                "the memory limit cannot be compared with Flink's process size",
+                compose.where(service.name, key),
+            )
+        ]
     if limit_bytes >= process_bytes:
         return []
     return [

@@ -37,12 +37,49 @@ class AuditFinding:
 def audit_flink_config(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
     """Every finding for one file, as the running release `flink_version` would read it."""
     values = _values_by_current_key(config, flink_version)
+    unreadable = _unreadable_values(config, values)
     return [
+        *unreadable,
         *_key_names(config, flink_version),
         *_heartbeat(config, values, flink_version),
         *_restart_strategy(config, values),
         *_checkpointing(config, values, flink_version),
     ]
+
+
+DURATION_KEYS = (
+    "heartbeat.interval",
+    "heartbeat.timeout",
+    "restart-strategy.fixed-delay.delay",
+    "execution.checkpointing.interval",
+    "execution.checkpointing.timeout",
+)
+COUNT_KEYS = ("restart-strategy.fixed-delay.attempts",)
+
+
+def _unreadable_values(config: FlinkConfigFile, values: dict[str, tuple[str, str]]) -> list[AuditFinding]:
+    """Values the checks need that Flink could not parse either: a finding each, and left out of the checks."""
+    findings = []
+    for key in (*DURATION_KEYS, *COUNT_KEYS):
+        if key not in values:
+            continue
+        value, written = values[key]
+        try:
+            duration_ms(value) if key in DURATION_KEYS else int(value)
+        except ValueError:
+            expected = "a duration like 5000, '10 s' or PT50S" if key in DURATION_KEYS else "a whole number"
+            findings.append(
+                AuditFinding(
+                    "CONFIG_VALUE_INVALID",
+                    "error",
+                    f"{written}: {value}",
+                    f"{written}: {expected}",
+                    "Flink refuses to start (or the job to run) with a value it cannot parse",
+                    config.where(written),
+                )
+            )
+            del values[key]
+    return findings
 
 
 def _values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[str, tuple[str, str]]:

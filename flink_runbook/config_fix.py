@@ -110,11 +110,11 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
             fix.left.append(f"line {entry.line}: {written} is not on a line of its own; set it to {value} by hand")
 
     if codes & {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}:
-        interval = duration_ms((current("heartbeat.interval") or ("", "10000"))[1])
+        interval = _duration_or((current("heartbeat.interval") or ("", ""))[1], 10_000)
         timeout = max(RUNBOOK_HEARTBEAT_TIMEOUT_MS, 5 * interval)
         set_key("heartbeat.timeout", str(int(timeout)), "the runbook's 3 min, at least 5 heartbeat intervals")
     if "RESTART_BUDGET_SHORT" in codes:
-        written_delay = duration_ms((current("restart-strategy.fixed-delay.delay") or ("", "1000"))[1])
+        written_delay = _duration_or((current("restart-strategy.fixed-delay.delay") or ("", ""))[1], 1000)
         delay = max(written_delay, RESTART_DELAY_MS)
         attempts = math.ceil(RESTART_BUDGET_MS / delay)
         if delay != written_delay:
@@ -133,6 +133,13 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
             fix.left.append(f"{finding.code}: needs your choice ({finding.recommended})")
     fix.fixed = editor.text()
     return fix
+
+
+def _duration_or(text: str, default_ms: float) -> float:
+    try:
+        return duration_ms(text)
+    except ValueError:
+        return default_ms  # unset or unreadable (CONFIG_VALUE_INVALID says so): Flink's default
 
 
 def _rename_or_remove(

@@ -91,3 +91,17 @@ def test_flinks_shipped_default_config_is_not_ready_for_lossless_recovery(releas
         "CHECKPOINTS_NOT_RETAINED": "error",
         "CHECKPOINT_DIR_NOT_CONFIGURED": "error",
     }
+
+
+def test_a_value_flink_cannot_parse_is_a_finding_not_a_crash(tmp_path):
+    config = write(
+        tmp_path,
+        "flink-conf.yaml",
+        "heartbeat.timeout: three minutes\nrestart-strategy.type: fixed-delay\n"
+        "restart-strategy.fixed-delay.attempts: ten\n",
+    )
+    invalid = [f for f in audit_flink_config(config, "1.20.3") if f.code == "CONFIG_VALUE_INVALID"]
+    assert [(f.current, f.where.rsplit(":", 1)[-1]) for f in invalid] == [
+        ("heartbeat.timeout: three minutes", "1 heartbeat.timeout"),
+        ("restart-strategy.fixed-delay.attempts: ten", "3 restart-strategy.fixed-delay.attempts"),
+    ]
