@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 CATALOGUE_DIR = Path(__file__).with_name("flink_options")
@@ -33,14 +33,16 @@ class OptionCatalogue:
     flink_version: str
     options: dict[str, FlinkOption]
 
+    @cached_property
+    def replaced_by(self) -> dict[str, str]:
+        """Older name -> the option that reads it now (built once: the audit asks for every key)."""
+        return {old: option.key for option in self.options.values() for old in option.replaces}
+
     def current_key(self, key: str) -> str | None:
         """`key` if this release knows it, the key that replaced it if it is an older name, else None."""
         if key in self.options:
             return key
-        return self._replaced_by().get(key)
-
-    def _replaced_by(self) -> dict[str, str]:
-        return {old: option.key for option in self.options.values() for old in option.replaces}
+        return self.replaced_by.get(key)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def key_status(key: str, flink_version: str) -> KeyStatus:
     current = catalogue.current_key(key)
     if current == key:
         option = catalogue.options[key]
-        replacement = next((o.key for o in catalogue.options.values() if key in o.replaces), None)
+        replacement = catalogue.replaced_by.get(key)  # also an option of its own, kept for old readers
         if replacement:
             return KeyStatus(key, "renamed", use=replacement)
         return KeyStatus(key, "deprecated" if option.deprecated else "current")
