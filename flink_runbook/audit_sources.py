@@ -29,7 +29,6 @@ def read_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> AuditInput
     inputs = AuditInputs(
         cluster=cluster.name,
         flink_version=version,
-        flink_version_from="live" if live_version else "inventory",
         rest_url=cluster.rest.url,
         services={
             "jobmanager": cluster.containers.jobmanager_service,

@@ -7,9 +7,8 @@ from typing import Any
 
 from flink_runbook.compose_audit import audit_compose
 from flink_runbook.compose_file import ComposeFile
-from flink_runbook.config_audit import AuditFinding, audit_flink_config
+from flink_runbook.config_audit import AuditFinding, audit_flink_config, values_by_current_key
 from flink_runbook.flink_config_file import FlinkConfigFile
-from flink_runbook.flink_options import option_catalogue
 from flink_runbook.live_audit import audit_job_checkpointing, audit_live_config
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
@@ -19,7 +18,6 @@ SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
 class AuditInputs:
     cluster: str
     flink_version: str
-    flink_version_from: str  # "live" (GET /overview) or "inventory"
     rest_url: str
     services: dict[str, str]  # role -> compose service name
     configs: dict[str, FlinkConfigFile] = field(default_factory=dict)  # role -> file
@@ -62,25 +60,21 @@ def audit_cluster(inputs: AuditInputs) -> AuditResult:
     for config in inputs.configs.values():
         findings += audit_flink_config(config, inputs.flink_version)
     if inputs.compose is not None:
-        taskmanager = inputs.configs.get("taskmanager")
-        jobmanager = inputs.configs.get("jobmanager")
-        catalogue = option_catalogue(inputs.flink_version)
+        values = {role: values_by_current_key(config, inputs.flink_version) for role, config in inputs.configs.items()}
 
-        def setting(config: FlinkConfigFile | None, key: str) -> str | None:
-            if config is None:
-                return None
-            found = [e.value for k, e in config.entries.items() if (catalogue.current_key(k) or k) == key]
-            return found[-1] if found else None
+        def setting(role: str, key: str) -> str | None:
+            return values.get(role, {}).get(key, (None, None))[0]
 
-        slots = setting(taskmanager, "taskmanager.numberOfTaskSlots")
+        slots = setting("taskmanager", "taskmanager.numberOfTaskSlots")
         findings += audit_compose(
             inputs.compose,
             inputs.services,
             {
-                "jobmanager": setting(jobmanager, "jobmanager.memory.process.size"),
-                "taskmanager": setting(taskmanager, "taskmanager.memory.process.size"),
+                "jobmanager": setting("jobmanager", "jobmanager.memory.process.size"),
+                "taskmanager": setting("taskmanager", "taskmanager.memory.process.size"),
             },
-            setting(jobmanager, "execution.checkpointing.dir") or setting(taskmanager, "execution.checkpointing.dir"),
+            setting("jobmanager", "execution.checkpointing.dir")
+            or setting("taskmanager", "execution.checkpointing.dir"),
             int(slots) if slots and slots.isdigit() else None,
         )
     if inputs.live_config is not None and "jobmanager" in inputs.configs:

@@ -36,7 +36,7 @@ class AuditFinding:
 
 def audit_flink_config(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
     """Every finding for one file, as the running release `flink_version` would read it."""
-    values = _values_by_current_key(config, flink_version)
+    values = values_by_current_key(config, flink_version)
     unreadable = _unreadable_values(config, values)
     return [
         *unreadable,
@@ -82,7 +82,7 @@ def _unreadable_values(config: FlinkConfigFile, values: dict[str, tuple[str, str
     return findings
 
 
-def _values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[str, tuple[str, str]]:
+def values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[str, tuple[str, str]]:
     """current key -> (value, the key as written). A new name written next to its old one wins, as in Flink."""
     catalogue = option_catalogue(flink_version)
     values: dict[str, tuple[str, str]] = {}

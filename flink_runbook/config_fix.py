@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from flink_runbook.compose_file import ComposeFile
-from flink_runbook.config_audit import AuditFinding
+from flink_runbook.config_audit import AuditFinding, values_by_current_key
 from flink_runbook.flink_config_file import LEGACY, FlinkConfigFile
-from flink_runbook.flink_options import key_status, option_catalogue
+from flink_runbook.flink_options import key_status
 from flink_runbook.flink_values import duration_ms
 
 RUNBOOK_HEARTBEAT_TIMEOUT_MS = 180_000
@@ -84,24 +84,16 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
     """Apply the safe fixes for `findings` (those located in this file) to `text`, the file's content."""
     editor = _Editor(text)
     fix = FileFix(str(config.path), text, text)
-    catalogue = option_catalogue(flink_version)
+    values = values_by_current_key(config, flink_version)
     mine = [f for f in findings if f.where.startswith(f"{config.path}:") or f.where.startswith(f"{config.path} ")]
     codes = {f.code for f in mine}
 
-    def current(key: str) -> tuple[str, str] | None:
-        """(key as written, value) of the entry Flink reads for `key`."""
-        for written, entry in config.entries.items():
-            if (catalogue.current_key(written) or written) == key:
-                return written, entry.value
-        return None
-
     def set_key(key: str, value: str, reason: str) -> None:
-        existing = current(key)
-        if existing is None:
+        if key not in values:
             editor.append(f"{key}: {value}")
             fix.changes.append(f"added {key}: {value} ({reason})")
             return
-        written, old = existing
+        old, written = values[key]
         entry = config.entries[written]
         leaf = written if config.format == LEGACY or "." not in written else written.rsplit(".", 1)[-1]
         if editor.set_value(entry.line, leaf, value) or editor.set_value(entry.line, written, value):
@@ -110,11 +102,11 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
             fix.left.append(f"line {entry.line}: {written} is not on a line of its own; set it to {value} by hand")
 
     if codes & {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}:
-        interval = _duration_or((current("heartbeat.interval") or ("", ""))[1], 10_000)
+        interval = _duration_or(values.get("heartbeat.interval", ("", ""))[0], 10_000)
         timeout = max(RUNBOOK_HEARTBEAT_TIMEOUT_MS, 5 * interval)
         set_key("heartbeat.timeout", str(int(timeout)), "the runbook's 3 min, at least 5 heartbeat intervals")
     if "RESTART_BUDGET_SHORT" in codes:
-        written_delay = _duration_or((current("restart-strategy.fixed-delay.delay") or ("", ""))[1], 1000)
+        written_delay = _duration_or(values.get("restart-strategy.fixed-delay.delay", ("", ""))[0], 1000)
         delay = max(written_delay, RESTART_DELAY_MS)
         attempts = math.ceil(RESTART_BUDGET_MS / delay)
         if delay != written_delay:
