@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from flink_runbook.text_files import read_text, yaml_problem
+from flink_runbook.text_files import compose_yaml, read_text
 
 _VARIABLE = re.compile(
     r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
@@ -49,7 +49,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for line in path.read_text().splitlines():
+    for line in read_text(path, ComposeFileError).splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -79,12 +79,7 @@ def interpolate(text: str, variables: dict[str, str], unresolved: set[str]) -> s
 
 def read_compose_file(path: Path, variables: dict[str, str] | None = None) -> ComposeFile:
     """`variables` (e.g. the environment) win over the .env file beside the compose file."""
-    text = read_text(path, ComposeFileError)
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        where, problem = yaml_problem(exc)
-        raise ComposeFileError(f"{path}: {where + ': ' if where else ''}not valid YAML: {problem}") from None
+    root = compose_yaml(read_text(path, ComposeFileError), path, ComposeFileError)
     compose = ComposeFile(path)
     values = {**read_env_file(path.parent / ".env"), **(variables or {})}
     services_node = _child(root, "services") if isinstance(root, yaml.MappingNode) else None

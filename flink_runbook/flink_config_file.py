@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from flink_runbook.text_files import read_text, yaml_problem
+from flink_runbook.text_files import compose_yaml, read_text
 
 LEGACY, STANDARD = "flink-conf.yaml", "config.yaml"
 
@@ -79,11 +79,7 @@ def parse_legacy_flink_conf(text: str, path: Path) -> FlinkConfigFile:
 
 
 def parse_config_yaml(text: str, path: Path) -> FlinkConfigFile:
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        where, problem = yaml_problem(exc)
-        raise ConfigFileError(f"{path}: {where + ': ' if where else ''}not valid YAML: {problem}") from None
+    root = compose_yaml(text, path, ConfigFileError)
     config = FlinkConfigFile(path, STANDARD)
     if root is None:
         return config

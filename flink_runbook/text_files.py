@@ -22,3 +22,12 @@ def yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     return where, getattr(exc, "problem", None) or str(exc)
+
+
+def compose_yaml(text: str, path: Path, error: type[Exception]) -> yaml.Node | None:
+    """The YAML node tree of `text` (keeps each key's line); `error` naming the file, line and problem."""
+    try:
+        return yaml.compose(text)
+    except yaml.YAMLError as exc:
+        where, problem = yaml_problem(exc)
+        raise error(f"{path}: {where + ': ' if where else ''}not valid YAML: {problem}") from None
