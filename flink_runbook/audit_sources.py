@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from flink_runbook.cluster_audit import AuditInputs
 from flink_runbook.compose_file import ComposeFile, read_compose_file
 from flink_runbook.flink_config_file import FlinkConfigFile, read_flink_config
@@ -11,7 +13,6 @@ from flink_runbook.inventory import ClusterSpec, InventoryError
 
 
 def read_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> AuditInputs:
-    sources = cluster.audit
     not_read: list[str] = []
     live_config, live_version = None, None
     try:
@@ -20,15 +21,9 @@ def read_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> AuditInput
         live_config = parse_cluster_config(rest.get("/jobmanager/config"))
     except FlinkRestError as exc:
         not_read.append(f"the live configuration: {exc}")
-    version = live_version or sources.flink_version
-    if version is None:
-        raise InventoryError(
-            f"cluster {cluster.name}: the JobManager at {cluster.rest.url} does not answer and audit.flink_version "
-            "is not set; the audit needs to know which Flink release the files are for"
-        )
     inputs = AuditInputs(
         cluster=cluster.name,
-        flink_version=version,
+        flink_version=flink_release(cluster, live_version),
         rest_url=cluster.rest.url,
         services={
             "jobmanager": cluster.containers.jobmanager_service,
@@ -41,6 +36,30 @@ def read_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> AuditInput
     if live_config is not None:
         inputs.running_jobs = _running_jobs(cluster, rest)
     return inputs
+
+
+def flink_release(cluster: ClusterSpec, live_version: str | None) -> str:
+    """The release the files are for: what the JobManager says, else the inventory's audit.flink_version."""
+    version = live_version or cluster.audit.flink_version
+    if version is None:
+        raise InventoryError(
+            f"cluster {cluster.name}: the JobManager at {cluster.rest.url} does not answer and audit.flink_version "
+            "is not set; the audit needs to know which Flink release the files are for"
+        )
+    return version
+
+
+def check_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> None:
+    """What would stop the audit, checked before anything runs: an unreadable file, no known Flink release.
+
+    Reads the files and, only when the inventory names no release, GET /overview; not the jobs.
+    """
+    read_audit_files(cluster)
+    live_version = None
+    if cluster.audit.flink_version is None:
+        with contextlib.suppress(FlinkRestError):  # unreachable: flink_release says what is missing
+            live_version = rest.cluster_overview().get("flink-version")
+    flink_release(cluster, live_version)
 
 
 def read_audit_files(cluster: ClusterSpec) -> tuple[dict[str, FlinkConfigFile], ComposeFile | None]:

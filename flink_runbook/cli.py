@@ -149,14 +149,14 @@ def monitor_reset(args: argparse.Namespace) -> int:
 
 
 def audit(args: argparse.Namespace) -> int:
-    from flink_runbook.audit_sources import read_audit_inputs
+    from flink_runbook.audit_sources import check_audit_inputs
     from tasks.clients import cluster_rest
 
     # Every input is read and checked before the flow runs: a bad file or key exits 2 and changes nothing.
     for cluster in load_inventory(args.config).select(args.cluster):
         if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
             raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
-        read_audit_inputs(cluster, cluster_rest(cluster))
+        check_audit_inputs(cluster, cluster_rest(cluster))
     from flows.audit import audit_flow
 
     results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
