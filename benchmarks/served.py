@@ -105,7 +105,9 @@ def main() -> int:
         inventory.write_text(yaml.safe_dump(data))
 
         print(f"Flink {version}, monitor every {args.interval:.0f}s during drills, {args.runs} drills", flush=True)
-        served = ServedDeployments.start(inventory, server.api_url, work / "serve.log", args.interval)
+        served = ServedDeployments.start(
+            inventory, server.api_url, work / "serve.log", args.interval, prefect_home=server.home
+        )
         detect, recover = [], []
         for run in range(1, args.runs + 1):
             wait_for_event(project, "flink.cluster.healthy", since=None, timeout_s=180)
@@ -137,7 +139,9 @@ def main() -> int:
 
         if args.idle_minutes > 0:
             print(f"idle: monitor every 30 s for {args.idle_minutes:.0f} min on the healthy stack", flush=True)
-            served = ServedDeployments.start(inventory, server.api_url, work / "serve-idle.log", 30)
+            served = ServedDeployments.start(
+                inventory, server.api_url, work / "serve-idle.log", 30, prefect_home=server.home
+            )
             pid = served.process.pid
             idle_since = datetime.now(UTC)
             time.sleep(60)  # past start-up

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
+from deployments.processes import command_line, is_alive
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
@@ -33,6 +34,7 @@ from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
+OWNER_FILE = "demo.pid"  # in the data dir: which demo runs its stack
 
 
 def say(message: str) -> None:
@@ -62,6 +64,20 @@ def exactly_once_summary(output_dir: Path) -> str:
     return f"{len(ids)} ids committed, {duplicated} duplicated, {missing} missing: {verdict}"
 
 
+def live_demo_owner(data_dir: Path) -> int | None:
+    """The pid of the demo that runs the stack of this data dir, if that demo still runs."""
+    try:
+        pid = int((data_dir / OWNER_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if is_alive(pid) and "deployments.demo" in " ".join(command_line(pid)) else None
+
+
+def claim_demo(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
+
+
 def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     stack = None
     config = args.config
@@ -71,8 +87,16 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
         )
         stack = DemoStack(settings)
         if stack.containers():
-            # A second copy of the job would write the same sink: refuse rather than duplicate records.
-            raise StackError(f"the demo stack {settings.project} is already up; run `make demo-down` first")
+            owner = live_demo_owner(args.data_dir)
+            if owner is not None:
+                # A second copy of the job would write the same sink: refuse rather than duplicate records.
+                raise StackError(
+                    f"the demo stack {settings.project} is already up, run by demo pid {owner}; "
+                    "stop that demo (or `make demo-down`) first"
+                )
+            say(f"Removing the demo stack {settings.project} that an earlier demo left behind (it no longer runs) ...")
+            stack.down()
+        claim_demo(args.data_dir)
         for old in (stack.output_dir, stack.checkpoint_dir):  # the last demo's records are not this one's
             shutil.rmtree(old, ignore_errors=True)
         say(f"Starting the demo stack {settings.project} (Flink {stack.settings.flink_version}) ...")
@@ -100,8 +124,15 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
 
     log = args.prefect_home / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    served = ServedDeployments.start(config, api_url, log, args.interval)
+    earlier_log = log.stat().st_size if log.exists() else 0
+    served = ServedDeployments.start(config, api_url, log, args.interval, prefect_home=args.prefect_home)
     cleanup.callback(lambda: (say("Stopping the served deployments ..."), served.stop()))
+    served.wait_until_serving()
+    with log.open("rb") as lines:  # what this start of serve said about an earlier unclean stop
+        lines.seek(earlier_log)
+        for line in lines.read().decode(errors="replace").splitlines():
+            if "left by an unclean stop" in line:
+                say(line.partition("serve: ")[2])
     say(f"Serving monitor (every {args.interval:.0f}s), recover (triggered) and diagnose; log {log}")
     say(f"Prefect UI: {ui}/deployments  automations: {ui}/automations  events: {ui}/events")
     for name in clusters:
@@ -111,9 +142,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     if stack is not None and not args.no_fault:
         cluster = clusters[0]
         say(f"Freezing TaskManager {stack.taskmanager().name} (docker pause); touching nothing else ...")
-        result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=420)
-        say(f"Detected after {result.detect_s:.1f}s: {', '.join(result.findings)}")
-        say(f"Recover run {result.recover_run} ended {result.recover_state} {result.recover_s:.1f}s after the fault")
+        result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=420, say=say)
         time.sleep(10)  # let the new job commit a few checkpoints' worth of output
         say(f"Sink: {exactly_once_summary(stack.output_dir)}")
         say(f"Recover run and its report: {ui}/runs/flow-run/{result.recover_run_id}")

@@ -26,6 +26,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
 from deployments.local_server import TELEMETRY_OFF
+from deployments.processes import die_with_parent
 from flink_runbook.cluster_events import cluster_resource_id
 from flink_runbook.polling import wait_until
 from flink_runbook.recovery_guard import recovers_cluster
@@ -36,38 +37,46 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 @dataclass
 class ServedDeployments:
-    """`python -m deployments.serve` as a child process against a given Prefect API."""
+    """`python -m deployments.serve` as a child process: against a given Prefect API, or (api_url None) its own
+    local server in `prefect_home` on `port`. It dies with the process that started it."""
 
     process: subprocess.Popen
     log_path: Path
 
     @classmethod
-    def start(cls, config: Path, api_url: str, log_path: Path, interval_s: float, limit: int = 4) -> ServedDeployments:
-        env = {**os.environ, **TELEMETRY_OFF, "PREFECT_API_URL": api_url}
+    def start(
+        cls,
+        config: Path,
+        api_url: str | None,
+        log_path: Path,
+        interval_s: float,
+        limit: int = 4,
+        prefect_home: Path | None = None,
+        port: int | None = None,
+    ) -> ServedDeployments:
+        env = {**os.environ, **TELEMETRY_OFF}
+        env.pop("PREFECT_API_URL", None)
+        if api_url:
+            env["PREFECT_API_URL"] = api_url
+        command = [sys.executable, "-m", "deployments.serve", "--config", str(config)]
+        command += ["--interval", str(interval_s), "--limit", str(limit)]
+        command += ["--prefect-home", str(prefect_home)] if prefect_home else []
+        command += ["--port", str(port)] if port else []
         log = log_path.open("ab")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deployments.serve",
-                "--config",
-                str(config),
-                "--interval",
-                str(interval_s),
-                "--limit",
-                str(limit),
-            ],
+            command,
             cwd=REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         log.close()
         return cls(process, log_path)
 
-    def stop(self, timeout_s: float = 30) -> None:
+    def stop(self, timeout_s: float = 45) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # serve cancels runs in flight and frees their slots
             try:
@@ -75,6 +84,16 @@ class ServedDeployments:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def wait_until_serving(self, timeout_s: float = 120) -> None:
+        """Until the log says it serves (its deployments registered, what an unclean stop left reconciled)."""
+        wait_until(
+            lambda: self.process.poll() is None and "serve: serving " in self.log_path.read_text(errors="replace"),
+            bool,
+            timeout=timeout_s,
+            interval=0.5,
+            what=f"the serving process to serve (log {self.log_path})",
+        )
 
 
 def cluster_events(cluster: str, names: list[str], since: datetime | None) -> list:
@@ -133,26 +152,57 @@ class DrillResult:
     findings: list[str]
 
 
-def run_drill(cluster: str, inject: Callable[[], None], timeout_s: float = 300) -> DrillResult:
-    """Inject the fault, then only watch: the monitor must detect it and the trigger must recover it."""
+def _quiet(message: str) -> None:
+    pass
+
+
+def run_drill(
+    cluster: str, inject: Callable[[], None], timeout_s: float = 300, say: Callable[[str], None] = _quiet
+) -> DrillResult:
+    """Inject the fault, then only watch: the monitor must detect it and the trigger must recover it.
+
+    `say` hears each step as it happens: the detection, the recover run's start, its end.
+    """
     injected_at = datetime.now(UTC)
     inject()
     started = time.monotonic()
     detected = wait_for_event(cluster, "flink.cluster.unhealthy", injected_at, timeout_s)
+    detect_s = (detected.occurred - injected_at).total_seconds()
+    findings = [f["code"] for f in detected.payload.get("findings", [])]
+    say(f"Detected after {detect_s:.1f}s: {', '.join(findings)} (the guard says {detected.payload.get('decision')})")
+
+    def remaining() -> float:
+        return max(1.0, timeout_s - (time.monotonic() - started))
+
+    first = wait_until(
+        lambda: recover_runs(cluster, injected_at),
+        bool,
+        timeout=remaining(),
+        interval=0.5,
+        what=f"a recover run for {cluster}",
+    )[0]
+    say(f"Recover run {first.name} started {_seconds_since(first, injected_at):.1f}s after the fault (the trigger)")
     runs = wait_until(
         lambda: recover_runs(cluster, injected_at),
         lambda found: bool(found) and found[0].state_type is not None and found[0].state_type.value in FINAL_STATES,
-        timeout=max(1.0, timeout_s - (time.monotonic() - started)),
+        timeout=remaining(),
         interval=1,
         what=f"a finished recover run for {cluster}",
     )
     run = runs[0]
+    recover_s = ((run.end_time or datetime.now(UTC)) - injected_at).total_seconds()
+    say(f"Recover run {run.name} ended {run.state_type.value} {recover_s:.1f}s after the fault")
     return DrillResult(
         injected_at=injected_at,
-        detect_s=(detected.occurred - injected_at).total_seconds(),
-        recover_s=((run.end_time or datetime.now(UTC)) - injected_at).total_seconds(),
+        detect_s=detect_s,
+        recover_s=recover_s,
         recover_run=run.name,
         recover_run_id=str(run.id),
         recover_state=run.state_type.value,
-        findings=[f["code"] for f in detected.payload.get("findings", [])],
+        findings=findings,
     )
+
+
+def _seconds_since(run: FlowRun, since: datetime) -> float:
+    started = run.start_time or run.expected_start_time or datetime.now(UTC)
+    return max(0.0, (started - since).total_seconds())

@@ -2,6 +2,14 @@
 
 No Prefect import here: the server is a child process, and callers set
 PREFECT_API_URL before they import Prefect themselves.
+
+It never outlives the process that started it (a parent-death signal), and it
+leaves a pid file in its home: a server of ours that an earlier run left
+behind (its parent SIGKILLed before the signal could be armed, or a hung
+shutdown) is stopped at the next start; anything else on the port is refused.
+Concurrency leases live on disk (Prefect's filesystem lease storage), so a
+slot held by a run that died is reaped after a restart as before it: with
+Prefect's default in-memory storage such a slot is held forever.
 """
 
 from __future__ import annotations
@@ -17,7 +25,13 @@ from pathlib import Path
 
 import requests
 
+from deployments.processes import command_line, die_with_parent, environment, is_alive, stop_process
+
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+DURABLE_LEASES = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"}
+PID_FILE = "server.pid"
+# Where Prefect's filesystem lease storage keeps one JSON file per lease, under the server's PREFECT_HOME.
+LEASES_DIR = "concurrency_leases"
 
 
 class PrefectServerError(RuntimeError):
@@ -30,6 +44,11 @@ class LocalPrefectServer:
     api_url: str
     ui_url: str
     log_path: Path
+    home: Path
+
+    @property
+    def leases_dir(self) -> Path:
+        return self.home / LEASES_DIR
 
     def stop(self, timeout_s: float = 20) -> None:
         if self.process.poll() is None:
@@ -39,6 +58,7 @@ class LocalPrefectServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        (self.home / PID_FILE).unlink(missing_ok=True)
 
 
 def server_is_up(api_url: str) -> bool:
@@ -48,19 +68,56 @@ def server_is_up(api_url: str) -> bool:
         return False
 
 
+def our_server_pid(home: Path) -> int | None:
+    """The pid in `home`'s pid file, if that process still runs and is a Prefect server on this very home."""
+    try:
+        pid = int((home / PID_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    command = " ".join(command_line(pid))
+    if not is_alive(pid) or "server start" not in command:
+        return None
+    if Path(environment(pid).get("PREFECT_HOME", "/nonexistent")).resolve() != home.resolve():
+        return None
+    return pid
+
+
+def serves_from_home(home: Path, api_url: str) -> bool:
+    """Whether the server answering at `api_url` is our local server on `home` (so its lease files are these)."""
+    pid = our_server_pid(home)
+    port = api_url.rstrip("/").removesuffix("/api").rsplit(":", 1)[-1]
+    return pid is not None and f"--port {port}" in " ".join(command_line(pid)) and server_is_up(api_url)
+
+
+def stop_orphaned_server(home: Path, api_url: str) -> int | None:
+    """Stop a server an earlier run of ours left on this home; returns its pid (None: there was none)."""
+    pid = our_server_pid(home)
+    if pid is None:
+        return None
+    stop_process(pid)
+    deadline = time.monotonic() + 20
+    while server_is_up(api_url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return pid
+
+
 def start_local_server(home: Path, port: int = 4200, timeout_s: float = 120) -> LocalPrefectServer:
     """Start a Prefect server whose database lives in `home` (SQLite); wait until it answers."""
     api_url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    orphan = stop_orphaned_server(home, api_url)
+    if orphan is not None:
+        print(f"local server: stopped Prefect server pid {orphan} that an earlier run left on {home}", flush=True)
     if server_is_up(api_url):
         raise PrefectServerError(
             f"something already answers on {api_url}; stop it, or set PREFECT_API_URL={api_url} to use it"
         )
-    home.mkdir(parents=True, exist_ok=True)
     log_path = home / "server.log"
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     env = {
         **os.environ,
         **TELEMETRY_OFF,
+        **DURABLE_LEASES,
         "PREFECT_HOME": str(home),
         # A run that dies before its engine starts (serving process killed mid-submission) holds its
         # deployment's slot until this lease ends; Prefect's default 300 s would blind the monitor that long.
@@ -75,8 +132,10 @@ def start_local_server(home: Path, port: int = 4200, timeout_s: float = 120) -> 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in the terminal reaches us; we stop the server in order
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
-    server = LocalPrefectServer(process, api_url, f"http://127.0.0.1:{port}", log_path)
+    (home / PID_FILE).write_text(f"{process.pid}\n")
+    server = LocalPrefectServer(process, api_url, f"http://127.0.0.1:{port}", log_path, home)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -1,4 +1,5 @@
-"""The escalation notification: a Prefect automation that posts flink.cluster.escalated to a webhook.
+"""The escalation notification: Prefect automations that post flink.cluster.escalated, and
+flink.monitor.stalled (the watchdog's dead man's switch), to a webhook.
 
 An automation (not code in the monitor) so it is visible, testable and editable in
 the UI, and so a notification goes out even when the flow that escalated crashed.
@@ -14,10 +15,12 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 
+from deployments.watchdog import MONITOR_RESOURCE_ID, STALLED_EVENT
 from flink_runbook.cluster_events import ESCALATED_EVENT, RESOURCE_PREFIX
 
 WEBHOOK_BLOCK_NAME = "flink-runbook-escalation"
 ESCALATION_AUTOMATION_NAME = "flink-runbook: notify on escalation"
+STALLED_AUTOMATION_NAME = "flink-runbook: notify when the monitor stalls"
 
 SUBJECT = "flink-runbook: {{ event.resource.name }} needs a human"
 BODY = (
@@ -29,8 +32,17 @@ BODY = (
 )
 
 
-def ensure_escalation_notification(webhook_url: str) -> UUID:
-    """Create or replace the webhook block and the automation; returns the automation's id."""
+STALLED_SUBJECT = "flink-runbook: the monitor has stopped watching"
+STALLED_BODY = (
+    "{{ event.payload.summary }}.\n"
+    "No Flink cluster is being checked until monitor ticks complete again. "
+    "Next: look at the serving process's log and the monitor deployment's runs in the Prefect UI; "
+    "restarting the serving process (`make serve`) marks runs with no process Crashed and frees their slots."
+)
+
+
+def ensure_escalation_notification(webhook_url: str) -> list[UUID]:
+    """Create or replace the webhook block and the automations; returns the automations' ids."""
     block = CustomWebhookNotificationBlock(
         name="flink-runbook",
         url=webhook_url,
@@ -39,9 +51,10 @@ def ensure_escalation_notification(webhook_url: str) -> UUID:
     )
     block_id = block.save(WEBHOOK_BLOCK_NAME, overwrite=True)
     with get_client(sync_client=True) as client:
-        for existing in client.read_automations_by_name(ESCALATION_AUTOMATION_NAME):
-            client.delete_automation(existing.id)
-    automation = Automation(
+        for name in (ESCALATION_AUTOMATION_NAME, STALLED_AUTOMATION_NAME):
+            for existing in client.read_automations_by_name(name):
+                client.delete_automation(existing.id)
+    escalated = Automation(
         name=ESCALATION_AUTOMATION_NAME,
         description="A Flink cluster was escalated by the monitor's flap protection.",
         trigger=EventTrigger(
@@ -52,4 +65,15 @@ def ensure_escalation_notification(webhook_url: str) -> UUID:
         ),
         actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
     ).create()
-    return automation.id
+    stalled = Automation(
+        name=STALLED_AUTOMATION_NAME,
+        description="No monitor tick has completed for several intervals: nothing watches the clusters.",
+        trigger=EventTrigger(
+            expect={STALLED_EVENT},
+            match={"prefect.resource.id": MONITOR_RESOURCE_ID},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[SendNotification(block_document_id=block_id, subject=STALLED_SUBJECT, body=STALLED_BODY)],
+    ).create()
+    return [escalated.id, stalled.id]

@@ -7,22 +7,42 @@ local Prefect server (SQLite under --prefect-home, telemetry off, UI on
 127.0.0.1:--port) and stops it on exit. --limit caps the runs this process
 executes at once; late monitor ticks are skipped (flows/monitor.py), so a
 backlog after downtime does not become a storm of runs.
+
+At start it reconciles what an unclean stop left behind (deployments/reconcile.py):
+runs of its deployments with no process behind them are marked Crashed and
+the slots and recovery locks they held are freed. While it runs, a watchdog
+thread (deployments/watchdog.py) says loudly when monitor ticks stop
+completing for --stalled-after intervals. One serving process per
+--prefect-home at a time (a lock file there).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
-from deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
+from deployments.local_server import (
+    LEASES_DIR,
+    TELEMETRY_OFF,
+    PrefectServerError,
+    server_is_up,
+    serves_from_home,
+    start_local_server,
+)
+from deployments.watchdog import DEFAULT_STALLED_AFTER
 from flink_runbook.inventory import InventoryError, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE = 1, 2
+STOP_DEADLINE_S = 30  # a stop that hangs (the server already gone) must not keep the process alive
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +51,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between monitor ticks (default 30)")
     parser.add_argument("--limit", type=int, default=4, help="runs this process executes at once (default 4)")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
-    parser.add_argument("--prefect-home", type=Path, default=REPO / ".prefect-home", help="local server's data")
+    parser.add_argument(
+        "--prefect-home", type=Path, default=REPO / ".prefect-home", help="local server's data, and serve's lock file"
+    )
+    parser.add_argument(
+        "--stalled-after",
+        type=int,
+        default=DEFAULT_STALLED_AFTER,
+        help=f"monitor intervals without a completed tick before the watchdog raises the alarm "
+        f"(default {DEFAULT_STALLED_AFTER})",
+    )
     return parser
 
 
-def serve_deployments(config: Path, interval_s: float, limit: int) -> None:
+class AlreadyServing(RuntimeError):
+    pass
+
+
+def hold_serve_lock(home: Path) -> IO[str]:
+    """One serving process per home: what it reconciles at start must not be another live process's runs."""
+    home.mkdir(parents=True, exist_ok=True)
+    lock = (home / "serve.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise AlreadyServing(
+            f"another serving process (pid {holder}) already serves from {home}; stop it first"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} serve: {message}", flush=True)
+
+
+def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: Path | None, stalled_after: int) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
     from deployments.definitions import build_deployments
     from deployments.notifications import ensure_escalation_notification
@@ -43,11 +100,42 @@ def serve_deployments(config: Path, interval_s: float, limit: int) -> None:
     inventory = load_inventory(config)
     if inventory.escalation_webhook_url:
         ensure_escalation_notification(inventory.escalation_webhook_url)
-        print(f"serve: escalations are posted to {inventory.escalation_webhook_url}", flush=True)
-    asyncio.run(serve_until_stopped(build_deployments(config, interval_s), limit))
+        say(f"escalations and a stalled monitor are posted to {inventory.escalation_webhook_url}")
+    asyncio.run(
+        serve_until_stopped(build_deployments(config, interval_s), limit, interval_s, leases_dir, stalled_after)
+    )
 
 
-async def serve_until_stopped(deployments: list, limit: int) -> None:
+def watch_over_the_monitor(
+    ids: dict[str, str], started_at: float, interval_s: float, leases_dir: Path | None, stalled_after: int
+):
+    """Reconcile what an unclean stop left, then start the watchdog thread; returns the thread."""
+    from deployments.processes import flow_run_ids_with_a_process
+    from deployments.reconcile import reconcile_served_runs
+    from deployments.watchdog import MonitorWatchdog
+
+    def reconcile(opened_before: float) -> list[str]:
+        return reconcile_served_runs(
+            list(ids.values()), [ids["recover"]], opened_before, leases_dir, flow_run_ids_with_a_process
+        ).lines()
+
+    for line in reconcile(started_at):
+        say(f"at start, left by an unclean stop: {line}")
+    # While running, a run may be between PENDING and its process for a moment: only older ones count as dead.
+    watchdog = MonitorWatchdog(
+        ids["monitor"], "monitor/monitor", interval_s, stalled_after, lambda: reconcile(time.time() - 60)
+    )
+    watchdog.start()
+    return watchdog
+
+
+async def serve_until_stopped(
+    deployments: list,
+    limit: int,
+    interval_s: float = 30.0,
+    leases_dir: Path | None = None,
+    stalled_after: int = DEFAULT_STALLED_AFTER,
+) -> None:
     """Run the deployments until SIGINT or SIGTERM, then stop cleanly.
 
     Prefect's own serve() leaves a run that is in flight at Ctrl-C in Pending
@@ -58,9 +146,10 @@ async def serve_until_stopped(deployments: list, limit: int) -> None:
     """
     from prefect.runner import Runner
 
+    started_at = time.time()
     runner = Runner(pause_on_shutdown=True, limit=limit)
-    for deployment in deployments:
-        await runner.aadd_deployment(deployment)
+    ids = {deployment.name: str(await runner.aadd_deployment(deployment)) for deployment in deployments}
+    watchdog = await asyncio.to_thread(watch_over_the_monitor, ids, started_at, interval_s, leases_dir, stalled_after)
     serving = asyncio.create_task(runner.start())
     while not runner.started and not serving.done():  # start() installs its own SIGTERM handler first
         await asyncio.sleep(0.1)
@@ -68,20 +157,27 @@ async def serve_until_stopped(deployments: list, limit: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_requested.set)
-    print(f"serve: serving {', '.join(d.name for d in deployments)}; Ctrl-C or SIGTERM stops", flush=True)
+    say(f"serving {', '.join(d.name for d in deployments)}; Ctrl-C or SIGTERM stops")
     stopping = asyncio.create_task(stop_requested.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    watchdog.stop()
     if not serving.done():
-        print("serve: stopping; runs in flight are marked Cancelled, schedules paused", flush=True)
-        await runner.astop()
-        await serving
+        say("stopping; runs in flight are marked Cancelled, schedules paused")
+        try:
+            await asyncio.wait_for(runner.astop(), STOP_DEADLINE_S)
+            await asyncio.wait_for(serving, STOP_DEADLINE_S)
+        except TimeoutError:
+            say(f"the runner did not stop within {STOP_DEADLINE_S}s; exiting anyway (the next start reconciles)")
     stopping.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.interval < 5 or args.limit < 1:
-        print("serve: --interval must be at least 5 seconds and --limit at least 1", file=sys.stderr)
+    if args.interval < 5 or args.limit < 1 or args.stalled_after < 2:
+        print(
+            "serve: --interval must be at least 5 seconds, --limit at least 1 and --stalled-after at least 2",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         load_inventory(args.config)
@@ -91,8 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(TELEMETRY_OFF)
     # Pick up a triggered recover run within 5 s instead of Prefect's default 10 s.
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "5")
+    watchdog_log = logging.getLogger("flink_runbook")
+    watchdog_log.addHandler(logging.StreamHandler(sys.stdout))
+    watchdog_log.setLevel(logging.INFO)
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
+    try:
+        lock = hold_serve_lock(args.prefect_home)  # noqa: F841 - held until the process ends
+    except AlreadyServing as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         if api_url:
             if not server_is_up(api_url):
@@ -101,8 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             server = start_local_server(args.prefect_home, args.port)
             os.environ["PREFECT_API_URL"] = api_url = server.api_url
-            print(f"serve: local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}", flush=True)
-        serve_deployments(args.config, args.interval, args.limit)
+            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}")
+        # The local server's lease files tell a lease of a dead run from a live one: read them only when the
+        # server we talk to is the one on --prefect-home (ours, or the demo's); another server's are not these.
+        leases_dir = args.prefect_home / LEASES_DIR if serves_from_home(args.prefect_home, api_url) else None
+        serve_deployments(args.config, args.interval, args.limit, leases_dir, args.stalled_after)
         return 0
     except PrefectServerError as exc:
         print(f"serve: {exc}", file=sys.stderr)

@@ -148,6 +148,28 @@ def monitor_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def monitor_health(args: argparse.Namespace) -> int:
+    """For a supervisor: exit 0 while monitor ticks complete, 1 when they stall or Prefect cannot be asked."""
+    if args.stalled_after < 1:
+        raise UsageError(f"--stalled-after must be at least 1 interval, not {args.stalled_after}")
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UsageError("monitor health asks the Prefect server the monitor runs on: set PREFECT_API_URL")
+    from prefect.exceptions import ObjectNotFound
+
+    from deployments.watchdog import read_monitor_health
+
+    try:
+        health = read_monitor_health(args.deployment, args.stalled_after)
+    except ObjectNotFound:
+        print(f"flink-runbook: no deployment {args.deployment} on {os.environ['PREFECT_API_URL']}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # unreachable server, bad answer: the supervisor must hear "not healthy"
+        print(f"flink-runbook: cannot ask {os.environ['PREFECT_API_URL']} about the monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(health.summary)
+    return EXIT_FAILED if health.stalled else EXIT_OK
+
+
 def audit(args: argparse.Namespace) -> int:
     from flink_runbook.audit_sources import check_audit_inputs
     from tasks.clients import cluster_rest
@@ -193,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     recover_cmd.set_defaults(run=recover)
 
-    monitor_cmd = commands.add_parser("monitor", help="one monitor tick, or reset a cluster's escalation")
+    monitor_cmd = commands.add_parser(
+        "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"
+    )
     monitor_commands = monitor_cmd.add_subparsers(dest="monitor_command", required=True)
     check = monitor_commands.add_parser(
         "check", help="check every cluster, emit events (a deployment trigger may start recover); exit 1 unhealthy"
@@ -204,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--config", required=True, help="inventory YAML file")
     reset.add_argument("--cluster", required=True, help="the escalated cluster")
     reset.set_defaults(run=monitor_reset)
+    health = monitor_commands.add_parser(
+        "health", help="for supervisors: exit 0 while monitor ticks complete, 1 when they have stalled"
+    )
+    health.add_argument("--deployment", default="monitor/monitor", help="flow/deployment (default monitor/monitor)")
+    health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
+    health.set_defaults(run=monitor_health)
 
     audit_cmd = commands.add_parser(
         "audit",

@@ -23,6 +23,10 @@ from flink_runbook.inventory import MonitorSettings
 ACTIVE_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
 # Runs that never acted: rejected by the deployment's concurrency limit or cancelled by a human.
 NOT_COUNTED_STATES = frozenset({"CANCELLED", "CANCELLING"})
+# A run whose process died (the serving process or worker SIGKILLed, a reboot) was cut short, not finished:
+# the cluster had no settled result to cool down from, so the next tick finishes the recovery at once.
+# It still counts toward the flap limit.
+CUT_SHORT_STATES = frozenset({"CRASHED"})
 
 
 def recovers_cluster(run_parameters: dict, cluster_name: str, config: Path) -> bool:
@@ -105,7 +109,7 @@ def decide_recovery(
     if active:
         run = active[0]
         return GuardDecision("wait", f"recovery {run.name} is {run.state.lower()}", None, recent)
-    ended = [r.ended_at for r in counted if r.ended_at is not None]
+    ended = [r.ended_at for r in counted if r.ended_at is not None and r.state not in CUT_SHORT_STATES]
     if ended and now - max(ended) < settings.cooldown_s:
         return GuardDecision(
             "wait",

@@ -40,7 +40,9 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     cluster = {"name": name, "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": name}}
     inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
 
-    served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve-1.log", interval_s=5)
+    served = ServedDeployments.start(
+        inventory, prefect_server.api_url, tmp_path / "serve-1.log", interval_s=5, prefect_home=prefect_server.home
+    )
     try:
         running = wait_until(
             lambda: [r for r in monitor_runs() if r.state_type.value == "RUNNING"],
@@ -61,7 +63,9 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     assert left_open == []
 
     restarted = datetime.now(UTC)
-    served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve-2.log", interval_s=5)
+    served = ServedDeployments.start(
+        inventory, prefect_server.api_url, tmp_path / "serve-2.log", interval_s=5, prefect_home=prefect_server.home
+    )
     try:
         # With a leaked slot every tick is cancelled for 300 s; a clean stop lets the first tick run.
         finished = wait_until(

@@ -33,7 +33,9 @@ def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator:
     started: list[ServedDeployments] = []
 
     def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
-        served = ServedDeployments.start(inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s)
+        served = ServedDeployments.start(
+            inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home
+        )
         started.append(served)
         return served
 

@@ -79,3 +79,11 @@ def test_which_recover_runs_count_for_a_cluster(tmp_path):
     assert recovers_cluster({"config": str(mine), "cluster": None}, "a", mine)  # all clusters of my inventory
     assert not recovers_cluster({"config": str(other)}, "a", mine)  # all clusters of another inventory
     assert not recovers_cluster({"config": str(mine), "cluster": "a", "dry_run": True}, "a", mine)
+
+
+def test_a_recovery_cut_short_by_a_dead_process_is_finished_at_once_but_counts_toward_the_flap_limit():
+    # Marked Crashed at restart: no cooldown to sit out, the next tick recovers...
+    assert decide_recovery(False, [ended("killed", 5, "CRASHED")], None, SETTINGS, NOW).action == "recover"
+    # ...but a cluster whose recoveries keep dying still escalates.
+    runs = [ended("killed", 300, "CRASHED"), ended("killed-again", 5, "CRASHED")]
+    assert decide_recovery(False, runs, None, SETTINGS, NOW).action == "escalate"
