@@ -35,6 +35,10 @@ REPO = Path(__file__).resolve().parent.parent
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+class ServeExited(RuntimeError):
+    pass
+
+
 @dataclass
 class ServedDeployments:
     """`python -m deployments.serve` as a child process: against a given Prefect API, or (api_url None) its own
@@ -87,12 +91,15 @@ class ServedDeployments:
 
     def wait_until_serving(self, timeout_s: float = 120) -> None:
         """Until the log says it serves (its deployments registered, what an unclean stop left reconciled)."""
+
+        def serving() -> bool:
+            log = self.log_path.read_text(errors="replace")
+            if self.process.poll() is not None:
+                raise ServeExited(f"the serving process exited with {self.process.returncode}: {log[-2000:]}")
+            return "serve: serving " in log
+
         wait_until(
-            lambda: self.process.poll() is None and "serve: serving " in self.log_path.read_text(errors="replace"),
-            bool,
-            timeout=timeout_s,
-            interval=0.5,
-            what=f"the serving process to serve (log {self.log_path})",
+            serving, bool, timeout=timeout_s, interval=0.5, what=f"the serving process to serve ({self.log_path})"
         )
 
 

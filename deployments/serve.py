@@ -147,7 +147,9 @@ async def serve_until_stopped(
     from prefect.runner import Runner
 
     started_at = time.time()
-    runner = Runner(pause_on_shutdown=True, limit=limit)
+    # Prefect's runner starts every run due within prefetch_seconds (default 10) at once; with a monitor
+    # tick every 5-10 s that started two ticks per poll and CANCEL_NEW cancelled one of them, every time.
+    runner = Runner(pause_on_shutdown=True, limit=limit, prefetch_seconds=1)
     ids = {deployment.name: str(await runner.aadd_deployment(deployment)) for deployment in deployments}
     watchdog = await asyncio.to_thread(watch_over_the_monitor, ids, started_at, interval_s, leases_dir, stalled_after)
     serving = asyncio.create_task(runner.start())

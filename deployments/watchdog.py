@@ -102,11 +102,19 @@ def why_ticks_did_not_finish(ticks: list[Tick]) -> str:
 
 def read_ticks(client, deployment_id: str, limit: int = 50) -> list[Tick]:
     """The monitor deployment's newest runs, newest first."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterExpectedStartTime,
+    )
     from prefect.client.schemas.sorting import FlowRunSort
 
+    # Due by now: the scheduler keeps up to 100 future runs, which would fill any page sorted newest first.
     runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[UUID(deployment_id)])),
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[UUID(deployment_id)]),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+        ),
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
         limit=limit,
     )
@@ -134,6 +142,13 @@ def read_monitor_health(
 
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(deployment_name)
+        if deployment.paused:
+            return MonitorHealth(
+                True,
+                f"monitor STALLED: {deployment_name} is paused (a serving process pauses it when it stops)",
+                None,
+                0,
+            )
         intervals_s = [
             s.schedule.interval.total_seconds()
             for s in deployment.schedules

@@ -7,8 +7,11 @@ releases (default: both supported ones).
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -153,3 +156,28 @@ def assert_every_id_exactly_once(stack: DemoStack, at_least: int, timeout: float
     assert duplicated == 0, f"{duplicated} duplicated id(s)"
     assert missing == 0 and min(ids) == 1, f"{missing} id(s) missing: max {max(ids)}, count {len(ids)}"
     return ids
+
+
+class _WebhookInbox(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append(json.loads(body or b"{}"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
+    """A local HTTP endpoint standing in for the on-call webhook."""
+    _WebhookInbox.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookInbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/on-call", _WebhookInbox.received
+    finally:
+        server.shutdown()

@@ -7,8 +7,6 @@ the decision the guard's, the start of recovery the deployment trigger's
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,31 +69,6 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
     assert restored and restored["external_path"].startswith("file:"), restored
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
     wait_for_job_state(stack.rest, jobs[0]["jid"], {"RUNNING"}, timeout=10)
-
-
-class _WebhookInbox(http.server.BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).received.append(json.loads(body or b"{}"))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
-    """A local HTTP endpoint standing in for the on-call webhook."""
-    _WebhookInbox.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookInbox)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/on-call", _WebhookInbox.received
-    finally:
-        server.shutdown()
 
 
 def refreeze_after_every_restart(stack, stop: threading.Event) -> None:
