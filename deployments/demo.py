@@ -20,12 +20,20 @@ import shutil
 import sys
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
+from deployments.local_server import (
+    TELEMETRY_OFF,
+    PrefectServerError,
+    server_is_up,
+    start_local_server,
+    stop_orphaned_server,
+)
 from deployments.processes import command_line, is_alive
+from deployments.serve import serving_pid
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
@@ -53,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default="realtime-pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--rest-port", type=int, default=8081, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "stack" / "data", help=argparse.SUPPRESS)
-    parser.add_argument("--prefect-home", type=Path, default=REPO_ROOT / ".prefect-home", help=argparse.SUPPRESS)
+    parser.add_argument("--prefect-home", type=Path, default=REPO_ROOT / ".prefect-demo", help=argparse.SUPPRESS)
     return parser
 
 
@@ -76,6 +84,20 @@ def live_demo_owner(data_dir: Path) -> int | None:
 def claim_demo(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
+
+
+def start_afresh(home: Path, port: int) -> None:
+    """Each drill starts from a clean Prefect database: an earlier drill's recoveries would otherwise count
+    against this one's cooldown and flap limit (4 demos within an hour would end escalated)."""
+    holder = serving_pid(home)
+    if holder is not None:
+        raise StackError(f"a demo or serve (pid {holder or 'unknown'}) still runs from {home}; stop it first")
+    orphan = stop_orphaned_server(home, f"http://127.0.0.1:{port}/api")
+    if orphan is not None:
+        say(f"Stopped the Prefect server (pid {orphan}) an earlier demo left running")
+    if home.exists():
+        say(f"Clearing the last demo's Prefect database in {home}")
+        shutil.rmtree(home)
 
 
 def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
@@ -112,6 +134,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     if api_url and not server_is_up(api_url):
         raise PrefectServerError(f"no Prefect server answers at PREFECT_API_URL={api_url}")
     if not api_url:
+        start_afresh(args.prefect_home, args.port)
         say("Starting a local Prefect server (SQLite, telemetry off) ...")
         server = start_local_server(args.prefect_home, args.port)
         cleanup.callback(lambda: (say("Stopping the Prefect server ..."), server.stop()))
@@ -125,6 +148,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     log = args.prefect_home / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     earlier_log = log.stat().st_size if log.exists() else 0
+    serving_since = datetime.now(UTC)  # an event from before this demo says nothing about this one
     served = ServedDeployments.start(config, api_url, log, args.interval, prefect_home=args.prefect_home)
     cleanup.callback(lambda: (say("Stopping the served deployments ..."), served.stop()))
     served.wait_until_serving()
@@ -136,7 +160,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     say(f"Serving monitor (every {args.interval:.0f}s), recover (triggered) and diagnose; log {log}")
     say(f"Prefect UI: {ui}/deployments  automations: {ui}/automations  events: {ui}/events")
     for name in clusters:
-        wait_for_event(name, "flink.cluster.healthy", since=None, timeout_s=180)
+        wait_for_event(name, "flink.cluster.healthy", since=serving_since, timeout_s=180)
         say(f"The monitor sees {name} healthy")
 
     if stack is not None and not args.no_fault:

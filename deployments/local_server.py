@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from deployments.processes import command_line, die_with_parent, environment, is_alive, stop_process
+from deployments.processes import command_line, die_with_parent, environment, is_alive, is_orphan, stop_process
 
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 DURABLE_LEASES = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"}
@@ -90,9 +90,12 @@ def serves_from_home(home: Path, api_url: str) -> bool:
 
 
 def stop_orphaned_server(home: Path, api_url: str) -> int | None:
-    """Stop a server an earlier run of ours left on this home; returns its pid (None: there was none)."""
+    """Stop a server an earlier run of ours left on this home, whose parent is gone; returns its pid.
+
+    A server of ours whose parent still runs (another demo, another serve) is not an orphan: left alone.
+    """
     pid = our_server_pid(home)
-    if pid is None:
+    if pid is None or not is_orphan(pid):
         return None
     stop_process(pid)
     deadline = time.monotonic() + 20

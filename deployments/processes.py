@@ -44,6 +44,19 @@ def is_alive(pid: int) -> bool:
         return False
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        return int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_orphan(pid: int) -> bool:
+    """Its parent died: it was handed to init (or to a subreaper that is not its parent)."""
+    parent = parent_pid(pid)
+    return parent is None or parent <= 1 or not is_alive(parent) or "python" not in " ".join(command_line(parent))
+
+
 def command_line(pid: int) -> list[str]:
     try:
         return [

@@ -88,6 +88,22 @@ def hold_serve_lock(home: Path) -> IO[str]:
     return lock
 
 
+def serving_pid(home: Path) -> int | None:
+    """The pid of a serving process that holds `home`'s lock now (None: nobody serves from it)."""
+    path = home / "serve.lock"
+    if not path.exists():
+        return None
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            written = lock.read().split()
+            return int(written[0]) if written and written[0].isdigit() else 0  # 0: held, pid not written yet
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
+
+
 def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} serve: {message}", flush=True)
 

@@ -37,7 +37,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.drill import ServedDeployments, run_drill, wait_for_event
 from deployments.local_server import PID_FILE, PrefectServerError, our_server_pid, server_is_up, start_local_server
-from deployments.processes import is_alive
+from deployments.processes import is_alive, stop_process
 from deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids
@@ -217,47 +217,52 @@ def unreachable_cluster_inventory(tmp_path: Path, **top_level) -> Path:
     return inventory
 
 
-def bare_prefect_server(home: Path, port: int) -> subprocess.Popen:
-    """A `prefect server start` that nobody watches: what a hung shutdown or an older release of ours left."""
+def orphaned_prefect_server(home: Path, port: int) -> int:
+    """A `prefect server start` whose parent is gone (handed to init): what a hung shutdown leaves. Its pid."""
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
-    prefect = str(Path(sys.executable).parent / "prefect")
-    process = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+    prefect = Path(sys.executable).parent / "prefect"
+    started = subprocess.run(
+        ["sh", "-c", f"'{prefect}' server start --host 127.0.0.1 --port {port} >/dev/null 2>&1 </dev/null & echo $!"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
         start_new_session=True,
     )
+    pid = int(started.stdout.split()[0])
     wait_until(lambda: server_is_up(f"http://127.0.0.1:{port}/api"), bool, timeout=120, what=f"a server on {port}")
-    return process
+    return pid
 
 
 def test_an_orphaned_server_of_ours_is_stopped_at_start_and_anything_else_on_the_port_is_refused(tmp_path):
     home, port = tmp_path / "ours", free_local_port()
     home.mkdir()
-    orphan = bare_prefect_server(home, port)
-    (home / PID_FILE).write_text(f"{orphan.pid}\n")
-    assert our_server_pid(home) == orphan.pid
+    orphan = orphaned_prefect_server(home, port)
+    (home / PID_FILE).write_text(f"{orphan}\n")
+    assert our_server_pid(home) == orphan
     server = start_local_server(home, port)
     try:
-        assert orphan.wait(10) is not None and server.process.pid != orphan.pid
+        assert not is_alive(orphan) and server.process.pid != orphan
         assert server_is_up(server.api_url)
+        # While its parent (this test) lives, our server is nobody's orphan: a second start leaves it alone.
+        with pytest.raises(PrefectServerError, match="something already answers"):
+            start_local_server(home, port)
+        assert server.process.poll() is None
     finally:
         server.stop()
 
     other_home, other_port = tmp_path / "someone-else", free_local_port()
-    foreign = bare_prefect_server(other_home, other_port)
+    foreign = orphaned_prefect_server(other_home, other_port)
     try:
         # A pid file naming that process does not make it ours: it serves another home.
         (tmp_path / "mine").mkdir()
-        (tmp_path / "mine" / PID_FILE).write_text(f"{foreign.pid}\n")
+        (tmp_path / "mine" / PID_FILE).write_text(f"{foreign}\n")
         with pytest.raises(PrefectServerError, match="something already answers"):
             start_local_server(tmp_path / "mine", other_port)
-        assert foreign.poll() is None
+        assert is_alive(foreign)
     finally:
-        foreign.terminate()
-        foreign.wait(30)
+        stop_process(foreign)
 
 
 def test_stalled_ticks_raise_the_alarm_and_the_watchdog_frees_the_leaked_slot(prefect_server, webhook_inbox, tmp_path):
