@@ -32,8 +32,8 @@ from deployments.local_server import (
     start_local_server,
     stop_orphaned_server,
 )
-from deployments.processes import command_line, is_alive
-from deployments.serve import serving_pid
+from deployments.processes import command_line, is_alive, is_orphan
+from deployments.serve import STOP_DEADLINE_S, serving_pid
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
@@ -90,6 +90,13 @@ def start_afresh(home: Path, port: int) -> None:
     """Each drill starts from a clean Prefect database: an earlier drill's recoveries would otherwise count
     against this one's cooldown and flap limit (4 demos within an hour would end escalated)."""
     holder = serving_pid(home)
+    if holder and is_orphan(holder):
+        # The serving process of a demo that was killed: it got SIGTERM with its parent and is stopping.
+        say(f"Waiting for the serving process (pid {holder}) of the earlier demo to finish stopping ...")
+        deadline = time.monotonic() + 2 * STOP_DEADLINE_S + 10
+        while is_alive(holder) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        holder = serving_pid(home)
     if holder is not None:
         raise StackError(f"a demo or serve (pid {holder or 'unknown'}) still runs from {home}; stop it first")
     orphan = stop_orphaned_server(home, f"http://127.0.0.1:{port}/api")

@@ -42,7 +42,7 @@ from flink_runbook.inventory import InventoryError, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE = 1, 2
-STOP_DEADLINE_S = 30  # a stop that hangs (the server already gone) must not keep the process alive
+STOP_DEADLINE_S = 15  # a stop that hangs (the server already gone) must not keep the process alive
 
 
 def build_parser() -> argparse.ArgumentParser:

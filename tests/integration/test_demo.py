@@ -8,9 +8,11 @@ import sys
 import uuid
 from pathlib import Path
 
+from deployments.processes import is_alive
 from flink_runbook.containers import PROJECT_LABEL
+from flink_runbook.polling import wait_until
 
-from .conftest import free_local_port
+from .conftest import FLINK_TEST_VERSIONS, free_local_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,3 +53,38 @@ def test_demo_refuses_bad_input_without_starting_anything(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"demo: {bad}: clusters: needs at least one cluster")
     assert "Traceback" not in result.stderr
+
+
+def test_a_demo_after_a_sigkilled_one_starts_afresh(docker_client, tmp_path):
+    """A demo killed mid-drill takes its server and serving process with it; the next one cleans up and passes."""
+    project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    command = [
+        sys.executable, "-m", "deployments.demo",
+        "--flink-version", FLINK_TEST_VERSIONS[0],
+        "--project", project,
+        "--rest-port", str(free_local_port()),
+        "--port", str(free_local_port()),
+        "--data-dir", str(tmp_path / "data"),
+        "--prefect-home", str(tmp_path / "prefect-home"),
+    ]  # fmt: skip
+    first_out = tmp_path / "first.out"
+    with first_out.open("w") as out:
+        first = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "Detected after" in first_out.read_text(), bool, timeout=600, what="the first demo's drill")
+    finally:
+        first.kill()  # SIGKILL: no cleanup of its own runs
+        first.wait()
+    print(first_out.read_text())
+    server_pid = int((tmp_path / "prefect-home" / "server.pid").read_text())
+    wait_until(lambda: not is_alive(server_pid), bool, timeout=30, what="the killed demo's server to die with it")
+    assert docker_client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"}), "its stack is left up"
+
+    second = subprocess.run(command + ["--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    print(second.stdout)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"Removing the demo stack {project} that an earlier demo left behind" in second.stdout
+    assert "ended COMPLETED" in second.stdout
+    assert "0 duplicated, 0 missing: every id exactly once" in second.stdout
+    assert docker_client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"}) == []
