@@ -15,13 +15,13 @@ from flink_runbook.polling import wait_until
 from .conftest import FLINK_TEST_VERSIONS, free_local_port
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_ENV = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the demo starts its own server
 
 
-def test_demo_injects_the_failure_and_the_served_deployments_recover_it(docker_client, flink_version, tmp_path):
-    project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the demo starts its own server
-    command = [
-        sys.executable, "-m", "deployments.demo", "--once",
+def demo_command(project: str, flink_version: str, tmp_path: Path) -> list[str]:
+    """A demo side by side with anything else: its own compose project, ports, data and Prefect home."""
+    return [
+        sys.executable, "-m", "deployments.demo",
         "--flink-version", flink_version,
         "--project", project,
         "--rest-port", str(free_local_port()),
@@ -29,7 +29,12 @@ def test_demo_injects_the_failure_and_the_served_deployments_recover_it(docker_c
         "--data-dir", str(tmp_path / "data"),
         "--prefect-home", str(tmp_path / "prefect-home"),
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_demo_injects_the_failure_and_the_served_deployments_recover_it(docker_client, flink_version, tmp_path):
+    project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
+    command = demo_command(project, flink_version, tmp_path) + ["--once"]
+    result = subprocess.run(command, cwd=REPO, env=DEMO_ENV, capture_output=True, text=True, timeout=900)
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "The monitor sees " + project + " healthy" in result.stdout
@@ -58,19 +63,10 @@ def test_demo_refuses_bad_input_without_starting_anything(tmp_path):
 def test_a_demo_after_a_sigkilled_one_starts_afresh(docker_client, tmp_path):
     """A demo killed mid-drill takes its server and serving process with it; the next one cleans up and passes."""
     project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    command = [
-        sys.executable, "-m", "deployments.demo",
-        "--flink-version", FLINK_TEST_VERSIONS[0],
-        "--project", project,
-        "--rest-port", str(free_local_port()),
-        "--port", str(free_local_port()),
-        "--data-dir", str(tmp_path / "data"),
-        "--prefect-home", str(tmp_path / "prefect-home"),
-    ]  # fmt: skip
+    command = demo_command(project, FLINK_TEST_VERSIONS[0], tmp_path)
     first_out = tmp_path / "first.out"
     with first_out.open("w") as out:
-        first = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        first = subprocess.Popen(command, cwd=REPO, env=DEMO_ENV, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: "Detected after" in first_out.read_text(), bool, timeout=600, what="the first demo's drill")
     finally:
@@ -81,7 +77,7 @@ def test_a_demo_after_a_sigkilled_one_starts_afresh(docker_client, tmp_path):
     wait_until(lambda: not is_alive(server_pid), bool, timeout=30, what="the killed demo's server to die with it")
     assert docker_client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"}), "its stack is left up"
 
-    second = subprocess.run(command + ["--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    second = subprocess.run(command + ["--once"], cwd=REPO, env=DEMO_ENV, capture_output=True, text=True, timeout=900)
     print(second.stdout)
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"Removing the demo stack {project} that an earlier demo left behind" in second.stdout
