@@ -135,8 +135,11 @@ def watch_over_the_monitor(
             list(ids.values()), [ids["recover"]], opened_before, leases_dir, flow_run_ids_with_a_process
         ).lines()
 
-    for line in reconcile(started_at):
-        say(f"at start, left by an unclean stop: {line}")
+    try:
+        for line in reconcile(started_at):
+            say(f"at start, left by an unclean stop: {line}")
+    except Exception as exc:  # serving must not depend on it: the watchdog tries again if ticks stall
+        say(f"could not reconcile what an earlier stop left (the watchdog retries if ticks stall): {exc}")
     # While running, a run may be between PENDING and its process for a moment: only older ones count as dead.
     watchdog = MonitorWatchdog(
         ids["monitor"], "monitor/monitor", interval_s, stalled_after, lambda: reconcile(time.time() - 60)
