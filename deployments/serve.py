@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -108,6 +109,11 @@ def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} serve: {message}", flush=True)
 
 
+def exit_now(why: str) -> None:
+    say(f"{why}; exiting now (the next start reconciles whatever is left)")
+    os._exit(EXIT_FAILED)
+
+
 def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: Path | None, stalled_after: int) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
     from deployments.definitions import build_deployments
@@ -176,8 +182,18 @@ async def serve_until_stopped(
         await asyncio.sleep(0.1)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # However the stop goes (its server already gone, Prefect's log and event workers retrying at exit),
+    # the process is gone within this deadline: a supervisor or the next demo must not wait on it.
+    last_word = threading.Timer(2 * STOP_DEADLINE_S, exit_now, args=(f"not stopped after {2 * STOP_DEADLINE_S}s",))
+    last_word.daemon = True
+
+    def request_stop(signum: int, frame: object) -> None:
+        if not last_word.is_alive():
+            last_word.start()
+        loop.call_soon_threadsafe(stop_requested.set)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop_requested.set)
+        signal.signal(signum, request_stop)
     say(f"serving {', '.join(d.name for d in deployments)}; Ctrl-C or SIGTERM stops")
     stopping = asyncio.create_task(stop_requested.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
