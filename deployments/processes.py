@@ -87,6 +87,17 @@ def flow_run_ids_with_a_process() -> set[str]:
     return found
 
 
+def flow_run_children(pid: int) -> list[int]:
+    """Live child processes of `pid` that run a Prefect flow run."""
+    return [
+        int(entry.name)
+        for entry in PROC.iterdir()
+        if entry.name.isdigit()
+        and parent_pid(int(entry.name)) == pid
+        and "PREFECT__FLOW_RUN_ID" in environment(int(entry.name))
+    ]
+
+
 def stop_process(pid: int, timeout_s: float = 20) -> None:
     """SIGTERM, then SIGKILL after `timeout_s`; returns once it is gone."""
     for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10)):

@@ -109,8 +109,18 @@ def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} serve: {message}", flush=True)
 
 
+def stop_flow_run_processes() -> None:
+    """No run of ours may go on acting after we are gone (a killed demo's recovery on the next demo's stack)."""
+    from deployments.processes import flow_run_children, stop_process
+
+    for pid in flow_run_children(os.getpid()):
+        say(f"stopping flow-run process {pid}, still running as serve exits")
+        stop_process(pid, timeout_s=5)
+
+
 def exit_now(why: str) -> None:
     say(f"{why}; exiting now (the next start reconciles whatever is left)")
+    stop_flow_run_processes()
     os._exit(EXIT_FAILED)
 
 
@@ -205,6 +215,7 @@ async def serve_until_stopped(
             await asyncio.wait_for(serving, STOP_DEADLINE_S)
         except TimeoutError:
             say(f"the runner did not stop within {STOP_DEADLINE_S}s; exiting anyway (the next start reconciles)")
+    stop_flow_run_processes()
     stopping.cancel()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-from deployments.processes import is_alive
+from deployments.processes import environment, is_alive
 from flink_runbook.containers import PROJECT_LABEL
 from flink_runbook.polling import wait_until
 
@@ -60,6 +61,16 @@ def test_demo_refuses_bad_input_without_starting_anything(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def flow_run_processes_of(api_url: str) -> list[int]:
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and "PREFECT__FLOW_RUN_ID" in (env := environment(int(entry.name)))
+        and env.get("PREFECT_API_URL") == api_url
+    ]
+
+
 def test_a_demo_after_a_sigkilled_one_starts_afresh(docker_client, tmp_path):
     """A demo killed mid-drill takes its server and serving process with it; the next one cleans up and passes."""
     project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
@@ -68,13 +79,23 @@ def test_a_demo_after_a_sigkilled_one_starts_afresh(docker_client, tmp_path):
     with first_out.open("w") as out:
         first = subprocess.Popen(command, cwd=REPO, env=DEMO_ENV, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: "Detected after" in first_out.read_text(), bool, timeout=600, what="the first demo's drill")
+        wait_until(
+            lambda: re.search(r"Recover run \S+ started", first_out.read_text()),
+            bool,
+            timeout=600,
+            what="the first demo's recovery to start",
+        )
     finally:
         first.kill()  # SIGKILL: no cleanup of its own runs
         first.wait()
     print(first_out.read_text())
     server_pid = int((tmp_path / "prefect-home" / "server.pid").read_text())
     wait_until(lambda: not is_alive(server_pid), bool, timeout=30, what="the killed demo's server to die with it")
+    # Nor may its runs go on acting (a recovery of the old stack would act on the next demo's).
+    api_url = f"http://127.0.0.1:{command[command.index('--port') + 1]}/api"
+    wait_until(
+        lambda: flow_run_processes_of(api_url), lambda pids: not pids, timeout=45, what="the killed demo's runs to end"
+    )
     assert docker_client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"}), "its stack is left up"
 
     second = subprocess.run(command + ["--once"], cwd=REPO, env=DEMO_ENV, capture_output=True, text=True, timeout=900)
