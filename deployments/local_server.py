@@ -46,10 +46,6 @@ class LocalPrefectServer:
     log_path: Path
     home: Path
 
-    @property
-    def leases_dir(self) -> Path:
-        return self.home / LEASES_DIR
-
     def stop(self, timeout_s: float = 20) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
