@@ -75,27 +75,25 @@ def environment(pid: int) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
-def flow_run_ids_with_a_process() -> set[str]:
-    """Flow runs that have a live process on this host: Prefect's runner and workers start each run's
-    process with PREFECT__FLOW_RUN_ID in its environment."""
-    found = set()
+def flow_run_processes() -> dict[int, str]:
+    """Live processes on this host that run a Prefect flow run: pid -> flow run id. Prefect's runner and
+    workers start each run's process with PREFECT__FLOW_RUN_ID in its environment."""
+    found = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             run_id = environment(int(entry.name)).get("PREFECT__FLOW_RUN_ID")
             if run_id and is_alive(int(entry.name)):
-                found.add(run_id)
+                found[int(entry.name)] = run_id
     return found
+
+
+def flow_run_ids_with_a_process() -> set[str]:
+    return set(flow_run_processes().values())
 
 
 def flow_run_children(pid: int) -> list[int]:
     """Live child processes of `pid` that run a Prefect flow run."""
-    return [
-        int(entry.name)
-        for entry in PROC.iterdir()
-        if entry.name.isdigit()
-        and parent_pid(int(entry.name)) == pid
-        and "PREFECT__FLOW_RUN_ID" in environment(int(entry.name))
-    ]
+    return [child for child in flow_run_processes() if parent_pid(child) == pid]
 
 
 def stop_process(pid: int, timeout_s: float = 20) -> None:
