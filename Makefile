@@ -13,11 +13,11 @@ bootstrap:
 ## runbook's failure is injected, detected and recovered. ARGS="--no-fault",
 ## ARGS="--config my-inventory.yaml", ARGS="--flink-version 2.2", ARGS="--once".
 demo: bootstrap
-	$(PY) -m deployments.demo $(ARGS)
+	$(PY) -m flink_runbook.demo $(ARGS)
 
 ## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
 serve: bootstrap
-	$(PY) -m deployments.serve $(ARGS)
+	$(PY) -m flink_runbook.deployments.serve $(ARGS)
 
 demo-down: bootstrap
 	$(PY) -m flink_runbook.cli stack down

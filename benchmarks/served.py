@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/served.py [--runs 5] [--interval 10] [--idle-minutes 60] [--flink-version 1.20]
 
 A stack of its own (own project, port, data dir), a local Prefect server of
-its own, `python -m deployments.serve`. Then --runs drills (freeze the
+its own, `python -m flink_runbook.deployments.serve`. Then --runs drills (freeze the
 TaskManager, touch nothing else; the monitor detects, the trigger recovers),
 then --idle-minutes of monitor ticks every 30 s on the healthy stack, sampling
 CPU time and RSS of the serving process (its finished run subprocesses
@@ -27,10 +27,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integrity, submit_demo_job  # noqa: E402
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory  # noqa: E402
 from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
+from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
+
 from flink_runbook.polling import wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,9 +88,9 @@ def main() -> int:
     stack = DemoStack(StackSettings(data_dir=work / "data", project=project, flink_version=version, rest_port=18091))
     server = start_local_server(work / "prefect-home", port=4291)
     os.environ["PREFECT_API_URL"] = server.api_url
+    from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
     from prefect import get_client  # noqa: F401 - after PREFECT_API_URL is set
 
-    from deployments.drill import ServedDeployments, run_drill, wait_for_event
     from flink_runbook.demo import faults
 
     served = None

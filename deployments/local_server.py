@@ -24,8 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
-from deployments.processes import command_line, die_with_parent, environment, is_alive, is_orphan, stop_process
+from flink_runbook.deployments.processes import (
+    command_line,
+    die_with_parent,
+    environment,
+    is_alive,
+    is_orphan,
+    stop_process,
+)
 
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 DURABLE_LEASES = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"}

@@ -1,6 +1,6 @@
 """Serve every flink-runbook deployment from one process: the embedded default.
 
-    python -m deployments.serve --config stack/inventory.yaml [--interval 30] [--limit 4]
+    python -m flink_runbook.deployments.serve --config stack/inventory.yaml [--interval 30] [--limit 4]
 
 With PREFECT_API_URL set it serves against that server; without, it starts a
 local Prefect server (SQLite under --prefect-home, telemetry off, UI on
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from deployments.local_server import (
+from flink_runbook.deployments.local_server import (
     LEASES_DIR,
     TELEMETRY_OFF,
     PrefectServerError,
@@ -38,7 +38,8 @@ from deployments.local_server import (
     serves_from_home,
     start_local_server,
 )
-from deployments.watchdog import DEFAULT_STALLED_AFTER
+from flink_runbook.deployments.watchdog import DEFAULT_STALLED_AFTER
+
 from flink_runbook.inventory import InventoryError, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +48,9 @@ STOP_DEADLINE_S = 15  # a stop that hangs (the server already gone) must not kee
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m flink_runbook.deployments.serve", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--config", type=Path, default=REPO / "stack" / "inventory.yaml", help="inventory YAML file")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between monitor ticks (default 30)")
     parser.add_argument("--limit", type=int, default=4, help="runs this process executes at once (default 4)")
@@ -111,7 +114,7 @@ def say(message: str) -> None:
 
 def stop_flow_run_processes() -> None:
     """No run of ours may go on acting after we are gone (a killed demo's recovery on the next demo's stack)."""
-    from deployments.processes import flow_run_children, stop_process
+    from flink_runbook.deployments.processes import flow_run_children, stop_process
 
     for pid in flow_run_children(os.getpid()):
         say(f"stopping flow-run process {pid}, still running as serve exits")
@@ -126,8 +129,8 @@ def exit_now(why: str) -> None:
 
 def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: Path | None, stalled_after: int) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
-    from deployments.definitions import build_deployments
-    from deployments.notifications import ensure_escalation_notification
+    from flink_runbook.deployments.definitions import build_deployments
+    from flink_runbook.deployments.notifications import ensure_escalation_notification
 
     inventory = load_inventory(config)
     if inventory.escalation_webhook_url:
@@ -142,9 +145,9 @@ def watch_over_the_monitor(
     ids: dict[str, str], started_at: float, interval_s: float, leases_dir: Path | None, stalled_after: int
 ):
     """Reconcile what an unclean stop left, then start the watchdog thread; returns the thread."""
-    from deployments.processes import flow_run_ids_with_a_process
-    from deployments.reconcile import reconcile_served_runs
-    from deployments.watchdog import MonitorWatchdog
+    from flink_runbook.deployments.processes import flow_run_ids_with_a_process
+    from flink_runbook.deployments.reconcile import reconcile_served_runs
+    from flink_runbook.deployments.watchdog import MonitorWatchdog
 
     def reconcile(opened_before: float) -> list[str]:
         return reconcile_served_runs(

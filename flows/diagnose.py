@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
-
-from flink_runbook.diagnosis import Diagnosis, diagnose
-from flink_runbook.inventory import ClusterSpec, load_inventory
-from flink_runbook.observation import ClusterObservation, heartbeat_timeouts_in_logs, now_ms
-from tasks.diagnose_steps import (
+from flink_runbook.tasks.diagnose_steps import (
     check_containers,
     check_job,
     check_jobmanager,
@@ -17,6 +12,11 @@ from tasks.diagnose_steps import (
     inspect_taskmanagers,
     write_incident_report,
 )
+from prefect import flow, get_run_logger
+
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
+from flink_runbook.runbook.observe import ClusterObservation, heartbeat_timeouts_in_logs, now_ms
 
 
 def diagnose_cluster(cluster: ClusterSpec) -> Diagnosis:

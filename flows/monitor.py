@@ -13,12 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.runtime import deployment, flow_run
-
-from flink_runbook.inventory import load_inventory
-from flink_runbook.recovery_guard import decide_recovery
-from tasks.monitor_steps import (
+from flink_runbook.tasks.monitor_steps import (
     check_cluster_health,
     emit_cluster_events,
     read_escalation,
@@ -26,6 +21,11 @@ from tasks.monitor_steps import (
     skip_late_backlog,
     store_escalation,
 )
+from prefect import flow, get_run_logger
+from prefect.runtime import deployment, flow_run
+
+from flink_runbook.inventory import load_inventory
+from flink_runbook.runbook.guard import decide_recovery
 
 
 class ClustersNeedAHuman(RuntimeError):

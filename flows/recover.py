@@ -12,17 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.states import Failed
-
-from flink_runbook.diagnosis import Diagnosis
-from flink_runbook.inventory import ClusterSpec, load_inventory
-from flink_runbook.recovery_plan import PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.recovery_report import ActionRecord, JobRecord, RecoveryResult, utc_now_iso
-from flink_runbook.restore_point import RestorePoint
-from flows.diagnose import diagnose_cluster
-from flows.locking import one_recovery_at_a_time
-from tasks.recover_steps import (
+from flink_runbook.flows.diagnose import diagnose_cluster
+from flink_runbook.flows.locking import one_recovery_at_a_time
+from flink_runbook.tasks.recover_steps import (
     find_retained_checkpoints,
     restart_taskmanagers,
     resubmit_job,
@@ -33,6 +25,14 @@ from tasks.recover_steps import (
     wait_for_taskmanagers,
     write_recovery_report,
 )
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
+from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, RecoveryResult, utc_now_iso
+from flink_runbook.runbook.restore_point import RestorePoint
 
 RECOVERY_OK = ("healthy", "recovered", "planned")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from flink_runbook.tasks.clients import cluster_rest
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flink_runbook.audit_fixes import WrittenFix, plan_fixes, write_fixes
-from flink_runbook.audit_sources import read_audit_inputs
-from flink_runbook.cluster_audit import AuditInputs, AuditResult, audit_report_markdown
+from flink_runbook.audit.cluster import AuditInputs, AuditResult, audit_report_markdown
+from flink_runbook.audit.fixes import WrittenFix, plan_fixes, write_fixes
+from flink_runbook.audit.sources import read_audit_inputs
 from flink_runbook.inventory import ClusterSpec
-from tasks.clients import cluster_rest
 
 
 @task(

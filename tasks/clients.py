@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import docker
 
-from flink_runbook.containers import docker_client
-from flink_runbook.flink_rest import FlinkRestClient
+from flink_runbook.containers.states import docker_client
+from flink_runbook.flink.rest import FlinkRestClient
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.observation import rest_client
+from flink_runbook.runbook.observe import rest_client
 
 
 def secret_value(block_name: str) -> str:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from flink_runbook.tasks.clients import cluster_docker, cluster_rest
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flink_runbook import observation
-from flink_runbook.containers import DockerUnavailable
-from flink_runbook.diagnosis import Diagnosis
-from flink_runbook.flink_state import TaskManagerInfo
-from flink_runbook.incident_report import diagnosis_report
+from flink_runbook.containers.states import DockerUnavailable
+from flink_runbook.flink.answers import TaskManagerInfo
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.observation import ContainersView, JobManagerView, JobView
-from tasks.clients import cluster_docker, cluster_rest
+from flink_runbook.runbook import observe as observation
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.incident_report import diagnosis_report
+from flink_runbook.runbook.observe import ContainersView, JobManagerView, JobView
 
 # Observations must never come from a cache.
 READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}

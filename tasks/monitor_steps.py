@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from flink_runbook.tasks.clients import cluster_docker, cluster_rest
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -24,13 +25,12 @@ from prefect.events import emit_event
 from prefect.states import Cancelled
 from prefect.variables import Variable
 
-from flink_runbook.cluster_events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
-from flink_runbook.containers import DockerUnavailable
-from flink_runbook.diagnosis import Diagnosis, diagnose
+from flink_runbook.containers.states import DockerUnavailable
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.observation import observe_cluster_quickly
-from flink_runbook.recovery_guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
-from tasks.clients import cluster_docker, cluster_rest
+from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
+from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
+from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
+from flink_runbook.runbook.observe import observe_cluster_quickly
 
 RECOVER_FLOW_NAME = "recover"
 READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import time
 
+from flink_runbook.tasks.clients import cluster_docker, cluster_rest
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flink_runbook import recovery_actions
-from flink_runbook.flink_state import TaskManagerInfo
+from flink_runbook.flink.answers import TaskManagerInfo
 from flink_runbook.inventory import ClusterSpec, JobSpec
-from flink_runbook.observation import check_job, inspect_taskmanagers
-from flink_runbook.recovery_actions import Submission
-from flink_runbook.recovery_report import RecoveryResult, recovery_report
-from flink_runbook.restore_point import RestorePoint, RetainedCheckpoint, list_retained_checkpoints
-from flink_runbook.verification import (
+from flink_runbook.runbook import act as recovery_actions
+from flink_runbook.runbook.act import Submission
+from flink_runbook.runbook.observe import check_job, inspect_taskmanagers
+from flink_runbook.runbook.recovery_report import RecoveryResult, recovery_report
+from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, list_retained_checkpoints
+from flink_runbook.runbook.verify import (
     Check,
     job_checks,
     new_exceptions,
@@ -28,7 +29,6 @@ from flink_runbook.verification import (
     sink_fresh,
     taskmanagers_stable,
 )
-from tasks.clients import cluster_docker, cluster_rest
 
 CHANGES_CLUSTER = {"cache_policy": NO_CACHE, "retries": 0}
 READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}

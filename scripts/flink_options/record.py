@@ -4,7 +4,7 @@
 
 For each release (installed from PyPI into the cache, as for the demo image)
 it compiles ListConfigOptions.java against lib/, loads every *Options class of
-flink-dist by reflection and writes flink_runbook/flink_options/<release>.json:
+flink-dist by reflection and writes flink_runbook/flink/option_catalogues/<release>.json:
 each key with its default and the older keys Flink still reads in its place.
 The audit uses these files to tell a renamed key from one that is gone.
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from flink_runbook.demo.image import flink_distribution  # noqa: E402
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS  # noqa: E402
 
-OUT = REPO / "flink_runbook" / "flink_options"
+OUT = REPO / "flink_runbook" / "flink" / "option_catalogues"
 
 
 def option_classes(dist_jar: Path) -> list[str]:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from flink_runbook.demo.job import submit_demo_job
-from flink_runbook.flink_rest import FlinkRestClient
+
+from flink_runbook.flink.rest import FlinkRestClient
 
 if __name__ == "__main__":
     rest_url, jar = sys.argv[1], Path(sys.argv[2])

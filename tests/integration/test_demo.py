@@ -1,4 +1,4 @@
-"""README's first command, end to end: `python -m deployments.demo --once`, side by side with anything else."""
+"""README's first command, end to end: `python -m flink_runbook.demo --once`, side by side with anything else."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from deployments.processes import environment, is_alive
-from flink_runbook.containers import PROJECT_LABEL
+from flink_runbook.deployments.processes import environment, is_alive
+
+from flink_runbook.containers.states import PROJECT_LABEL
 from flink_runbook.polling import wait_until
 
 from .conftest import FLINK_TEST_VERSIONS, free_local_port
@@ -22,7 +23,7 @@ DEMO_ENV = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # th
 def demo_command(project: str, flink_version: str, tmp_path: Path) -> list[str]:
     """A demo side by side with anything else: its own compose project, ports, data and Prefect home."""
     return [
-        sys.executable, "-m", "deployments.demo",
+        sys.executable, "-m", "flink_runbook.demo",
         "--flink-version", flink_version,
         "--project", project,
         "--rest-port", str(free_local_port()),
@@ -50,7 +51,7 @@ def test_demo_refuses_bad_input_without_starting_anything(tmp_path):
     bad = tmp_path / "inventory.yaml"
     bad.write_text("clusters: []\n")
     result = subprocess.run(
-        [sys.executable, "-m", "deployments.demo", "--config", str(bad)],
+        [sys.executable, "-m", "flink_runbook.demo", "--config", str(bad)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -14,13 +14,13 @@ import threading
 import time
 
 import pytest
+from flink_runbook.demo.job import wait_for_job_state
+from flink_runbook.flows.diagnose import diagnose_flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flink_runbook.demo import faults
-from flink_runbook.demo.job import wait_for_job_state
 from flink_runbook.polling import wait_until
-from flows.diagnose import diagnose_flow
 
 from .conftest import run_demo_job, write_inventory
 

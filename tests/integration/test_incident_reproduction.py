@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import time
 
-from flink_runbook.containers import PROJECT_LABEL, SERVICE_LABEL
-from flink_runbook.demo import faults
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
+
+from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
+from flink_runbook.demo import faults
 
 from .conftest import run_demo_job
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
+from flink_runbook.flows.recover import run_recover
 
 from flink_runbook.demo import faults
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
 from flink_runbook.polling import wait_until
-from flows.recover import run_recover
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
 
@@ -212,7 +212,7 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
     import pickle
     import uuid
 
-    from flows.recover import RecoveryNotDone, recover_flow
+    from flink_runbook.flows.recover import RecoveryNotDone, recover_flow
 
     name = f"absent-{uuid.uuid4().hex[:6]}"
     inventory = tmp_path / "inventory.yaml"

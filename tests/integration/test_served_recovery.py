@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.client.orchestration import get_client
-
-from deployments.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
-from deployments.local_server import LocalPrefectServer
-from flink_runbook.demo import faults
+from flink_runbook.demo.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
+from flink_runbook.deployments.local_server import LocalPrefectServer
+from prefect.client.orchestration import get_client
+
+from flink_runbook.demo import faults
 from flink_runbook.polling import wait_until
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory

@@ -21,6 +21,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids
+from flink_runbook.deployments.local_server import (
+    PID_FILE,
+    PrefectServerError,
+    our_server_pid,
+    server_is_up,
+    start_local_server,
+)
+from flink_runbook.deployments.processes import is_alive, stop_process
+from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
@@ -35,12 +46,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.drill import ServedDeployments, run_drill, wait_for_event
-from deployments.local_server import PID_FILE, PrefectServerError, our_server_pid, server_is_up, start_local_server
-from deployments.processes import is_alive, stop_process
-from deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from flink_runbook.demo import faults
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids
 from flink_runbook.polling import wait_until
 
 from .conftest import FLINK_TEST_VERSIONS, assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
@@ -55,7 +61,7 @@ FAST = {
 
 
 class ServeWithItsOwnServer:
-    """`python -m deployments.serve` with no PREFECT_API_URL: it starts its own local server, as `make serve` does."""
+    """serve without PREFECT_API_URL: it starts its own local server, as `make serve` does."""
 
     def __init__(self, inventory: Path, home: Path, logs: Path) -> None:
         self.inventory, self.home, self.logs = inventory, home, logs

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flink_runbook.flink_state import JobInfo, parse_job
+from flink_runbook.flink.answers import JobInfo, parse_job
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "rest"
 VERSIONS = ("1.20.3", "2.2.0")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flink_runbook.compose_audit import audit_compose
-from flink_runbook.compose_file import ComposeFileError, interpolate, read_compose_file
+from flink_runbook.audit.compose import audit_compose
+from flink_runbook.audit.compose_file import ComposeFileError, interpolate, read_compose_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 STACK = Path(__file__).resolve().parents[2] / "stack"

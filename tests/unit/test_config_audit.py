@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flink_runbook.config_audit import audit_flink_config
-from flink_runbook.flink_config_file import read_flink_config
+from flink_runbook.audit.config import audit_flink_config
+from flink_runbook.flink.config_file import read_flink_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 STACK = Path(__file__).resolve().parents[2] / "stack" / "docker"

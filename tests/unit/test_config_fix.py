@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from flink_runbook.audit_fixes import UnsafeFix, write_fixes
-from flink_runbook.compose_audit import audit_compose
-from flink_runbook.compose_file import read_compose_file
-from flink_runbook.config_audit import audit_flink_config
-from flink_runbook.config_fix import FileFix, fix_compose, fix_flink_config
-from flink_runbook.flink_config_file import read_flink_config
+from flink_runbook.audit.compose import audit_compose
+from flink_runbook.audit.compose_file import read_compose_file
+from flink_runbook.audit.config import audit_flink_config
+from flink_runbook.audit.config_fix import FileFix, fix_compose, fix_flink_config
+from flink_runbook.audit.fixes import UnsafeFix, write_fixes
+from flink_runbook.flink.config_file import read_flink_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 STACK = Path(__file__).resolve().parents[2] / "stack"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flink_runbook.flink_config_file import LEGACY, STANDARD, ConfigFileError, read_flink_config
-from flink_runbook.flink_options import option_catalogue
+from flink_runbook.flink.config_file import LEGACY, STANDARD, ConfigFileError, read_flink_config
+from flink_runbook.flink.options import option_catalogue
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 STACK = Path(__file__).resolve().parents[2] / "stack" / "docker"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_runbook.flink_options import UnknownFlinkRelease, key_status, option_catalogue
+from flink_runbook.flink.options import UnknownFlinkRelease, key_status, option_catalogue
 
 
 @pytest.mark.parametrize("release", ["1.20", "2.2"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flink_runbook.flink_rest import FlinkRestError, summarize_error_body
+from flink_runbook.flink.rest import FlinkRestError, summarize_error_body
 
 
 def test_flink_error_body_is_reduced_to_the_deepest_cause():

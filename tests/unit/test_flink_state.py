@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_runbook.flink_state import (
+from flink_runbook.flink.answers import (
     parse_cluster_config,
     parse_cluster_overview,
     parse_exception_history,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_runbook.flink_values import duration_ms, human_ms, memory_bytes
+from flink_runbook.flink.values import duration_ms, human_ms, memory_bytes
 
 
 @pytest.mark.parametrize(

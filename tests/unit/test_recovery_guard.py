@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flink_runbook.inventory import MonitorSettings
-from flink_runbook.recovery_guard import Escalation, RecoveryRun, decide_recovery, recovers_cluster
+from flink_runbook.runbook.guard import Escalation, RecoveryRun, decide_recovery, recovers_cluster
 
 SETTINGS = MonitorSettings(cooldown_s=60, max_recoveries=2, window_s=600, resume_after_healthy_s=120)
 NOW = 10_000.0

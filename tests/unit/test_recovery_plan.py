@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flink_runbook.containers import ContainerState, seconds_since
-from flink_runbook.diagnosis import diagnose
+from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.inventory import CheckpointDir, JobSpec
-from flink_runbook.observation import ClusterObservation, ContainersView, JobManagerView, JobView
-from flink_runbook.recovery_plan import plan_recovery
-from flink_runbook.restore_point import RetainedCheckpoint, normalize_path
+from flink_runbook.runbook.diagnosis import diagnose
+from flink_runbook.runbook.observe import ClusterObservation, ContainersView, JobManagerView, JobView
+from flink_runbook.runbook.plan import plan_recovery
+from flink_runbook.runbook.restore_point import RetainedCheckpoint, normalize_path
 
 from .test_findings import CLUSTER, observed
 

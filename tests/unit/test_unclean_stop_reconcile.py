@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deployments.reconcile import (
+from flink_runbook.deployments.reconcile import (
     OpenRun,
     RecoveryLock,
     SlotCount,
@@ -14,7 +14,7 @@ from deployments.reconcile import (
     runs_without_a_process,
     slots_to_lower,
 )
-from deployments.watchdog import Tick, monitor_health, why_ticks_did_not_finish
+from flink_runbook.deployments.watchdog import Tick, monitor_health, why_ticks_did_not_finish
 
 STARTED = 1_000.0
 
@@ -45,7 +45,7 @@ def test_a_lease_with_no_holder_is_released_only_when_no_recover_run_is_open():
 
 
 def test_lease_files_as_prefect_writes_them(tmp_path: Path):
-    # The shape of prefect.server.concurrency.lease_storage.filesystem's files (Prefect 3.8.8).
+    # The shape of prefect.server.concurrency.lease_storage.filesystem's files (Prefect 3.9.1).
     (tmp_path / "5b0c.json").write_text(
         json.dumps(
             {

@@ -1,0 +1,292 @@
+"""flink-runbook command line.
+
+Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input. Known errors
+are printed as one line naming what failed; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import docker.errors
+from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lines
+from flink_runbook.demo.image import ImageBuildError
+from flink_runbook.demo.job import JobBuildError, start_demo_job
+from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
+from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
+
+from flink_runbook.audit.compose_file import ComposeFileError
+from flink_runbook.audit.fixes import UnsafeFix
+from flink_runbook.demo import faults
+from flink_runbook.flink.config_file import ConfigFileError
+from flink_runbook.flink.options import UnknownFlinkRelease
+from flink_runbook.flink.rest import FlinkRestError
+from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.polling import WaitTimeout
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+FAULTS = {
+    "freeze-taskmanager": ("taskmanager", faults.freeze),
+    "thaw-taskmanager": ("taskmanager", faults.thaw),
+    "kill-taskmanager": ("taskmanager", faults.kill),
+    "stop-taskmanager": ("taskmanager", faults.stop),
+    "oom-taskmanager": ("taskmanager", faults.exhaust_memory),
+    "stop-jobmanager": ("jobmanager", faults.stop),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _stack_settings(args: argparse.Namespace) -> StackSettings:
+    return StackSettings(
+        data_dir=Path(args.data_dir),
+        project=args.project,
+        flink_version=resolve_flink_version(args.flink_version),
+        rest_port=args.rest_port,
+        image=args.image,
+    )
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def stack_up(args: argparse.Namespace) -> int:
+    stack = DemoStack(_stack_settings(args))
+    print(f"Starting demo stack '{stack.settings.project}' (Flink {stack.settings.flink_version}) ...", flush=True)
+    stack.up()
+    if not args.no_job:
+        print(f"Demo job realtime-cdc-demo RUNNING as {start_demo_job(stack)}")
+    print(f"Flink REST / web UI: {stack.settings.rest_url}")
+    print(f"CSV output:          {stack.output_dir}")
+    print(f"Checkpoints:         {stack.checkpoint_dir}")
+    return EXIT_OK
+
+
+def stack_down(args: argparse.Namespace) -> int:
+    DemoStack(_stack_settings(args)).down()
+    print(f"Demo stack '{args.project}' removed")
+    return EXIT_OK
+
+
+def stack_fault(args: argparse.Namespace) -> int:
+    service, inject = FAULTS[args.fault]
+    container = DemoStack(_stack_settings(args)).container(service)
+    inject(container)
+    print(f"{args.fault}: done on container {container.name}")
+    return EXIT_OK
+
+
+def _load_selection(args: argparse.Namespace) -> None:
+    """Validate the inventory before anything runs: bad input changes nothing and exits 2."""
+    load_inventory(args.config).select(args.cluster)
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flink_runbook.flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
+
+    results = diagnose_flow(config=str(args.config), cluster=args.cluster)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(diagnosis_lines(result)))
+    return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
+
+
+def recover(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flink_runbook.flows.recover import RECOVERY_OK, run_recover
+
+    results = run_recover(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(recovery_lines(result)))
+    ok = all(r["status"] in RECOVERY_OK for r in results)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def monitor_check(args: argparse.Namespace) -> int:
+    _load_selection(args)
+    from flink_runbook.flows.monitor import monitor_flow
+
+    state = monitor_flow(config=str(args.config), return_state=True)
+    if state.is_failed():
+        print(f"flink-runbook: {state.message}", file=sys.stderr)
+        return EXIT_FAILED
+    results = state.result()
+    for result in results:
+        print(
+            f"{result['cluster']}: {'healthy' if result['healthy'] else 'UNHEALTHY'}; "
+            f"{result['decision']}: {result['reason']} (events: {', '.join(result['events'])})"
+        )
+    return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
+
+
+def monitor_reset(args: argparse.Namespace) -> int:
+    (cluster,) = load_inventory(args.config).select(args.cluster)
+    from flink_runbook.tasks.monitor_steps import reset_escalation
+
+    was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
+    print(f"{cluster.name}: " + ("escalation reset; the monitor acts on it again" if was else "was not escalated"))
+    return EXIT_OK
+
+
+def monitor_health(args: argparse.Namespace) -> int:
+    """For a supervisor: exit 0 while monitor ticks complete, 1 when they stall or Prefect cannot be asked."""
+    if args.stalled_after < 1:
+        raise UsageError(f"--stalled-after must be at least 1 interval, not {args.stalled_after}")
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UsageError("monitor health asks the Prefect server the monitor runs on: set PREFECT_API_URL")
+    from flink_runbook.deployments.watchdog import read_monitor_health
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        health = read_monitor_health(args.deployment, args.stalled_after)
+    except ObjectNotFound:
+        print(f"flink-runbook: no deployment {args.deployment} on {os.environ['PREFECT_API_URL']}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # unreachable server, bad answer: the supervisor must hear "not healthy"
+        print(f"flink-runbook: cannot ask {os.environ['PREFECT_API_URL']} about the monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(health.summary)
+    return EXIT_FAILED if health.stalled else EXIT_OK
+
+
+def audit(args: argparse.Namespace) -> int:
+    from flink_runbook.tasks.clients import cluster_rest
+
+    from flink_runbook.audit.sources import check_audit_inputs
+
+    # Every input is read and checked before the flow runs: a bad file or key exits 2 and changes nothing.
+    for cluster in load_inventory(args.config).select(args.cluster):
+        if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
+            raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
+        check_audit_inputs(cluster, cluster_rest(cluster))
+    from flink_runbook.flows.audit import audit_flow
+
+    results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(audit_lines(result)))
+    attention = [f for r in results for f in r["findings"] if f["severity"] in ("warning", "error")]
+    return EXIT_FAILED if attention else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inventory_options = argparse.ArgumentParser(add_help=False)
+    inventory_options.add_argument("--config", required=True, help="inventory YAML file")
+    inventory_options.add_argument("--cluster", help="only this cluster of the inventory")
+    inventory_options.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
+
+    diagnose_cmd = commands.add_parser(
+        "diagnose",
+        parents=[inventory_options],
+        help="the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input",
+    )
+    diagnose_cmd.set_defaults(run=diagnose)
+
+    recover_cmd = commands.add_parser(
+        "recover",
+        parents=[inventory_options],
+        help="restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed",
+    )
+    recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    recover_cmd.set_defaults(run=recover)
+
+    monitor_cmd = commands.add_parser(
+        "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"
+    )
+    monitor_commands = monitor_cmd.add_subparsers(dest="monitor_command", required=True)
+    check = monitor_commands.add_parser(
+        "check", help="check every cluster, emit events (a deployment trigger may start recover); exit 1 unhealthy"
+    )
+    check.add_argument("--config", required=True, help="inventory YAML file")
+    check.set_defaults(run=monitor_check, cluster=None)
+    reset = monitor_commands.add_parser("reset", help="let the monitor act on an escalated cluster again")
+    reset.add_argument("--config", required=True, help="inventory YAML file")
+    reset.add_argument("--cluster", required=True, help="the escalated cluster")
+    reset.set_defaults(run=monitor_reset)
+    health = monitor_commands.add_parser(
+        "health", help="for supervisors: exit 0 while monitor ticks complete, 1 when they have stalled"
+    )
+    health.add_argument("--deployment", default="monitor/monitor", help="flow/deployment (default monitor/monitor)")
+    health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
+    health.set_defaults(run=monitor_health)
+
+    audit_cmd = commands.add_parser(
+        "audit",
+        parents=[inventory_options],
+        help="config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input",
+    )
+    audit_cmd.add_argument("--fix", action="store_true", help="apply the safe fixes (backup first), then audit again")
+    audit_cmd.set_defaults(run=audit)
+
+    stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", default=os.environ.get("STACK_PROJECT", "realtime-pipeline"))
+    common.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2; env FLINK_VERSION")
+    common.add_argument("--rest-port", type=_port, default=_port(os.environ.get("FLINK_REST_PORT", "8081")))
+    common.add_argument("--data-dir", default=os.environ.get("STACK_DATA_DIR", str(REPO_ROOT / "stack" / "data")))
+    common.add_argument("--image", default=os.environ.get("FLINK_IMAGE"), help="use this image instead of building")
+
+    up = stack_commands.add_parser("up", parents=[common], help="build, start, submit the demo job")
+    up.add_argument("--no-job", action="store_true", help="do not submit the demo job")
+    up.set_defaults(run=stack_up)
+    down = stack_commands.add_parser("down", parents=[common], help="remove the stack's containers")
+    down.set_defaults(run=stack_down)
+    fault = stack_commands.add_parser("fault", parents=[common], help="inject a failure")
+    fault.add_argument("fault", choices=sorted(FAULTS))
+    fault.set_defaults(run=stack_fault)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (
+        UsageError,
+        UnsupportedFlinkVersion,
+        InventoryError,
+        ConfigFileError,
+        ComposeFileError,
+        UnknownFlinkRelease,
+    ) as exc:
+        print(f"flink-runbook: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StackError, ImageBuildError, JobBuildError, FlinkRestError, WaitTimeout, UnsafeFix) as exc:
+        print(f"flink-runbook: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except docker.errors.DockerException as exc:
+        print(f"flink-runbook: Docker: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

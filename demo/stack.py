@@ -1,0 +1,179 @@
+"""Bring the demo realtime-pipeline up and down with Docker Compose.
+
+The containers carry the labels Compose sets (com.docker.compose.project /
+.service), which is how the runbook flows find containers on a user's stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from flink_runbook.demo.image import ensure_flink_image, flink_image_tag
+from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
+
+from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
+from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
+from flink_runbook.polling import WaitTimeout, wait_until
+
+COMPOSE_FILE = STACK_DIR / "docker-compose.yml"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """One demo stack. Two stacks with different project, port and data dir run side by side."""
+
+    data_dir: Path
+    project: str = "realtime-pipeline"
+    flink_version: str = field(default_factory=resolve_flink_version)
+    rest_port: int = 8081
+    # Any image with the official entrypoint contract, e.g. flink:1.20-java17.
+    image: str | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+
+def compose_variables(settings: StackSettings, image: str) -> dict[str, str]:
+    """The ${VARS} of stack/docker-compose.yml for this stack (the rest come from stack/.env)."""
+    return {
+        "COMPOSE_PROJECT_NAME": settings.project,
+        "FLINK_IMAGE": image,
+        "FLINK_CONF_FILE": config_file_name(settings.flink_version),
+        "FLINK_REST_PORT": str(settings.rest_port),
+        "STACK_DATA_DIR": str(settings.data_dir.resolve()),
+    }
+
+
+def compose_command() -> list[str]:
+    """Compose v2 plugin if the docker CLI has it, else the standalone docker-compose."""
+    docker_cli = shutil.which("docker")
+    if docker_cli and subprocess.run([docker_cli, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker_cli, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        return [standalone]
+    raise StackError("neither 'docker compose' nor 'docker-compose' is installed")
+
+
+class DemoStack:
+    def __init__(self, settings: StackSettings, client: docker.DockerClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or docker.from_env()
+        self.rest = FlinkRestClient(settings.rest_url, read_retries=0)
+
+    # -- compose -------------------------------------------------------------
+
+    def _compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        settings = self.settings
+        env = dict(os.environ)
+        env.update(
+            compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
+        )
+        command = [*compose_command(), "--project-name", settings.project, "--file", str(COMPOSE_FILE), *args]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}")
+        return result
+
+    def up(self, ready_timeout: float = 120) -> None:
+        """Start JobManager and TaskManager and wait until the TaskManager has registered."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._compose("--compatibility", "up", "--detach")
+        self.wait_until_ready(ready_timeout)
+
+    def down(self) -> None:
+        """Remove the containers and network; paused containers are thawed first so they can stop."""
+        for container in self.containers():
+            if container.status == "paused":
+                container.unpause()
+        self._compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+
+    def wait_until_ready(self, timeout: float = 120, taskmanagers: int = 1) -> None:
+        """Wait until the REST API answers and enough TaskManagers have registered with a free slot."""
+        try:
+            wait_until(
+                self.rest.cluster_overview,
+                lambda overview: (
+                    overview.get("taskmanagers", 0) >= taskmanagers and overview.get("slots-available", 0) > 0
+                ),
+                timeout=timeout,
+                what=f"{taskmanagers} TaskManager(s) with a free slot at {self.settings.rest_url}",
+                tolerate=(FlinkRestError,),
+            )
+        except WaitTimeout as exc:
+            raise StackError(f"stack {self.settings.project} not ready: {exc}") from exc
+
+    # -- containers ----------------------------------------------------------
+
+    def containers(self, service: str | None = None) -> list[Container]:
+        labels = [f"{PROJECT_LABEL}={self.settings.project}"]
+        if service:
+            labels.append(f"{SERVICE_LABEL}={service}")
+        return self.client.containers.list(all=True, filters={"label": labels})
+
+    def container(self, service: str) -> Container:
+        found = self.containers(service)
+        if len(found) != 1:
+            raise StackError(f"expected one {service} container in project {self.settings.project}, found {len(found)}")
+        return found[0]
+
+    def jobmanager(self) -> Container:
+        return self.container("jobmanager")
+
+    def taskmanager(self) -> Container:
+        return self.container("taskmanager")
+
+    @property
+    def output_dir(self) -> Path:
+        return self.settings.data_dir / "output"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.settings.data_dir / "checkpoints"
+
+
+def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
+    """Inventory (as YAML-ready data) of one demo stack and its demo job."""
+    from flink_runbook.demo.job import DEMO_ENTRY_CLASS, DEMO_JOB_NAME, demo_job_args
+
+    job: dict = {
+        "name": DEMO_JOB_NAME,
+        "entry_class": DEMO_ENTRY_CLASS,
+        "args": demo_job_args(),
+        "parallelism": 1,
+        "checkpoint_dir": {"host": str(settings.data_dir / "checkpoints"), "container": "/data/checkpoints"},
+    }
+    if jar:
+        job["jar"] = str(jar)
+    conf = config_file_name(settings.flink_version)
+    return {
+        "clusters": [
+            {
+                "name": settings.project,
+                "rest": {"url": settings.rest_url},
+                "containers": {"compose_project": settings.project},
+                "expected_taskmanagers": 1,
+                "jobs": [job],
+                "audit": {
+                    "compose_file": str(COMPOSE_FILE),
+                    "jobmanager_config": str(STACK_DIR / "docker" / "jobmanager" / conf),
+                    "taskmanager_config": str(STACK_DIR / "docker" / "taskmanager" / conf),
+                    "compose_variables": compose_variables(
+                        settings, settings.image or flink_image_tag(settings.flink_version)
+                    ),
+                },
+            }
+        ]
+    }

@@ -1,0 +1,193 @@
+"""The recovery's side effects (Docker and REST), without Prefect.
+
+Each function does one thing to the real cluster and returns what it saw.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+from flink_runbook.flink.answers import TERMINAL_JOB_STATES, TaskManagerInfo
+from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
+from flink_runbook.inventory import JobSpec
+from flink_runbook.polling import WaitTimeout, wait_until
+from flink_runbook.runbook.observe import check_job, inspect_taskmanagers
+from flink_runbook.runbook.restore_point import RestorePoint
+
+OUTPUT_TAIL_CHARS = 4000
+
+
+class RecoveryError(RuntimeError):
+    """A recovery step failed; the message says what was tried and what was seen."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str
+    how: str  # what was done: "submitted jar ..." | "adopted ..." | "command ..."
+    output: str = ""
+
+
+def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> set[str]:
+    """docker restart each container (works on paused, exited and running ones); returns their IPs."""
+    addresses: set[str] = set()
+    for name in names:
+        try:
+            container = client.containers.get(name)
+            container.restart(timeout=stop_timeout_s)
+            container.reload()
+        except docker.errors.DockerException as exc:
+            raise RecoveryError(f"docker restart {name} failed: {exc}") from exc
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        addresses |= {n["IPAddress"] for n in networks.values() if n.get("IPAddress")}
+    return addresses
+
+
+def taskmanagers_at(rest: FlinkRestClient, addresses: set[str]) -> set[str]:
+    """Ids of the TaskManagers registered now from these container addresses.
+
+    Right after a restart they are the old processes' registrations (the new
+    JVMs take seconds to start): they must not count as back.
+    """
+    return {tm.id for tm in inspect_taskmanagers(rest) if tm.id.rsplit(":", 1)[0] in addresses}
+
+
+def wait_for_jobmanager(rest: FlinkRestClient, timeout_s: float) -> str:
+    """Wait until GET /overview answers; returns the Flink version."""
+    try:
+        overview = wait_until(
+            rest.cluster_overview,
+            lambda o: "flink-version" in o,
+            timeout=timeout_s,
+            what=f"the JobManager at {rest.base_url}",
+            tolerate=(FlinkRestError,),
+        )
+    except WaitTimeout as exc:
+        raise RecoveryError(str(exc)) from exc
+    return overview["flink-version"]
+
+
+def wait_for_taskmanagers(
+    rest: FlinkRestClient, expected: int, free_slots: int, gone_ids: set[str], timeout_s: float
+) -> list[TaskManagerInfo]:
+    """Wait until `expected` TaskManagers are registered, none of them one that was lost
+    (`gone_ids`), with at least `free_slots` free slots between them."""
+
+    def ready(tms: list[TaskManagerInfo]) -> bool:
+        fresh = [tm for tm in tms if tm.id not in gone_ids]
+        return len(fresh) >= expected and sum(tm.slots_free for tm in fresh) >= free_slots
+
+    try:
+        return wait_until(
+            lambda: inspect_taskmanagers(rest),
+            ready,
+            timeout=timeout_s,
+            what=f"{expected} TaskManager(s) with {free_slots} free slot(s), none of {sorted(gone_ids)}",
+            tolerate=(FlinkRestError,),
+        )
+    except WaitTimeout as exc:
+        raise RecoveryError(str(exc)) from exc
+
+
+def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> tuple[str, str | None]:
+    """Let a job Flink is still restarting finish doing so: returns (state, job id).
+
+    RUNNING with every task running, a terminal state, or MISSING; a job still
+    restarting at the deadline is reported as it is.
+    """
+
+    def observe():
+        return check_job(rest, name).info
+
+    def settled(info) -> bool:
+        return (
+            info is None
+            or info.state in TERMINAL_JOB_STATES
+            or (info.state == "RUNNING" and info.vertices_running == info.vertices_total)
+        )
+
+    try:
+        info = wait_until(observe, settled, timeout=timeout_s, what=f"job {name} to settle")
+    except WaitTimeout:
+        info = observe()
+    return (info.state, info.id) if info else ("MISSING", None)
+
+
+def live_jobs_named(rest: FlinkRestClient, name: str) -> list[dict]:
+    return [j for j in rest.jobs_overview() if j.get("name") == name and j.get("state") not in TERMINAL_JOB_STATES]
+
+
+def _adopt_after_lost_answer(rest: FlinkRestClient, name: str, since_ms: int, error: Exception) -> Submission:
+    """The submit's answer was lost: find the job it may have started instead of submitting again."""
+    time.sleep(2)
+    started = [j for j in live_jobs_named(rest, name) if j.get("start-time", 0) >= since_ms]
+    if len(started) == 1:
+        return Submission(started[0]["jid"], f"the submit's answer was lost ({error}); adopted job {started[0]['jid']}")
+    raise RecoveryError(
+        f"submitting job {name} lost its answer ({error}) and {len(started)} new job(s) of that name exist; "
+        "not submitting again: check GET /jobs/overview"
+    )
+
+
+def submit_job(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None) -> Submission:
+    """Upload the job's jar and run it from the restore point; never starts a second copy."""
+    already = live_jobs_named(rest, spec.name)
+    if already:
+        return Submission(already[0]["jid"], f"job {spec.name} is already {already[0]['state']}; not submitted again")
+    if spec.jar is None or not spec.entry_class:
+        raise RecoveryError(f"job {spec.name} has neither jar + entry_class nor resubmit_command in the inventory")
+    if not spec.jar.is_file():
+        raise RecoveryError(f"job {spec.name}: jar {spec.jar} does not exist")
+    jar_id = rest.upload_jar(spec.jar)
+    since_ms = int(time.time() * 1000) - 1000
+    try:
+        job_id = rest.run_jar(
+            jar_id,
+            entry_class=spec.entry_class,
+            program_args=list(spec.args),
+            parallelism=spec.parallelism,
+            savepoint_path=restore_point.path if restore_point else None,
+        )
+    except FlinkRestError as exc:
+        if exc.status is not None:
+            raise RecoveryError(f"Flink refused to run job {spec.name}: {exc}") from exc
+        return _adopt_after_lost_answer(rest, spec.name, since_ms, exc)
+    origin = f"from {restore_point.path}" if restore_point else "fresh (no checkpoint)"
+    return Submission(job_id, f"submitted {spec.jar.name} as job {job_id} {origin}")
+
+
+def run_resubmit_command(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None) -> Submission:
+    """Run the job's own resubmit command (argument list, no shell) and find the job it started.
+
+    `{restore_path}` in an argument is replaced by the restore point (empty when fresh).
+    """
+    already = live_jobs_named(rest, spec.name)
+    if already:
+        return Submission(already[0]["jid"], f"job {spec.name} is already {already[0]['state']}; command not run")
+    path = restore_point.path if restore_point else ""
+    command = [arg.replace("{restore_path}", path) for arg in spec.resubmit_command]
+    since_ms = int(time.time() * 1000) - 1000
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=spec.resubmit_timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise RecoveryError(f"resubmit command {command} did not finish in {spec.resubmit_timeout_s:.0f}s") from exc
+    except OSError as exc:
+        raise RecoveryError(f"resubmit command {command} could not run: {exc}") from exc
+    output = (result.stdout + result.stderr)[-OUTPUT_TAIL_CHARS:]
+    if result.returncode != 0:
+        raise RecoveryError(f"resubmit command {command} exited {result.returncode}: {output[-500:]}")
+    try:
+        started = wait_until(
+            lambda: [j for j in live_jobs_named(rest, spec.name) if j.get("start-time", 0) >= since_ms],
+            lambda jobs: len(jobs) >= 1,
+            timeout=60,
+            what=f"a job named {spec.name} started by the command",
+        )
+    except WaitTimeout as exc:
+        raise RecoveryError(f"resubmit command {command} exited 0 but {exc}") from exc
+    return Submission(started[0]["jid"], f"ran {command[0]} (exit 0); it started job {started[0]['jid']}", output)

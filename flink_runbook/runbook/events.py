@@ -1,0 +1,83 @@
+"""The events the monitor emits, one per cluster per tick, plus escalations (pure).
+
+    flink.cluster.healthy     no finding is error or worse
+    flink.cluster.unhealthy   at least one is; the recover deployment's trigger matches it
+                              when the resource label flink.recovery is "recover"
+    flink.cluster.escalated   too many recoveries within the window; the notification
+                              automation matches it
+    flink.cluster.resumed     the monitor acts on the cluster again (healthy long enough, or reset)
+
+Resource: prefect.resource.id = flink.cluster.<name>, prefect.resource.name = <name>,
+flink.rest-url, flink.recovery = the guard's decision (none, recover, wait, escalate, hold, resume).
+Payload: flink_version, taskmanagers, jobs (name, state), findings (code, severity, summary),
+decision, reason, recent_recoveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.guard import GuardDecision
+
+HEALTHY_EVENT = "flink.cluster.healthy"
+UNHEALTHY_EVENT = "flink.cluster.unhealthy"
+ESCALATED_EVENT = "flink.cluster.escalated"
+RESUMED_EVENT = "flink.cluster.resumed"
+RESOURCE_PREFIX = "flink.cluster."
+# The label the recover trigger matches: only ticks whose guard said "recover" start one.
+RECOVERY_LABEL = "flink.recovery"
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    event: str
+    resource: dict[str, str]
+    payload: dict[str, Any]
+
+
+def cluster_resource_id(cluster_name: str) -> str:
+    return f"{RESOURCE_PREFIX}{cluster_name}"
+
+
+def cluster_resource(cluster_name: str, rest_url: str, decision: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": cluster_resource_id(cluster_name),
+        "prefect.resource.name": cluster_name,
+        "flink.rest-url": rest_url,
+        RECOVERY_LABEL: decision,
+    }
+
+
+def cluster_event(diagnosis: Diagnosis, decision: GuardDecision) -> ClusterEvent:
+    seen = diagnosis.observation
+    return ClusterEvent(
+        event=HEALTHY_EVENT if diagnosis.healthy else UNHEALTHY_EVENT,
+        resource=cluster_resource(diagnosis.cluster, seen.rest_url, decision.action),
+        payload={
+            "flink_version": seen.jobmanager.flink_version,
+            "taskmanagers": len(seen.taskmanagers),
+            "jobs": [{"name": j.name, "state": j.info.state if j.info else "MISSING"} for j in seen.jobs],
+            "findings": [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in diagnosis.findings],
+            "decision": decision.action,
+            "reason": decision.reason,
+            "recent_recoveries": decision.recent_recoveries,
+        },
+    )
+
+
+def escalation_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[ClusterEvent]:
+    """The escalated or resumed event this tick's decision calls for, if any."""
+    names = {"escalate": ESCALATED_EVENT, "resume": RESUMED_EVENT}
+    if decision.action not in names:
+        return []
+    seen = diagnosis.observation
+    serious = [f"{f.code}: {f.summary}" for f in diagnosis.findings if f.severity in ("error", "critical")]
+    return [
+        ClusterEvent(
+            event=names[decision.action],
+            resource=cluster_resource(diagnosis.cluster, seen.rest_url, decision.action),
+            payload={"reason": decision.reason, "findings": serious, "recent_recoveries": decision.recent_recoveries},
+        )
+    ]

@@ -1,0 +1,333 @@
+"""Classification: findings from what was observed (pure; no I/O).
+
+Each finding has a stable code, a severity, what was seen (evidence) and
+what to do (action). A cluster is healthy when no finding is error or worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flink_runbook.flink.answers import JobInfo
+from flink_runbook.inventory import ClusterSpec
+from flink_runbook.runbook.observe import ClusterObservation
+
+SEVERITIES = ("info", "warning", "error", "critical")
+UNHEALTHY = frozenset({"error", "critical"})
+CHECKPOINT_STALL_MIN_S = 60.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    summary: str
+    evidence: str
+    action: str
+    subject: str = ""  # the container, TaskManager or job it is about
+
+
+def is_healthy(findings: list[Finding]) -> bool:
+    return not any(f.severity in UNHEALTHY for f in findings)
+
+
+def _job_is_healthy(info: JobInfo | None) -> bool:
+    return info is not None and info.state == "RUNNING" and info.vertices_running == info.vertices_total
+
+
+def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
+    """All findings for one cluster, most severe first."""
+    findings = _container_findings(cluster, seen)
+    if not seen.jobmanager.reachable:
+        findings += _unreachable_findings(cluster, seen)
+    else:
+        findings += _taskmanager_findings(cluster, seen)
+        findings += _job_findings(cluster, seen)
+    return sorted(findings, key=lambda f: -SEVERITIES.index(f.severity))
+
+
+def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
+    jm = seen.jobmanager
+    if jm.error_kind == "invalid_answer":
+        return [
+            Finding(
+                "JOBMANAGER_REST_INVALID",
+                "critical",
+                f"{cluster.rest.url} answers, but not as a Flink JobManager",
+                jm.error or "",
+                f"Check that rest.url of cluster {cluster.name} points at the JobManager REST port "
+                "(default 8081) and not at a proxy or another service.",
+            )
+        ]
+    return [
+        Finding(
+            "JOBMANAGER_UNREACHABLE",
+            "critical",
+            f"The JobManager REST API at {cluster.rest.url} does not answer",
+            jm.error or "",
+            "Check the JobManager container (docker ps, docker logs); start or restart it, "
+            "then resubmit the jobs from their latest retained checkpoint (flink-runbook recover).",
+        )
+    ]
+
+
+def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
+    findings: list[Finding] = []
+    view = seen.containers
+    if view.error:
+        findings.append(
+            Finding(
+                "DOCKER_UNREACHABLE",
+                "warning",
+                "The Docker engine could not be asked about the cluster's containers",
+                view.error,
+                "Check docker.host of the cluster and that the engine runs; container checks were skipped.",
+            )
+        )
+        return findings
+    for state in view.containers:
+        if state.state != "running":
+            detail = f"state={state.state}"
+            if state.state in ("exited", "dead"):
+                detail += f", exit code {state.exit_code}"
+            detail += f", restarts={state.restart_count}"
+            action = {
+                "paused": f"The container is frozen (docker pause): `docker unpause {state.name}` or restart it.",
+                "missing": "Start the cluster's containers (docker compose up -d) and check the inventory's "
+                "container selection.",
+            }.get(state.state, f"Start or restart it: `docker restart {state.name}`; read `docker logs {state.name}`.")
+            findings.append(
+                Finding(
+                    "CONTAINER_NOT_RUNNING",
+                    "critical" if state.role == "jobmanager" else "error",
+                    f"{state.role} container {state.name} is {state.state}",
+                    detail,
+                    action,
+                    subject=state.name,
+                )
+            )
+        oom_kills = view.oom_kills.get(state.name, 0)
+        if state.oom_killed or oom_kills:
+            findings.append(
+                Finding(
+                    "CONTAINER_OOM_KILLED",
+                    # Once it runs again (restart policy) the kill is history; the memory limit is the lesson.
+                    "warning" if state.state == "running" else "error",
+                    f"{state.role} container {state.name} ran out of memory and was killed"
+                    + (" (it has been restarted since)" if state.state == "running" else ""),
+                    f"OOMKilled={state.oom_killed}, OOM events in the last "
+                    f"{cluster.thresholds.oom_lookback_s:.0f}s: {oom_kills}, restarts={state.restart_count}",
+                    "Raise the container memory limit above Flink's process memory "
+                    "(taskmanager.memory.process.size) or lower that size; then restart it.",
+                    subject=state.name,
+                )
+            )
+    return findings
+
+
+def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
+    findings: list[Finding] = []
+    jm = seen.jobmanager
+    registered = {tm.id for tm in seen.taskmanagers}
+    expected = cluster.expected_taskmanagers
+    if not seen.taskmanagers:
+        findings.append(
+            Finding(
+                "NO_TASKMANAGERS",
+                "critical",
+                "No TaskManager is registered with the JobManager",
+                f"GET /taskmanagers lists 0 TaskManagers (expected {expected})",
+                "Restart the TaskManager container(s) and wait until they register (flink-runbook recover).",
+            )
+        )
+    elif len(seen.taskmanagers) < expected:
+        findings.append(
+            Finding(
+                "TASKMANAGERS_MISSING",
+                "error",
+                f"{len(seen.taskmanagers)} of {expected} TaskManagers are registered",
+                "registered: " + ", ".join(sorted(registered)),
+                "Restart the missing TaskManager container(s).",
+            )
+        )
+    stale_ms = cluster.thresholds.heartbeat_stale_ms or 2 * jm.heartbeat_interval_ms
+    for tm in seen.taskmanagers:
+        if tm.heartbeat_age_ms is not None and tm.heartbeat_age_ms > stale_ms:
+            findings.append(
+                Finding(
+                    "TASKMANAGER_HEARTBEAT_STALE",
+                    "warning",
+                    f"TaskManager {tm.id} has not sent a heartbeat for {tm.heartbeat_age_ms / 1000:.1f}s",
+                    f"last heartbeat {tm.heartbeat_age_ms} ms ago; stale after {stale_ms} ms; "
+                    f"heartbeat.timeout is {jm.heartbeat_timeout_ms} ms",
+                    "The TaskManager is frozen, overloaded (GC) or cut off; the JobManager will drop it at "
+                    "heartbeat.timeout. Check its container (paused? CPU?) and logs.",
+                    subject=tm.id,
+                )
+            )
+
+    timed_out: dict[str, str] = {}
+    for job in seen.jobs:
+        for entry in job.info.exceptions if job.info else ():
+            if entry.heartbeat_timeout_of:
+                timed_out.setdefault(
+                    entry.heartbeat_timeout_of, f"exception history of job {job.name}: {entry.message}"
+                )
+    for tm_id in seen.log_heartbeat_timeouts:
+        timed_out.setdefault(tm_id, "JobManager log")
+    cluster_recovered = len(seen.taskmanagers) >= expected and all(_job_is_healthy(j.info) for j in seen.jobs)
+    for tm_id, where in sorted(timed_out.items()):
+        if tm_id in registered:
+            continue  # it came back
+        findings.append(
+            Finding(
+                "TASKMANAGER_HEARTBEAT_TIMEOUT",
+                "info" if cluster_recovered else "error",
+                f"The heartbeat of TaskManager {tm_id} timed out"
+                + (" earlier; the cluster has recovered since" if cluster_recovered else ""),
+                f"seen in the {where}",
+                "Nothing to do now."
+                if cluster_recovered
+                else "Restart the TaskManager container so a new TaskManager registers, then resubmit the failed jobs "
+                "from their latest retained checkpoint (flink-runbook recover).",
+                subject=tm_id,
+            )
+        )
+    return findings
+
+
+def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
+    findings: list[Finding] = []
+    specs = {job.name: job for job in cluster.jobs}
+    slots_needed = 0
+    for view in seen.jobs:
+        info = view.info
+        spec = specs.get(view.name)
+        if info is None:
+            slots_needed += spec.parallelism if spec else 1
+            findings.append(
+                Finding(
+                    "JOB_MISSING",
+                    "error",
+                    f"Job {view.name} is not known to the JobManager",
+                    "GET /jobs/overview has no job of that name (the JobManager restarted, or it was never submitted)",
+                    "Submit it from the latest checkpoint in its checkpoint directory (flink-runbook recover).",
+                    subject=view.name,
+                )
+            )
+            continue
+        findings += _one_job_findings(cluster, seen, info)
+        if not _job_is_healthy(info):
+            slots_needed += spec.parallelism if spec else 1
+    tms = seen.taskmanagers
+    if slots_needed and tms and seen.jobmanager.slots_available < slots_needed:
+        findings.append(
+            Finding(
+                "INSUFFICIENT_SLOTS",
+                "error",
+                f"{slots_needed} task slot(s) are needed to place the jobs that are not running, "
+                f"{seen.jobmanager.slots_available} are free",
+                f"{len(tms)} TaskManager(s), {seen.jobmanager.slots_total} slots in all, "
+                f"{seen.jobmanager.slots_available} free",
+                "Add or restart TaskManagers, or free slots, before resubmitting.",
+            )
+        )
+    return findings
+
+
+def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobInfo) -> list[Finding]:
+    findings: list[Finding] = []
+    subject = f"{info.name} ({info.id})"
+    checkpoint = info.checkpoints.latest_completed
+    checkpoint_text = (
+        f"latest retained checkpoint: {checkpoint.external_path} (id {checkpoint.id})"
+        if checkpoint and checkpoint.external_path
+        else "no completed checkpoint"
+    )
+    if info.state == "FAILED":
+        findings.append(
+            Finding(
+                "JOB_FAILED",
+                "critical",
+                f"Job {info.name} has FAILED",
+                f"job {info.id}; root cause: {info.root_cause or 'unknown'}; {checkpoint_text}",
+                "Fix the cause (the other findings), then resubmit the job from its latest retained checkpoint "
+                "(flink-runbook recover does both).",
+                subject=subject,
+            )
+        )
+        exhausted = next((e for e in info.exceptions if e.restart_strategy_exhausted), None)
+        if exhausted:
+            first = info.exceptions[-1]
+            findings.append(
+                Finding(
+                    "RESTARTS_EXHAUSTED",
+                    "error",
+                    f"Job {info.name} used up its restart strategy",
+                    f"{exhausted.restart_strategy_exhausted}; {info.failures} failure(s) recorded, "
+                    f"the first: {first.message}",
+                    "Flink will not restart it again by itself. Consider an exponential-delay restart strategy "
+                    "and a longer heartbeat.timeout (flink-runbook audit).",
+                    subject=subject,
+                )
+            )
+    elif info.state in ("CANCELED", "FINISHED", "SUSPENDED"):
+        findings.append(
+            Finding(
+                "JOB_NOT_RUNNING",
+                "error",
+                f"Job {info.name} is {info.state}",
+                f"job {info.id}; {checkpoint_text}",
+                "If it was not stopped on purpose, resubmit it from its latest retained checkpoint.",
+                subject=subject,
+            )
+        )
+    elif info.state in ("RESTARTING", "FAILING") or (
+        info.state == "RUNNING" and info.vertices_running < info.vertices_total
+    ):
+        findings.append(
+            Finding(
+                "JOB_RESTARTING",
+                "error",
+                f"Job {info.name} is restarting"
+                + (
+                    f" ({info.vertices_running} of {info.vertices_total} tasks running)"
+                    if info.state == "RUNNING"
+                    else f" (state {info.state})"
+                ),
+                f"job {info.id}; {info.failures} failure(s) so far; latest: {info.root_cause or 'none'}",
+                "Flink is retrying; if TaskManagers are missing it cannot place the tasks. "
+                "Check the TaskManager findings.",
+                subject=subject,
+            )
+        )
+    elif info.state != "RUNNING":
+        findings.append(
+            Finding(
+                "JOB_STARTING",
+                "warning",
+                f"Job {info.name} is {info.state}",
+                f"job {info.id}",
+                "Wait a little and diagnose again.",
+                subject=subject,
+            )
+        )
+    elif info.checkpoints.interval_ms:
+        stall_s = cluster.thresholds.checkpoint_stall_s or max(
+            CHECKPOINT_STALL_MIN_S, 5 * info.checkpoints.interval_ms / 1000
+        )
+        last_ms = (checkpoint.completed_at_ms if checkpoint else None) or info.start_time_ms or seen.observed_at_ms
+        age_s = (seen.observed_at_ms - last_ms) / 1000
+        if age_s > stall_s:
+            findings.append(
+                Finding(
+                    "CHECKPOINTS_STALLED",
+                    "warning",
+                    f"Job {info.name} has completed no checkpoint for {age_s:.0f}s",
+                    f"interval {info.checkpoints.interval_ms} ms; {info.checkpoints.failed} failed; {checkpoint_text}",
+                    "A recovery now would replay everything since the last checkpoint. Check backpressure, "
+                    "the checkpoint storage and failed checkpoints in the web UI.",
+                    subject=subject,
+                )
+            )
+    return findings
