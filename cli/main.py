@@ -27,6 +27,7 @@ from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
+from flink_runbook.runbook.recovery_report import RecoveryStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -110,7 +111,7 @@ def diagnose(args: argparse.Namespace) -> int:
 
 def recover(args: argparse.Namespace) -> int:
     _load_selection(args)
-    from flink_runbook.flows.recover import RECOVERY_OK, run_recover
+    from flink_runbook.flows.recover import run_recover
 
     results = run_recover(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
     if args.json:
@@ -118,7 +119,7 @@ def recover(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print("\n".join(recovery_lines(result)))
-    ok = all(r["status"] in RECOVERY_OK for r in results)
+    ok = all(RecoveryStatus(r["status"]).ok for r in results)
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -145,6 +145,10 @@ class ClusterSpec:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     audit: AuditSources = field(default_factory=AuditSources)
 
+    def job(self, name: str) -> JobSpec:
+        """The configured job of that name (names are unique per cluster: load_inventory checks)."""
+        return next(job for job in self.jobs if job.name == name)
+
 
 @dataclass(frozen=True)
 class Inventory:

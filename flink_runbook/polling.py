@@ -10,7 +10,11 @@ T = TypeVar("T")
 
 
 class WaitTimeout(TimeoutError):
-    """The condition did not hold before the deadline; says what was last seen."""
+    """The condition did not hold before the deadline; says what was last seen (also as `last`)."""
+
+    def __init__(self, message: str, last: object = None) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 def wait_until(
@@ -38,5 +42,5 @@ def wait_until(
         except tolerate as exc:
             last = exc
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"gave up after {timeout:.0f}s waiting for {what}; last seen: {last}")
+            raise WaitTimeout(f"gave up after {timeout:.0f}s waiting for {what}; last seen: {last}", last)
         time.sleep(interval)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.monitor_steps import (
-    check_cluster_health,
     emit_cluster_events,
     read_escalation,
     read_recovery_history,
@@ -25,7 +25,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
 from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.guard import decide_recovery
+from flink_runbook.runbook.guard import GuardAction, decide_recovery
+from flink_runbook.runbook.observe import Depth
 
 
 class ClustersNeedAHuman(RuntimeError):
@@ -41,7 +42,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         skipped = skip_late_backlog(str(deployment.id), str(flow_run.id))
         if skipped:
             logger.warning("Skipped %d late monitor runs left over from downtime; this tick checks now", skipped)
-    checks = [check_cluster_health.submit(cluster) for cluster in clusters]
+    checks = [diagnose_cluster.submit(cluster, Depth.QUICK) for cluster in clusters]
     results, escalated = [], []
     for cluster, check in zip(clusters, checks, strict=True):
         diagnosis = check.result()
@@ -54,14 +55,14 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         events = emit_cluster_events(diagnosis, decision)
         serious = [f.code for f in diagnosis.findings if f.severity in ("error", "critical")]
         summary = f"{cluster.name}: {'healthy' if diagnosis.healthy else 'UNHEALTHY ' + ', '.join(serious)}"
-        if decision.action in ("escalate", "hold") and not diagnosis.healthy:
+        if decision.action in (GuardAction.ESCALATE, GuardAction.HOLD) and not diagnosis.healthy:
             logger.error(
                 "%s; ESCALATED: %s. Look at it now; `flink-runbook monitor reset` lets the monitor act again",
                 summary,
                 decision.reason,
             )
             escalated.append(cluster.name)
-        elif diagnosis.healthy and decision.action == "none":
+        elif diagnosis.healthy and decision.action == GuardAction.NONE:
             logger.info("%s", summary)
         else:
             logger.warning("%s; %s: %s", summary, decision.action, decision.reason)

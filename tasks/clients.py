@@ -1,13 +1,10 @@
-"""Clients for a cluster, built inside each task (tasks return data, never clients)."""
+"""A cluster's clients, built inside each task through the core's one constructor (tasks return data, never clients)."""
 
 from __future__ import annotations
 
-import docker
-
-from flink_runbook.containers.states import docker_client
-from flink_runbook.flink.rest import FlinkRestClient
+from flink_runbook.flink.rest import FlinkRestClient, rest_client
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.observe import rest_client
+from flink_runbook.runbook.observe import ClusterClients, connect
 
 
 def secret_value(block_name: str) -> str:
@@ -17,9 +14,9 @@ def secret_value(block_name: str) -> str:
     return Secret.load(block_name).get()
 
 
+def cluster_clients(cluster: ClusterSpec) -> ClusterClients:
+    return connect(cluster, secret=secret_value)
+
+
 def cluster_rest(cluster: ClusterSpec) -> FlinkRestClient:
     return rest_client(cluster.rest, secret=secret_value)
-
-
-def cluster_docker(cluster: ClusterSpec) -> docker.DockerClient:
-    return docker_client(cluster.docker_host)

@@ -1,58 +1,34 @@
-"""The runbook's diagnosis steps as Prefect tasks. Read-only, so retrying is safe."""
+"""The runbook's diagnosis as Prefect tasks: observe and classify (read-only), and the incident report."""
 
 from __future__ import annotations
 
-from flink_runbook.tasks.clients import cluster_docker, cluster_rest
-from prefect import task
+from flink_runbook.tasks.clients import cluster_clients
+from flink_runbook.tasks.options import READ_ONLY
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flink_runbook.containers.states import DockerUnavailable
-from flink_runbook.flink.answers import TaskManagerInfo
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook import observe as observation
-from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.incident_report import diagnosis_report
-from flink_runbook.runbook.observe import ContainersView, JobManagerView, JobView
-
-# Observations must never come from a cache.
-READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}
+from flink_runbook.runbook.observe import Depth, observe_cluster
 
 
-@task(name="check JobManager REST", **READ_ONLY)
-def check_jobmanager(cluster: ClusterSpec) -> JobManagerView:
-    return observation.check_jobmanager(cluster_rest(cluster))
+@task(name="diagnose cluster", task_run_name="diagnose {cluster.name} ({depth})", **READ_ONLY)
+def diagnose_cluster(cluster: ClusterSpec, depth: Depth) -> Diagnosis:
+    """The runbook's checks (containers, JobManager, TaskManagers, jobs; FULL: logs too) and their findings."""
+    return diagnose(cluster, observe_cluster(cluster, cluster_clients(cluster), depth))
 
 
-@task(name="check containers", **READ_ONLY)
-def check_containers(cluster: ClusterSpec) -> ContainersView:
-    try:
-        client = cluster_docker(cluster)
-    except DockerUnavailable as exc:
-        return ContainersView(error=str(exc))
-    return observation.check_containers(cluster, client)
-
-
-@task(name="inspect TaskManagers", **READ_ONLY)
-def inspect_taskmanagers(cluster: ClusterSpec) -> list[TaskManagerInfo]:
-    return observation.inspect_taskmanagers(cluster_rest(cluster))
-
-
-@task(name="check job", task_run_name="check job {job_name}", **READ_ONLY)
-def check_job(cluster: ClusterSpec, job_name: str) -> JobView:
-    return observation.check_job(cluster_rest(cluster), job_name)
-
-
-@task(name="collect logs", **READ_ONLY)
-def collect_logs(cluster: ClusterSpec, containers: ContainersView) -> dict[str, str]:
-    if containers.error:
-        return {}
-    return observation.collect_logs(cluster, cluster_docker(cluster), containers)
-
-
-@task(name="write incident report", cache_policy=NO_CACHE)
+@task(name="write incident report", task_run_name="write incident report of {cluster.name}", cache_policy=NO_CACHE)
 def write_incident_report(cluster: ClusterSpec, diagnosis: Diagnosis) -> str:
-    """Markdown report and tables as artifacts of the run; returns the Markdown."""
+    """The findings in the log, the Markdown report and tables as artifacts of the run; returns the Markdown."""
+    logger = get_run_logger()
+    if diagnosis.healthy:
+        logger.info("Cluster %s is healthy (%d finding(s) below error)", cluster.name, len(diagnosis.findings))
+    for finding in diagnosis.findings:
+        log = logger.warning if finding.severity in ("error", "critical") else logger.info
+        log("%s %s [%s]: %s. Do: %s", cluster.name, finding.code, finding.severity, finding.summary, finding.action)
     report = diagnosis_report(cluster, diagnosis)
     result = diagnosis.to_dict()
     create_markdown_artifact(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from flink_runbook.tasks.clients import cluster_docker, cluster_rest
+from flink_runbook.tasks.options import READ_ONLY
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -25,29 +25,17 @@ from prefect.events import emit_event
 from prefect.states import Cancelled
 from prefect.variables import Variable
 
-from flink_runbook.containers.states import DockerUnavailable
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
+from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
 from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
-from flink_runbook.runbook.observe import observe_cluster_quickly
 
 RECOVER_FLOW_NAME = "recover"
-READ_ONLY = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 1}
 
 
 def escalation_variable(cluster_name: str) -> str:
     """The Prefect Variable that holds a cluster's escalation (visible and deletable in the UI)."""
     return f"flink-escalation-{cluster_name}"
-
-
-@task(name="check cluster health", task_run_name="check cluster {cluster.name}", cache_policy=NO_CACHE)
-def check_cluster_health(cluster: ClusterSpec) -> Diagnosis:
-    try:
-        client, error = cluster_docker(cluster), None
-    except DockerUnavailable as exc:
-        client, error = None, str(exc)
-    return diagnose(cluster, observe_cluster_quickly(cluster, cluster_rest(cluster), client, error))
 
 
 @task(name="read recovery history", task_run_name="read recovery history of {cluster.name}", **READ_ONLY)

@@ -6,7 +6,7 @@ import contextlib
 
 from flink_runbook.audit.cluster import AuditInputs
 from flink_runbook.audit.compose_file import ComposeFile, read_compose_file
-from flink_runbook.flink.answers import TERMINAL_JOB_STATES, parse_cluster_config, pick_job
+from flink_runbook.flink.answers import pick_job
 from flink_runbook.flink.config_file import FlinkConfigFile, read_flink_config
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import ClusterSpec, InventoryError
@@ -16,9 +16,8 @@ def read_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> AuditInput
     not_read: list[str] = []
     live_config, live_version = None, None
     try:
-        overview = rest.cluster_overview()
-        live_version = overview.get("flink-version")
-        live_config = parse_cluster_config(rest.get("/jobmanager/config"))
+        live_version = rest.cluster_overview().flink_version
+        live_config = rest.jobmanager_config()
     except FlinkRestError as exc:
         not_read.append(f"the live configuration: {exc}")
     inputs = AuditInputs(
@@ -58,7 +57,7 @@ def check_audit_inputs(cluster: ClusterSpec, rest: FlinkRestClient) -> None:
     live_version = None
     if cluster.audit.flink_version is None:
         with contextlib.suppress(FlinkRestError):  # unreachable: flink_release says what is missing
-            live_version = rest.cluster_overview().get("flink-version")
+            live_version = rest.cluster_overview().flink_version
     flink_release(cluster, live_version)
 
 
@@ -79,13 +78,13 @@ def _running_jobs(cluster: ClusterSpec, rest: FlinkRestClient) -> list:
     overview = rest.jobs_overview()
     for spec in cluster.jobs:
         summary = pick_job(overview, spec.name)
-        if summary is None or summary.get("state") in TERMINAL_JOB_STATES:
+        if summary is None or not summary.live:
             continue
         try:
-            config = rest.get(f"/jobs/{summary['jid']}/checkpoints/config")
+            config = rest.job_checkpoint_config(summary.id)
         except FlinkRestError as exc:
             if exc.status != 404:  # 404: checkpointing is off for this job
                 raise
             config = None
-        jobs.append((spec.name, summary["jid"], config))
+        jobs.append((spec.name, summary.id, config))
     return jobs

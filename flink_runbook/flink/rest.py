@@ -9,11 +9,33 @@ and what came back.
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
+
+from flink_runbook.flink.answers import (
+    AnswerInvalid,
+    CheckpointStats,
+    ClusterOverview,
+    ExceptionHistory,
+    JobInfo,
+    JobSummary,
+    TaskManagerInfo,
+    parse_checkpoint_stats,
+    parse_cluster_config,
+    parse_cluster_overview,
+    parse_exception_history,
+    parse_job_details,
+    parse_jobs_overview,
+    parse_taskmanagers,
+)
+from flink_runbook.inventory import InventoryError, RestSettings
+
+T = TypeVar("T")
 
 BODY_PREVIEW_CHARS = 200
 
@@ -112,40 +134,68 @@ class FlinkRestClient:
                 body=response.text,
             ) from exc
 
-    def get(self, path: str) -> Any:
-        return self._request("GET", path, retries=self.read_retries)
+    def url(self, path: str) -> str:
+        return self._url(path)
+
+    def get(self, path: str, read: Callable[[Any], T] | None = None) -> Any:
+        """GET path; with `read`, Flink's answer as the runbook reads it (an unreadable one is a FlinkRestError)."""
+        answer = self._request("GET", path, retries=self.read_retries)
+        if read is None:
+            return answer
+        try:
+            return read(answer)
+        except AnswerInvalid as exc:
+            raise FlinkRestError(
+                f"GET answered JSON that is not what Flink answers: {exc}",
+                url=self._url(path),
+                status=200,
+                body=json.dumps(answer)[:BODY_PREVIEW_CHARS],
+            ) from exc
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self._request("POST", path, retries=0, **kwargs)
 
-    def patch(self, path: str, **kwargs: Any) -> Any:
-        return self._request("PATCH", path, retries=0, **kwargs)
+    # -- endpoints, read by flink_runbook.flink.answers --------------------------------
 
-    # -- endpoints -----------------------------------------------------------
+    def cluster_overview(self) -> ClusterOverview:
+        """GET /overview: flink-version, taskmanagers, slots-total, slots-available."""
+        return self.get("/overview", parse_cluster_overview)
 
-    def cluster_overview(self) -> dict[str, Any]:
-        """GET /overview: flink-version, taskmanagers, slots-total, slots-available, jobs-running..."""
-        return self.get("/overview")
+    def jobmanager_config(self) -> dict[str, str]:
+        """GET /jobmanager/config: the JobManager's effective configuration."""
+        return self.get("/jobmanager/config", parse_cluster_config)
 
-    def taskmanagers(self) -> list[dict[str, Any]]:
+    def taskmanagers(self, now_ms: int | None = None) -> list[TaskManagerInfo]:
         """GET /taskmanagers: the TaskManagers registered right now."""
-        return self.get("/taskmanagers").get("taskmanagers", [])
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        return self.get("/taskmanagers", lambda answer: parse_taskmanagers(answer, now))
 
-    def jobs_overview(self) -> list[dict[str, Any]]:
-        """GET /jobs/overview: every job the JobManager remembers (jid, name, state...)."""
-        return self.get("/jobs/overview").get("jobs", [])
+    def jobs_overview(self) -> list[JobSummary]:
+        """GET /jobs/overview: every job the JobManager remembers."""
+        return self.get("/jobs/overview", parse_jobs_overview)
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        """GET /jobs/:jobid: state, duration, vertices of one job."""
-        return self.get(f"/jobs/{job_id}")
+    def live_jobs_named(self, name: str) -> list[JobSummary]:
+        """The jobs of that name that are not in a terminal state (two of them would be two copies)."""
+        return [job for job in self.jobs_overview() if job.name == name and job.live]
 
-    def job_exceptions(self, job_id: str) -> dict[str, Any]:
-        """GET /jobs/:jobid/exceptions: exception history of one job."""
-        return self.get(f"/jobs/{job_id}/exceptions")
+    def job(self, job_id: str) -> JobInfo:
+        """GET /jobs/:jobid: name, state, start time, tasks (without exceptions and checkpoints)."""
+        return self.get(f"/jobs/{job_id}", parse_job_details)
 
-    def job_checkpoints(self, job_id: str) -> dict[str, Any]:
-        """GET /jobs/:jobid/checkpoints: counts, latest completed/restored, history."""
-        return self.get(f"/jobs/{job_id}/checkpoints")
+    def job_exceptions(self, job_id: str) -> ExceptionHistory:
+        """GET /jobs/:jobid/exceptions: the exception history, newest first."""
+        return self.get(f"/jobs/{job_id}/exceptions", parse_exception_history)
+
+    def job_checkpoints(self, job_id: str) -> CheckpointStats:
+        """GET /jobs/:jobid/checkpoints: counts, latest completed/savepoint/restored (404: checkpointing off)."""
+        return self.get(f"/jobs/{job_id}/checkpoints", parse_checkpoint_stats)
+
+    def job_checkpoint_config(self, job_id: str, read: Callable[[Any], T] | None = None) -> Any:
+        """GET /jobs/:jobid/checkpoints/config: interval, timeout, externalization (404: checkpointing off).
+
+        As it came unless `read` is given: the audit reads more of it than the runbook (parse_checkpoint_config).
+        """
+        return self.get(f"/jobs/{job_id}/checkpoints/config", read)
 
     def upload_jar(self, jar_path: Path) -> str:
         """POST /jars/upload; returns the jar id to run it with."""
@@ -183,6 +233,38 @@ class FlinkRestClient:
             )
         return job_id
 
-    def cancel_job(self, job_id: str) -> None:
-        """PATCH /jobs/:jobid?mode=cancel."""
-        self.patch(f"/jobs/{job_id}", params={"mode": "cancel"})
+
+def rest_client(settings: RestSettings, secret: Callable[[str], str] | None = None) -> FlinkRestClient:
+    """The one way to build a cluster's REST client: its auth, TLS and timeouts from the inventory.
+
+    `secret(name)` resolves a Prefect Secret block; the core never imports Prefect.
+    """
+    session = requests.Session()
+    auth = settings.auth
+    if auth.kind == "basic":
+        user, password = os.environ.get(auth.username_env or ""), os.environ.get(auth.password_env or "")
+        if user is None or password is None:
+            raise InventoryError(
+                f"basic auth for {settings.url} needs environment variables {auth.username_env} and {auth.password_env}"
+            )
+        session.auth = (user, password)
+    elif auth.kind == "bearer":
+        token = os.environ.get(auth.token_env) if auth.token_env else None
+        if token is None and auth.token_secret_block:
+            if secret is None:
+                raise InventoryError(f"bearer token for {settings.url} is in Secret block {auth.token_secret_block!r}")
+            token = secret(auth.token_secret_block)
+        if not token:
+            raise InventoryError(f"bearer auth for {settings.url} found no token ({auth.token_env})")
+        session.headers["Authorization"] = f"Bearer {token}"
+    session.verify = str(settings.ca_bundle) if settings.ca_bundle else settings.verify_tls
+    if settings.client_cert:
+        session.cert = (
+            (str(settings.client_cert), str(settings.client_key)) if settings.client_key else str(settings.client_cert)
+        )
+    return FlinkRestClient(
+        settings.url,
+        connect_timeout=settings.connect_timeout_s,
+        read_timeout=settings.read_timeout_s,
+        session=session,
+    )

@@ -9,14 +9,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-import docker
-import docker.errors
-
-from flink_runbook.flink.answers import TERMINAL_JOB_STATES, TaskManagerInfo
+from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState, TaskManagerInfo
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import JobSpec
 from flink_runbook.polling import WaitTimeout, wait_until
-from flink_runbook.runbook.observe import check_job, inspect_taskmanagers
+from flink_runbook.runbook.observe import check_job
 from flink_runbook.runbook.restore_point import RestorePoint
 
 OUTPUT_TAIL_CHARS = 4000
@@ -33,28 +30,13 @@ class Submission:
     output: str = ""
 
 
-def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> set[str]:
-    """docker restart each container (works on paused, exited and running ones); returns their IPs."""
-    addresses: set[str] = set()
-    for name in names:
-        try:
-            container = client.containers.get(name)
-            container.restart(timeout=stop_timeout_s)
-            container.reload()
-        except docker.errors.DockerException as exc:
-            raise RecoveryError(f"docker restart {name} failed: {exc}") from exc
-        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
-        addresses |= {n["IPAddress"] for n in networks.values() if n.get("IPAddress")}
-    return addresses
-
-
 def taskmanagers_at(rest: FlinkRestClient, addresses: set[str]) -> set[str]:
     """Ids of the TaskManagers registered now from these container addresses.
 
     Right after a restart they are the old processes' registrations (the new
     JVMs take seconds to start): they must not count as back.
     """
-    return {tm.id for tm in inspect_taskmanagers(rest) if tm.id.rsplit(":", 1)[0] in addresses}
+    return {tm.id for tm in rest.taskmanagers() if tm.host in addresses}
 
 
 def wait_for_jobmanager(rest: FlinkRestClient, timeout_s: float) -> str:
@@ -62,14 +44,14 @@ def wait_for_jobmanager(rest: FlinkRestClient, timeout_s: float) -> str:
     try:
         overview = wait_until(
             rest.cluster_overview,
-            lambda o: "flink-version" in o,
+            lambda _: True,  # any answer Flink's parser accepts
             timeout=timeout_s,
             what=f"the JobManager at {rest.base_url}",
             tolerate=(FlinkRestError,),
         )
     except WaitTimeout as exc:
         raise RecoveryError(str(exc)) from exc
-    return overview["flink-version"]
+    return overview.flink_version
 
 
 def wait_for_taskmanagers(
@@ -84,7 +66,7 @@ def wait_for_taskmanagers(
 
     try:
         return wait_until(
-            lambda: inspect_taskmanagers(rest),
+            rest.taskmanagers,
             ready,
             timeout=timeout_s,
             what=f"{expected} TaskManager(s) with {free_slots} free slot(s), none of {sorted(gone_ids)}",
@@ -104,30 +86,22 @@ def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> tuple[str,
     def observe():
         return check_job(rest, name).info
 
-    def settled(info) -> bool:
-        return (
-            info is None
-            or info.state in TERMINAL_JOB_STATES
-            or (info.state == "RUNNING" and info.vertices_running == info.vertices_total)
-        )
+    def settled(info: JobInfo | None) -> bool:
+        return info is None or info.state in TERMINAL_JOB_STATES or info.fully_running
 
     try:
         info = wait_until(observe, settled, timeout=timeout_s, what=f"job {name} to settle")
     except WaitTimeout:
         info = observe()
-    return (info.state, info.id) if info else ("MISSING", None)
-
-
-def live_jobs_named(rest: FlinkRestClient, name: str) -> list[dict]:
-    return [j for j in rest.jobs_overview() if j.get("name") == name and j.get("state") not in TERMINAL_JOB_STATES]
+    return (info.state, info.id) if info else (JobState.MISSING, None)
 
 
 def _adopt_after_lost_answer(rest: FlinkRestClient, name: str, since_ms: int, error: Exception) -> Submission:
     """The submit's answer was lost: find the job it may have started instead of submitting again."""
     time.sleep(2)
-    started = [j for j in live_jobs_named(rest, name) if j.get("start-time", 0) >= since_ms]
+    started = [j for j in rest.live_jobs_named(name) if j.start_time_ms >= since_ms]
     if len(started) == 1:
-        return Submission(started[0]["jid"], f"the submit's answer was lost ({error}); adopted job {started[0]['jid']}")
+        return Submission(started[0].id, f"the submit's answer was lost ({error}); adopted job {started[0].id}")
     raise RecoveryError(
         f"submitting job {name} lost its answer ({error}) and {len(started)} new job(s) of that name exist; "
         "not submitting again: check GET /jobs/overview"
@@ -136,9 +110,9 @@ def _adopt_after_lost_answer(rest: FlinkRestClient, name: str, since_ms: int, er
 
 def submit_job(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None) -> Submission:
     """Upload the job's jar and run it from the restore point; never starts a second copy."""
-    already = live_jobs_named(rest, spec.name)
+    already = rest.live_jobs_named(spec.name)
     if already:
-        return Submission(already[0]["jid"], f"job {spec.name} is already {already[0]['state']}; not submitted again")
+        return Submission(already[0].id, f"job {spec.name} is already {already[0].state}; not submitted again")
     if spec.jar is None or not spec.entry_class:
         raise RecoveryError(f"job {spec.name} has neither jar + entry_class nor resubmit_command in the inventory")
     if not spec.jar.is_file():
@@ -166,9 +140,9 @@ def run_resubmit_command(rest: FlinkRestClient, spec: JobSpec, restore_point: Re
 
     `{restore_path}` in an argument is replaced by the restore point (empty when fresh).
     """
-    already = live_jobs_named(rest, spec.name)
+    already = rest.live_jobs_named(spec.name)
     if already:
-        return Submission(already[0]["jid"], f"job {spec.name} is already {already[0]['state']}; command not run")
+        return Submission(already[0].id, f"job {spec.name} is already {already[0].state}; command not run")
     path = restore_point.path if restore_point else ""
     command = [arg.replace("{restore_path}", path) for arg in spec.resubmit_command]
     since_ms = int(time.time() * 1000) - 1000
@@ -183,11 +157,11 @@ def run_resubmit_command(rest: FlinkRestClient, spec: JobSpec, restore_point: Re
         raise RecoveryError(f"resubmit command {command} exited {result.returncode}: {output[-500:]}")
     try:
         started = wait_until(
-            lambda: [j for j in live_jobs_named(rest, spec.name) if j.get("start-time", 0) >= since_ms],
+            lambda: [j for j in rest.live_jobs_named(spec.name) if j.start_time_ms >= since_ms],
             lambda jobs: len(jobs) >= 1,
             timeout=60,
             what=f"a job named {spec.name} started by the command",
         )
     except WaitTimeout as exc:
         raise RecoveryError(f"resubmit command {command} exited 0 but {exc}") from exc
-    return Submission(started[0]["jid"], f"ran {command[0]} (exit 0); it started job {started[0]['jid']}", output)
+    return Submission(started[0].id, f"ran {command[0]} (exit 0); it started job {started[0].id}", output)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.guard import GuardDecision
+from flink_runbook.runbook.guard import GuardAction, GuardDecision
 
 HEALTHY_EVENT = "flink.cluster.healthy"
 UNHEALTHY_EVENT = "flink.cluster.unhealthy"
@@ -46,7 +46,7 @@ def cluster_resource(cluster_name: str, rest_url: str, decision: str) -> dict[st
         "prefect.resource.id": cluster_resource_id(cluster_name),
         "prefect.resource.name": cluster_name,
         "flink.rest-url": rest_url,
-        RECOVERY_LABEL: decision,
+        RECOVERY_LABEL: str(decision),
     }
 
 
@@ -60,7 +60,7 @@ def cluster_event(diagnosis: Diagnosis, decision: GuardDecision) -> ClusterEvent
             "taskmanagers": len(seen.taskmanagers),
             "jobs": [{"name": j.name, "state": j.info.state if j.info else "MISSING"} for j in seen.jobs],
             "findings": [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in diagnosis.findings],
-            "decision": decision.action,
+            "decision": str(decision.action),
             "reason": decision.reason,
             "recent_recoveries": decision.recent_recoveries,
         },
@@ -69,7 +69,7 @@ def cluster_event(diagnosis: Diagnosis, decision: GuardDecision) -> ClusterEvent
 
 def escalation_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[ClusterEvent]:
     """The escalated or resumed event this tick's decision calls for, if any."""
-    names = {"escalate": ESCALATED_EVENT, "resume": RESUMED_EVENT}
+    names = {GuardAction.ESCALATE: ESCALATED_EVENT, GuardAction.RESUME: RESUMED_EVENT}
     if decision.action not in names:
         return []
     seen = diagnosis.observation

@@ -31,10 +31,6 @@ def is_healthy(findings: list[Finding]) -> bool:
     return not any(f.severity in UNHEALTHY for f in findings)
 
 
-def _job_is_healthy(info: JobInfo | None) -> bool:
-    return info is not None and info.state == "RUNNING" and info.vertices_running == info.vertices_total
-
-
 def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     """All findings for one cluster, most severe first."""
     findings = _container_findings(cluster, seen)
@@ -53,10 +49,11 @@ def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
             Finding(
                 "JOBMANAGER_REST_INVALID",
                 "critical",
-                f"{cluster.rest.url} answers, but not as a Flink JobManager",
+                f"{cluster.rest.url} answers, but not as the Flink JobManager REST API the runbook reads",
                 jm.error or "",
                 f"Check that rest.url of cluster {cluster.name} points at the JobManager REST port "
-                "(default 8081) and not at a proxy or another service.",
+                "(default 8081) and not at a proxy or another service. If it does, the evidence names the URL "
+                "and the field Flink answered differently: nothing is acted on until the runbook can read it.",
             )
         ]
     return [
@@ -175,7 +172,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
                 )
     for tm_id in seen.log_heartbeat_timeouts:
         timed_out.setdefault(tm_id, "JobManager log")
-    cluster_recovered = len(seen.taskmanagers) >= expected and all(_job_is_healthy(j.info) for j in seen.jobs)
+    jobs_running = all(j.info is not None and j.info.fully_running for j in seen.jobs)
+    cluster_recovered = len(seen.taskmanagers) >= expected and jobs_running
     for tm_id, where in sorted(timed_out.items()):
         if tm_id in registered:
             continue  # it came back
@@ -217,7 +215,7 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
             )
             continue
         findings += _one_job_findings(cluster, seen, info)
-        if not _job_is_healthy(info):
+        if not info.fully_running:
             slots_needed += spec.parallelism if spec else 1
     tms = seen.taskmanagers
     if slots_needed and tms and seen.jobmanager.slots_available < slots_needed:

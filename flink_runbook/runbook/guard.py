@@ -15,6 +15,7 @@ decision is one of:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 from flink_runbook.inventory import MonitorSettings
@@ -64,9 +65,20 @@ class Escalation:
         return cls(float(data["escalated_at"]), str(data["reason"]), data.get("healthy_since"))
 
 
+class GuardAction(StrEnum):
+    """What the monitor does about a cluster this tick."""
+
+    NONE = "none"  # healthy
+    RECOVER = "recover"  # unhealthy, and the guard rails allow a recovery: the trigger starts one
+    WAIT = "wait"  # a recovery runs, or the cooldown after one has not passed
+    ESCALATE = "escalate"  # too many recoveries in the window: a human looks
+    HOLD = "hold"  # escalated: the monitor does not act until reset or healthy long enough
+    RESUME = "resume"  # healthy long enough after an escalation: acting again
+
+
 @dataclass(frozen=True)
 class GuardDecision:
-    action: str
+    action: GuardAction
     reason: str
     # The escalation to keep after this tick (None: no escalation).
     escalation: Escalation | None = None
@@ -85,7 +97,7 @@ def decide_recovery(
     if escalation is not None:
         if not healthy:
             return GuardDecision(
-                "hold",
+                GuardAction.HOLD,
                 f"escalated {now - escalation.escalated_at:.0f}s ago ({escalation.reason}); "
                 "the monitor does not act until a human resets it or the cluster recovers",
                 replace(escalation, healthy_since=None),
@@ -93,26 +105,25 @@ def decide_recovery(
             )
         healthy_since = escalation.healthy_since if escalation.healthy_since is not None else now
         if now - healthy_since >= settings.resume_after_healthy_s:
-            return GuardDecision(
-                "resume", f"healthy for {now - healthy_since:.0f}s since the escalation; acting again", None, recent
-            )
+            reason = f"healthy for {now - healthy_since:.0f}s since the escalation; acting again"
+            return GuardDecision(GuardAction.RESUME, reason, None, recent)
         return GuardDecision(
-            "hold",
+            GuardAction.HOLD,
             f"healthy for {now - healthy_since:.0f}s of {settings.resume_after_healthy_s:.0f}s "
             "needed before the monitor acts again",
             replace(escalation, healthy_since=healthy_since),
             recent,
         )
     if healthy:
-        return GuardDecision("none", "healthy", None, recent)
+        return GuardDecision(GuardAction.NONE, "healthy", None, recent)
     active = [r for r in runs if r.state in ACTIVE_STATES]
     if active:
         run = active[0]
-        return GuardDecision("wait", f"recovery {run.name} is {run.state.lower()}", None, recent)
+        return GuardDecision(GuardAction.WAIT, f"recovery {run.name} is {run.state.lower()}", None, recent)
     ended = [r.ended_at for r in counted if r.ended_at is not None and r.state not in CUT_SHORT_STATES]
     if ended and now - max(ended) < settings.cooldown_s:
         return GuardDecision(
-            "wait",
+            GuardAction.WAIT,
             f"cooldown: the last recovery ended {now - max(ended):.0f}s ago (cooldown {settings.cooldown_s:.0f}s)",
             None,
             recent,
@@ -122,7 +133,6 @@ def decide_recovery(
             f"{recent} recoveries within {settings.window_s:.0f}s (limit {settings.max_recoveries}) "
             "and the cluster is still unhealthy"
         )
-        return GuardDecision("escalate", reason, Escalation(escalated_at=now, reason=reason), recent)
-    return GuardDecision(
-        "recover", f"unhealthy; recovery {recent + 1} of at most {settings.max_recoveries} in the window", None, recent
-    )
+        return GuardDecision(GuardAction.ESCALATE, reason, Escalation(escalated_at=now, reason=reason), recent)
+    reason = f"unhealthy; recovery {recent + 1} of at most {settings.max_recoveries} in the window"
+    return GuardDecision(GuardAction.RECOVER, reason, None, recent)

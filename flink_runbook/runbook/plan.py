@@ -12,46 +12,72 @@ Safety rules, each a refusal rather than an attempt:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flink_runbook.containers.states import seconds_since
+from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.observe import RestProblem
 from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, from_job_history, newest_retained
 
 NOT_RUNNING = frozenset({"paused", "exited", "dead", "created", "restarting"})
-RESUBMITTABLE = frozenset({"FAILED", "CANCELED", "SUSPENDED"})
+# What a job may be in, once the TaskManagers are back, for it to be resubmitted: anything else
+# (still restarting, running) is Flink's to finish, and a resubmission would run two copies.
+RESUBMITTABLE = frozenset({JobState.FAILED, JobState.CANCELED, JobState.SUSPENDED, JobState.MISSING})
+
+
+class Action(StrEnum):
+    """The runbook's fix, step by step, in the order they are carried out."""
+
+    START_JOBMANAGER = "start_jobmanager"
+    RESTART_TASKMANAGERS = "restart_taskmanagers"
+    WAIT_FOR_TASKMANAGERS = "wait_for_taskmanagers"
+    RESUBMIT_JOB = "resubmit_job"
 
 
 @dataclass(frozen=True)
 class PlannedAction:
-    action: str  # start_jobmanager | restart_taskmanagers | wait_for_taskmanagers | resubmit_job
+    action: Action
     target: str
     reason: str
     finding: str = ""
+    # start_jobmanager, restart_taskmanagers: the containers, by name (`docker restart` starts, unpauses or restarts).
     containers: tuple[str, ...] = ()
+    # wait_for_taskmanagers: how many must be registered, with how many free slots, none of them one of these
+    # ids (registered from a container being restarted: the old process, not the new one).
+    taskmanagers: int = 0
+    free_slots: int = 0
+    lost_taskmanager_ids: frozenset[str] = frozenset()
+    # resubmit_job: from where, which job it replaces, and from when on its exceptions count (the observation).
     restore_point: RestorePoint | None = None
     old_job_id: str | None = None
+    exceptions_since_ms: int = 0
 
 
 @dataclass(frozen=True)
 class RecoveryPlan:
+    """Everything the executor does, computed from one diagnosis; refusals are what it will not do."""
+
     cluster: str
     actions: tuple[PlannedAction, ...] = ()
     refusals: tuple[str, ...] = ()
     healthy: bool = False
 
-    def of(self, action: str) -> list[PlannedAction]:
+    def of(self, action: Action) -> list[PlannedAction]:
         return [a for a in self.actions if a.action == action]
+
+    def one(self, action: Action) -> PlannedAction | None:
+        return next(iter(self.of(action)), None)
+
+    @property
+    def resubmits(self) -> list[PlannedAction]:
+        return self.of(Action.RESUBMIT_JOB)
 
 
 def _finding_code(diagnosis: Diagnosis, *codes: str) -> str:
     present = {f.code for f in diagnosis.findings}
     return next((c for c in codes if c in present), "")
-
-
-def _registered_hosts(diagnosis: Diagnosis) -> set[str]:
-    # A TaskManager id is "<address>:<port>-<suffix>", the address being the container's IP.
-    return {tm.id.rsplit(":", 1)[0] for tm in diagnosis.observation.taskmanagers}
 
 
 def plan_recovery(
@@ -68,7 +94,7 @@ def plan_recovery(
 
     if seen.containers.error:
         refusals.append(f"containers cannot be acted on: {seen.containers.error}")
-    if seen.jobmanager.error_kind == "invalid_answer":
+    if seen.jobmanager.error_kind == RestProblem.INVALID_ANSWER:
         refusals.append(
             f"{cluster.rest.url} does not answer as a Flink JobManager; fix rest.url of cluster {cluster.name} "
             "before anything is restarted"
@@ -82,7 +108,7 @@ def plan_recovery(
     if stopped_jm:
         actions.append(
             PlannedAction(
-                "start_jobmanager",
+                Action.START_JOBMANAGER,
                 ", ".join(c.name for c in stopped_jm),
                 "JobManager container is " + ", ".join(f"{c.name} {c.state}" for c in stopped_jm),
                 finding="CONTAINER_NOT_RUNNING",
@@ -102,7 +128,7 @@ def plan_recovery(
     taskmanagers = [c for c in containers if c.role == "taskmanager"]
     if any(c.state == "missing" for c in taskmanagers):
         refusals.append("a TaskManager container does not exist; create it (docker compose up -d)")
-    registered = _registered_hosts(diagnosis)
+    registered = {tm.host for tm in seen.taskmanagers}
     jm_restarting = bool(stopped_jm)
     to_restart = []
     for container in taskmanagers:
@@ -122,7 +148,7 @@ def plan_recovery(
     if to_restart:
         actions.append(
             PlannedAction(
-                "restart_taskmanagers",
+                Action.RESTART_TASKMANAGERS,
                 ", ".join(c.name for c, _ in to_restart),
                 "; ".join(reason for _, reason in to_restart),
                 finding=_finding_code(
@@ -139,13 +165,12 @@ def plan_recovery(
 
     resubmits = []
     for view in seen.jobs:
-        spec = next(j for j in cluster.jobs if j.name == view.name)
+        spec = cluster.job(view.name)
         info = view.info
-        if info is not None and info.state == "FINISHED":
+        if info is not None and info.state == JobState.FINISHED:
             refusals.append(f"job {view.name} is FINISHED; a finished job is not resubmitted")
             continue
-        healthy = info is not None and info.state == "RUNNING" and info.vertices_running == info.vertices_total
-        if healthy and not jm_restarting:
+        if info is not None and info.fully_running and not jm_restarting:
             continue
         point = from_job_history(info.checkpoints, f"{info.name} ({info.id})") if info else None
         if point is None:
@@ -156,7 +181,7 @@ def plan_recovery(
                 "not resubmitted (set it to 'fresh' to start from scratch, accepting data loss or replay)"
             )
             continue
-        state = info.state if info else "MISSING"
+        state = info.state if info else JobState.MISSING
         reason = {
             "MISSING": "the JobManager knows no job of this name",
             "RESTARTING": "it is restarting; resubmitted only if it has FAILED once TaskManagers are back",
@@ -164,41 +189,28 @@ def plan_recovery(
         }.get(state, f"it is {state}")
         resubmits.append(
             PlannedAction(
-                "resubmit_job",
+                Action.RESUBMIT_JOB,
                 view.name,
                 reason,
                 finding=_finding_code(diagnosis, "JOB_FAILED", "JOB_MISSING", "JOB_NOT_RUNNING", "JOB_RESTARTING"),
                 restore_point=point,
                 old_job_id=info.id if info else None,
+                exceptions_since_ms=seen.observed_at_ms,
             )
         )
     if resubmits or to_restart or stopped_jm:
-        needed = sum(next(j for j in cluster.jobs if j.name == a.target).parallelism for a in resubmits)
+        needed = sum(cluster.job(a.target).parallelism for a in resubmits)
+        restarted = {ip for container, _ in to_restart for ip in container.ip_addresses}
         actions.append(
             PlannedAction(
-                "wait_for_taskmanagers",
+                Action.WAIT_FOR_TASKMANAGERS,
                 f"{cluster.expected_taskmanagers} TaskManager(s)",
                 f"jobs need {needed} free slot(s) before they can be placed",
                 finding=_finding_code(diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "INSUFFICIENT_SLOTS"),
+                taskmanagers=cluster.expected_taskmanagers,
+                free_slots=needed,
+                lost_taskmanager_ids=frozenset(tm.id for tm in seen.taskmanagers if tm.host in restarted),
             )
         )
     actions += resubmits
     return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals))
-
-
-def plan_dict(plan: RecoveryPlan) -> dict:
-    return {
-        "cluster": plan.cluster,
-        "healthy": plan.healthy,
-        "actions": [
-            {
-                "action": a.action,
-                "target": a.target,
-                "reason": a.reason,
-                "finding": a.finding,
-                "restore_point": a.restore_point.path if a.restore_point else None,
-            }
-            for a in plan.actions
-        ],
-        "refusals": list(plan.refusals),
-    }

@@ -4,8 +4,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from flink_runbook.runbook.verify import Check
+
+
+class StepStatus(StrEnum):
+    PLANNED = "planned"  # a dry run's step, or one not started yet
+    DONE = "done"
+    SKIPPED = "skipped"  # not needed once looked at (Flink restarted the job by itself)
+    FAILED = "failed"
+
+
+class RecoveryStatus(StrEnum):
+    HEALTHY = "healthy"  # nothing to do
+    PLANNED = "planned"  # a dry run
+    RECOVERED = "recovered"  # done and verified
+    FAILED = "failed"
+    REFUSED = "refused"  # nothing safe to do: a human decides
+
+    @property
+    def ok(self) -> bool:
+        """A run that needs nobody: healthy, recovered, or a dry run's plan."""
+        return self in (RecoveryStatus.HEALTHY, RecoveryStatus.RECOVERED, RecoveryStatus.PLANNED)
 
 
 @dataclass
@@ -13,7 +34,7 @@ class ActionRecord:
     action: str
     target: str
     reason: str
-    status: str = "planned"  # planned | done | skipped | failed
+    status: StepStatus = StepStatus.PLANNED
     started_at: str | None = None
     duration_s: float | None = None
     detail: str = ""
@@ -30,8 +51,7 @@ class JobRecord:
 @dataclass
 class RecoveryResult:
     cluster: str
-    # healthy (nothing to do) | planned (dry run) | recovered | failed | refused
-    status: str
+    status: RecoveryStatus
     dry_run: bool = False
     actions: list[ActionRecord] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)
@@ -46,7 +66,7 @@ class RecoveryResult:
 
     @property
     def verified(self) -> bool:
-        return self.status in ("recovered", "healthy") and all(c.passed for c in self.checks)
+        return self.status in (RecoveryStatus.RECOVERED, RecoveryStatus.HEALTHY) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -59,17 +79,17 @@ def utc_now_iso() -> str:
 
 
 def next_steps(result: RecoveryResult) -> list[str]:
-    if result.status == "healthy":
+    if result.status == RecoveryStatus.HEALTHY:
         return ["Nothing: the cluster was healthy."]
-    if result.status == "planned":
+    if result.status == RecoveryStatus.PLANNED:
         return ["This was a dry run: nothing was changed. Run without --dry-run to carry out the plan."]
-    if result.status == "recovered":
+    if result.status == RecoveryStatus.RECOVERED:
         return [
             "Watch the job for a while (checkpoints keep completing, no new exceptions).",
             "Run `flink-runbook audit` to fix what made the failure possible (heartbeat timeout, restart strategy).",
         ]
     steps = [f"Refused: {r}" for r in result.refusals]
-    failed = [a for a in result.actions if a.status == "failed"]
+    failed = [a for a in result.actions if a.status == StepStatus.FAILED]
     steps += [f"Failed: {a.action} {a.target}: {a.detail}" for a in failed]
     steps += [f"Not verified: {c.name}: {c.detail}" for c in result.checks if not c.passed]
     steps.append("Run `flink-runbook diagnose` to see the cluster now; read the JobManager and TaskManager logs.")
@@ -79,12 +99,12 @@ def next_steps(result: RecoveryResult) -> list[str]:
 
 def recovery_report(result: RecoveryResult) -> str:
     title = {
-        "healthy": "healthy, nothing to do",
-        "planned": "dry run",
-        "recovered": "RECOVERED",
-        "failed": "RECOVERY FAILED",
-        "refused": "RECOVERY REFUSED",
-    }[result.status]
+        RecoveryStatus.HEALTHY: "healthy, nothing to do",
+        RecoveryStatus.PLANNED: "dry run",
+        RecoveryStatus.RECOVERED: "RECOVERED",
+        RecoveryStatus.FAILED: "RECOVERY FAILED",
+        RecoveryStatus.REFUSED: "RECOVERY REFUSED",
+    }[RecoveryStatus(result.status)]
     out = [f"# Recovery of Flink cluster {result.cluster}: {title}", ""]
     out.append(f"Started {result.started_at}, took {result.duration_s:.1f}s.")
     out += ["", "## What was wrong", ""]

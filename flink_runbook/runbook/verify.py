@@ -29,7 +29,7 @@ def job_checks(info: JobInfo | None, restore_point: RestorePoint | None, since_m
     checks = [
         Check(
             "job running",
-            info.state == "RUNNING" and info.vertices_running == info.vertices_total,
+            info.fully_running,
             f"state {info.state}, {info.vertices_running}/{info.vertices_total} tasks running",
         )
     ]

@@ -44,9 +44,9 @@ def observed(version: str, scenario: str, containers: ContainersView = HEALTHY_C
         observed_at_ms=now,
         jobmanager=JobManagerView(
             reachable=True,
-            flink_version=overview["flink_version"],
-            slots_total=overview["slots_total"],
-            slots_available=overview["slots_available"],
+            flink_version=overview.flink_version,
+            slots_total=overview.slots_total,
+            slots_available=overview.slots_available,
             heartbeat_interval_ms=1000,
             heartbeat_timeout_ms=5000,
         ),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from flink_runbook.flink.answers import (
+    ClusterOverview,
     parse_cluster_config,
     parse_cluster_overview,
     parse_exception_history,
+    parse_jobs_overview,
     parse_taskmanagers,
     pick_job,
 )
@@ -18,7 +20,7 @@ from .recorded import VERSIONS, answer, recorded_at_ms, recorded_job
 @pytest.mark.parametrize("version", VERSIONS)
 def test_overview_names_the_version_and_slots(version):
     overview = parse_cluster_overview(answer(version, "healthy", "overview"))
-    assert overview == {"flink_version": version, "taskmanagers": 1, "slots_total": 2, "slots_available": 1}
+    assert overview == ClusterOverview(flink_version=version, taskmanagers=1, slots_total=2, slots_available=1)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -57,8 +59,9 @@ def test_taskmanager_is_gone_after_the_timeout(version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_exception_history_of_the_heartbeat_incident(version):
-    entries, truncated = parse_exception_history(answer(version, "failed-heartbeat-timeout", "job_exceptions"))
-    assert not truncated
+    history = parse_exception_history(answer(version, "failed-heartbeat-timeout", "job_exceptions"))
+    entries = history.entries
+    assert not history.truncated
     assert len(entries) == 4  # the timeout and three failed restarts
     assert entries[0].restart_strategy_exhausted == (
         "FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3, backoffTimeMS=1000)"
@@ -97,14 +100,18 @@ def test_failed_job_keeps_its_last_checkpoint(version):
 
 
 def test_pick_job_prefers_a_live_job_then_the_newest():
-    jobs = [
-        {"jid": "old", "name": "a", "state": "FAILED", "start-time": 1},
-        {"jid": "new", "name": "a", "state": "RUNNING", "start-time": 2},
-        {"jid": "newer-failed", "name": "a", "state": "FAILED", "start-time": 3},
-        {"jid": "other", "name": "b", "state": "RUNNING", "start-time": 4},
-    ]
-    assert pick_job(jobs, "a")["jid"] == "new"
-    assert pick_job(jobs[:1] + jobs[2:3], "a")["jid"] == "newer-failed"
+    jobs = parse_jobs_overview(
+        {
+            "jobs": [
+                {"jid": "old", "name": "a", "state": "FAILED", "start-time": 1},
+                {"jid": "new", "name": "a", "state": "RUNNING", "start-time": 2},
+                {"jid": "newer-failed", "name": "a", "state": "FAILED", "start-time": 3},
+                {"jid": "other", "name": "b", "state": "RUNNING", "start-time": 4},
+            ]
+        }
+    )
+    assert pick_job(jobs, "a").id == "new"
+    assert pick_job(jobs[:1] + jobs[2:3], "a").id == "newer-failed"
     assert pick_job(jobs, "missing") is None
 
 

@@ -1,0 +1,259 @@
+"""Carrying out a recovery plan: one function per runbook step, each step one recorded side effect.
+
+Every step takes the plan and the progress so far and returns the progress
+with its own step on the timeline (start, duration, outcome). A step the plan
+does not call for returns the progress unchanged. Once an action step has
+failed, the later action steps are not attempted: the report says what to do,
+and the next recovery starts from what it observes. A failed verification
+does not stop the stability check: the report shows both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import docker
+
+from flink_runbook.containers.restart import restart_containers
+from flink_runbook.flink.answers import JobState, TaskManagerInfo
+from flink_runbook.flink.rest import FlinkRestError
+from flink_runbook.inventory import ClusterSpec
+from flink_runbook.polling import WaitTimeout, wait_until
+from flink_runbook.runbook import act
+from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
+from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
+from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, StepStatus, utc_now_iso
+from flink_runbook.runbook.restore_point import RestorePoint
+from flink_runbook.runbook.verify import (
+    Check,
+    job_checks,
+    new_exceptions,
+    newest_output_mtime,
+    sink_fresh,
+    taskmanagers_stable,
+)
+
+# A job Flink is restarting gets the slot-request time to come back by itself.
+SETTLE_TIMEOUT_S = 30
+VERIFY_JOB = "verify_job"
+VERIFY_STABILITY = "verify_stability"
+
+
+@dataclass(frozen=True)
+class Resubmitted:
+    """A job to verify: what it was restored from, and from when on its exceptions count."""
+
+    job: str
+    restore_point: RestorePoint | None
+    exceptions_since_ms: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the recovery has done so far: the timeline and what later steps need to know."""
+
+    steps: tuple[ActionRecord, ...] = ()
+    jobs: tuple[JobRecord, ...] = ()
+    checks: tuple[Check, ...] = ()
+    # TaskManager ids still registered from restarted containers right after the restart: the old processes.
+    still_registered: frozenset[str] = frozenset()
+    taskmanagers: tuple[TaskManagerInfo, ...] = ()  # registered once they were back
+    resubmitted: tuple[Resubmitted, ...] = ()
+    resubmitted_at: float | None = None  # epoch seconds of the last resubmission (sink freshness counts from it)
+
+    @property
+    def stopped(self) -> bool:
+        """An action step failed: the later action steps are not attempted."""
+        return any(step.status == StepStatus.FAILED and step.action in tuple(Action) for step in self.steps)
+
+
+def _step(
+    progress: Progress, action: str, target: str, reason: str, do: Callable[[ActionRecord], Progress | None]
+) -> Progress:
+    """Run one step and put it on the timeline; an exception fails the step (recorded), not the recovery run."""
+    record = ActionRecord(action=action, target=target, reason=reason, started_at=utc_now_iso())
+    started = time.monotonic()
+    updated = None
+    try:
+        updated = do(record)
+        if record.status == StepStatus.PLANNED:
+            record.status = StepStatus.DONE
+    except Exception as exc:  # what failed goes into the report, which says what to do next
+        record.status, record.detail = StepStatus.FAILED, str(exc)
+    record.duration_s = round(time.monotonic() - started, 2)
+    base = updated or progress
+    return replace(base, steps=(*base.steps, record))
+
+
+def _docker(clients: ClusterClients) -> docker.DockerClient:
+    if clients.docker is None:
+        raise act.RecoveryError(f"no Docker client: {clients.docker_error}")
+    return clients.docker
+
+
+def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
+    """Start the stopped JobManager container and wait until its REST API answers."""
+    planned = plan.one(Action.START_JOBMANAGER)
+    if planned is None or progress.stopped:
+        return progress
+
+    def do(record: ActionRecord) -> None:
+        restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
+        version = act.wait_for_jobmanager(clients.rest, cluster.recovery.jobmanager_timeout_s)
+        record.detail = f"restarted {', '.join(planned.containers)}; REST answers (Flink {version})"
+
+    return _step(progress, planned.action, planned.target, planned.reason, do)
+
+
+def restart_taskmanagers(
+    cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
+) -> Progress:
+    """`docker-compose restart taskmanager`, for exactly the containers the plan names."""
+    planned = plan.one(Action.RESTART_TASKMANAGERS)
+    if planned is None or progress.stopped:
+        return progress
+
+    def do(record: ActionRecord) -> Progress:
+        addresses = restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
+        record.detail = f"docker restart {' '.join(planned.containers)}"
+        return replace(progress, still_registered=frozenset(act.taskmanagers_at(clients.rest, addresses)))
+
+    return _step(progress, planned.action, planned.target, planned.reason, do)
+
+
+def wait_for_taskmanagers(
+    cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
+) -> Progress:
+    """Wait until the TaskManagers are back with the free slots the jobs need; old registrations do not count."""
+    planned = plan.one(Action.WAIT_FOR_TASKMANAGERS)
+    if planned is None or progress.stopped:
+        return progress
+
+    def do(record: ActionRecord) -> Progress:
+        gone = set(planned.lost_taskmanager_ids | progress.still_registered)
+        back = act.wait_for_taskmanagers(
+            clients.rest, planned.taskmanagers, planned.free_slots, gone, cluster.recovery.taskmanager_timeout_s
+        )
+        record.detail = "registered: " + ", ".join(tm.id for tm in back)
+        return replace(progress, taskmanagers=tuple(back))
+
+    return _step(progress, planned.action, planned.target, planned.reason, do)
+
+
+def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterClients, progress: Progress) -> Progress:
+    """`./restart-flink-cdc-job.sh`, from the restore point, unless Flink brought the job back by itself."""
+    if progress.stopped:
+        return progress
+    job = cluster.job(planned.target)
+    job_record = JobRecord(name=job.name, old_id=planned.old_job_id)
+    progress = replace(progress, jobs=(*progress.jobs, job_record))
+
+    def do(record: ActionRecord) -> Progress:
+        state, job_id = act.settle_job(clients.rest, job.name, timeout_s=SETTLE_TIMEOUT_S)
+        if state == JobState.RUNNING:
+            job_record.new_id = job_id
+            record.status = StepStatus.SKIPPED
+            record.detail = f"Flink restarted job {job_id} by itself; not resubmitted"
+            # Its history holds the failure being recovered from: judge it from now on.
+            adopted = Resubmitted(job.name, None, now_ms())
+            return replace(progress, resubmitted=(*progress.resubmitted, adopted), resubmitted_at=time.time())
+        if state not in RESUBMITTABLE:
+            raise act.RecoveryError(
+                f"job {job.name} is still {state} after the TaskManagers came back; "
+                "not resubmitted, to never run two copies"
+            )
+        point = planned.restore_point
+        if job.resubmit_command:
+            submission = act.run_resubmit_command(clients.rest, job, point)
+        else:
+            submission = act.submit_job(clients.rest, job, point)
+        job_record.new_id = submission.job_id
+        job_record.restored_from = point.path if point else None
+        record.detail = submission.how + (f"; output: {submission.output[-300:]}" if submission.output else "")
+        # A new job: every exception in its history counts.
+        new = Resubmitted(job.name, point, 0)
+        return replace(progress, resubmitted=(*progress.resubmitted, new), resubmitted_at=time.time())
+
+    return _step(progress, planned.action, planned.target, planned.reason, do)
+
+
+def verify_job(
+    cluster: ClusterSpec,
+    resubmitted: Resubmitted,
+    clients: ClusterClients,
+    progress: Progress,
+    on_checks: Callable[[list[Check]], None] = lambda checks: None,
+) -> Progress:
+    """Wait until the job runs, restored from the chosen point, with no exception and a new checkpoint.
+
+    `on_checks` sees every round of checks (the flow shows them as a progress artifact).
+    """
+    if progress.stopped:
+        return progress
+    job = cluster.job(resubmitted.job)
+    since = progress.resubmitted_at or time.time()
+
+    def checks_now() -> list[Check]:
+        checks = job_checks(
+            check_job(clients.rest, job.name).info, resubmitted.restore_point, resubmitted.exceptions_since_ms
+        )
+        if job.sink_output_dir:
+            checks.append(sink_fresh(job.sink_output_dir, newest_output_mtime(job.sink_output_dir), since))
+        on_checks(checks)
+        return checks
+
+    def do(record: ActionRecord) -> Progress:
+        try:
+            checks = wait_until(
+                checks_now,
+                lambda checks: all(c.passed for c in checks),
+                timeout=cluster.recovery.verify_timeout_s,
+                interval=1,
+                what=f"job {job.name} to pass its checks",
+                tolerate=(FlinkRestError,),
+            )
+        except WaitTimeout as exc:
+            if not isinstance(exc.last, list):  # the REST API failed to the end
+                raise
+            checks = exc.last
+            record.status = StepStatus.FAILED
+            record.detail = "; ".join(c.detail for c in checks if not c.passed)
+        return replace(progress, checks=(*progress.checks, *checks))
+
+    return _step(progress, VERIFY_JOB, job.name, "RUNNING, restored, no exceptions, a new checkpoint", do)
+
+
+def verify_stability(
+    cluster: ClusterSpec,
+    plan: RecoveryPlan,
+    clients: ClusterClients,
+    progress: Progress,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Progress:
+    """TaskManagers and jobs stay healthy through the stabilisation window."""
+    if not plan.actions or progress.stopped:
+        return progress
+    window = cluster.recovery.stabilization_s
+
+    def do(record: ActionRecord) -> Progress:
+        sleep(window)
+        registered = clients.rest.taskmanagers()
+        checks = [taskmanagers_stable(list(progress.taskmanagers), registered, cluster.expected_taskmanagers)]
+        since = {r.job: r.exceptions_since_ms for r in progress.resubmitted}
+        for job in cluster.jobs:
+            info = check_job(clients.rest, job.name).info
+            fresh = new_exceptions(info, since.get(job.name, 0)) if info else []
+            checks.append(
+                Check(
+                    f"{job.name} still running without exceptions after {window:.0f}s",
+                    info is not None and info.state == JobState.RUNNING and not fresh,
+                    f"state {info.state if info else JobState.MISSING}, {len(fresh)} new exception(s)",
+                )
+            )
+        if not all(c.passed for c in checks):
+            record.status, record.detail = StepStatus.FAILED, "; ".join(c.detail for c in checks if not c.passed)
+        return replace(progress, checks=(*progress.checks, *checks))
+
+    return _step(progress, VERIFY_STABILITY, cluster.name, f"{window:.0f}s window", do)
