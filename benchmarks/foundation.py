@@ -17,12 +17,12 @@ from pathlib import Path
 
 import docker
 import docker.errors
+
+from flink_runbook.demo import faults
 from flink_runbook.demo.image import BASE_IMAGE_REPO, DEBIAN_SUITE, ensure_flink_image, flink_image_tag
 from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job, wait_for_job_state
 from flink_runbook.demo.stack import DemoStack, StackSettings
 from flink_runbook.demo.versions import cache_dir, resolve_flink_version
-
-from flink_runbook.demo import faults
 
 
 def timed(label: str, action, *args):

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import docker
 import yaml
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+
+from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, submit_demo_job, wait_for_job_state
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import resolve_flink_version
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.flows.recover import recover_flow
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
-
-from flink_runbook.demo import faults
 from flink_runbook.polling import wait_until
 
 

@@ -31,7 +31,6 @@ from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integ
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory  # noqa: E402
 from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
-
 from flink_runbook.polling import wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,10 +87,10 @@ def main() -> int:
     stack = DemoStack(StackSettings(data_dir=work / "data", project=project, flink_version=version, rest_port=18091))
     server = start_local_server(work / "prefect-home", port=4291)
     os.environ["PREFECT_API_URL"] = server.api_url
-    from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
     from prefect import get_client  # noqa: F401 - after PREFECT_API_URL is set
 
     from flink_runbook.demo import faults
+    from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
 
     served = None
     try:
@@ -123,8 +122,8 @@ def main() -> int:
             )
             # The next drill starts from a fresh healthy event.
             wait_until(
-                lambda: stack.rest.jobs_overview(),
-                lambda jobs: any(j.get("state") == "RUNNING" for j in jobs),
+                stack.rest.jobs_overview,
+                lambda jobs: any(j.state == "RUNNING" for j in jobs),
                 timeout=60,
                 what="the recovered job RUNNING",
             )

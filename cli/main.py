@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 
 import docker.errors
+
+from flink_runbook.audit.compose_file import ComposeFileError
+from flink_runbook.audit.fixes import UnsafeFix
 from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lines
+from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import JobBuildError, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
-
-from flink_runbook.audit.compose_file import ComposeFileError
-from flink_runbook.audit.fixes import UnsafeFix
-from flink_runbook.demo import faults
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
@@ -155,8 +155,9 @@ def monitor_health(args: argparse.Namespace) -> int:
         raise UsageError(f"--stalled-after must be at least 1 interval, not {args.stalled_after}")
     if not os.environ.get("PREFECT_API_URL"):
         raise UsageError("monitor health asks the Prefect server the monitor runs on: set PREFECT_API_URL")
-    from flink_runbook.deployments.watchdog import read_monitor_health
     from prefect.exceptions import ObjectNotFound
+
+    from flink_runbook.deployments.watchdog import read_monitor_health
 
     try:
         health = read_monitor_health(args.deployment, args.stalled_after)
@@ -171,9 +172,8 @@ def monitor_health(args: argparse.Namespace) -> int:
 
 
 def audit(args: argparse.Namespace) -> int:
-    from flink_runbook.tasks.clients import cluster_rest
-
     from flink_runbook.audit.sources import check_audit_inputs
+    from flink_runbook.tasks.clients import cluster_rest
 
     # Every input is read and checked before the flow runs: a bad file or key exits 2 and changes nothing.
     for cluster in load_inventory(args.config).select(args.cluster):

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flink_runbook.deployments.local_server import TELEMETRY_OFF
-from flink_runbook.deployments.processes import die_with_parent
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
+from flink_runbook.deployments.local_server import TELEMETRY_OFF
+from flink_runbook.deployments.processes import die_with_parent
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.events import cluster_resource_id
 from flink_runbook.runbook.guard import recovers_cluster

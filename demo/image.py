@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+
 from flink_runbook.demo.versions import STACK_DIR, cache_dir
 
 RECIPE_LABEL = "org.flink-runbook.recipe"

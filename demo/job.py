@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from flink_runbook.demo.image import flink_distribution
 from flink_runbook.demo.versions import REPO_ROOT, STACK_DIR, cache_dir
-
+from flink_runbook.flink.answers import JobInfo
 from flink_runbook.flink.rest import FlinkRestClient
 from flink_runbook.polling import wait_until
 
@@ -115,11 +115,11 @@ def sink_integrity(ids: list[int]) -> tuple[int, int]:
     return len(ids) - len(unique), (max(unique) - len(unique)) if unique else 0
 
 
-def wait_for_job_state(rest: FlinkRestClient, job_id: str, states: set[str], timeout: float) -> dict:
+def wait_for_job_state(rest: FlinkRestClient, job_id: str, states: set[str], timeout: float) -> JobInfo:
     """Poll GET /jobs/:jobid until its state is one of `states`; returns the job details."""
     return wait_until(
         lambda: rest.job(job_id),
-        lambda job: job.get("state") in states,
+        lambda job: job.state in states,
         timeout=timeout,
         interval=0.2,
         what=f"job {job_id} to reach {sorted(states)} at {rest.base_url}",

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
 from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
@@ -37,7 +38,6 @@ from flink_runbook.deployments.local_server import (
 )
 from flink_runbook.deployments.processes import command_line, is_alive, is_orphan
 from flink_runbook.deployments.serve import STOP_DEADLINE_S, serving_pid
-
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
 
@@ -149,9 +149,8 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     ui = api_url.removesuffix("/api")
 
     # Prefect is imported only now, so it sees the server chosen above.
-    from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
-
     from flink_runbook.demo import faults
+    from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
 
     log = args.prefect_home / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 import docker
 import docker.errors
 from docker.models.containers import Container
-from flink_runbook.demo.image import ensure_flink_image, flink_image_tag
-from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
 
 from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
+from flink_runbook.demo.image import ensure_flink_image, flink_image_tag
+from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
 
@@ -105,9 +105,7 @@ class DemoStack:
         try:
             wait_until(
                 self.rest.cluster_overview,
-                lambda overview: (
-                    overview.get("taskmanagers", 0) >= taskmanagers and overview.get("slots-available", 0) > 0
-                ),
+                lambda overview: overview.taskmanagers >= taskmanagers and overview.slots_available > 0,
                 timeout=timeout,
                 what=f"{taskmanagers} TaskManager(s) with a free slot at {self.settings.rest_url}",
                 tolerate=(FlinkRestError,),

@@ -15,14 +15,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from flink_runbook.flows.audit import audit_flow
-from flink_runbook.flows.diagnose import diagnose_flow
-from flink_runbook.flows.monitor import monitor_flow
-from flink_runbook.flows.recover import recover_flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
+from flink_runbook.flows.audit import audit_flow
+from flink_runbook.flows.diagnose import diagnose_flow
+from flink_runbook.flows.monitor import monitor_flow
+from flink_runbook.flows.recover import recover_flow
 from flink_runbook.runbook.events import RECOVERY_LABEL, RESOURCE_PREFIX, UNHEALTHY_EVENT
 
 RECOVER_TRIGGER_NAME = "flink-runbook: recover an unhealthy cluster"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
 from flink_runbook.deployments.processes import (
     command_line,
     die_with_parent,

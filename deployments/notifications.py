@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, STALLED_EVENT
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 
+from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, STALLED_EVENT
 from flink_runbook.runbook.events import ESCALATED_EVENT, RESOURCE_PREFIX
 
 WEBHOOK_BLOCK_NAME = "flink-runbook-escalation"

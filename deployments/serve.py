@@ -39,7 +39,6 @@ from flink_runbook.deployments.local_server import (
     start_local_server,
 )
 from flink_runbook.deployments.watchdog import DEFAULT_STALLED_AFTER
-
 from flink_runbook.inventory import InventoryError, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent

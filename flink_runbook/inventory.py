@@ -7,15 +7,18 @@ file with a problem.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
 
 from flink_runbook.text_files import read_text, yaml_problem
+
+S = TypeVar("S")
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -84,19 +87,24 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """When a finding is raised: how stale, how stalled, how much log, how far back."""
+
+    log_lines: int = 200
+    # How far back Docker's OOM events count.
+    oom_lookback_s: float = 3600.0
     # A registered TaskManager whose last heartbeat is older than this is stale.
     # None: twice the cluster's heartbeat.interval.
     heartbeat_stale_ms: int | None = None
     # A RUNNING job with no completed checkpoint for this long has stalled checkpoints.
     # None: five checkpoint intervals, at least 60 s.
     checkpoint_stall_s: float | None = None
-    log_lines: int = 200
-    # How far back Docker's OOM events count.
-    oom_lookback_s: float = 3600.0
 
 
 @dataclass(frozen=True)
 class RecoverySettings:
+    """How long each step of a recovery may take, and how long it must stay stable afterwards
+    (seconds)."""
+
     jobmanager_timeout_s: float = 120.0
     taskmanager_timeout_s: float = 120.0
     # How long a resubmitted job has to reach RUNNING, restore, and complete a checkpoint.
@@ -110,13 +118,13 @@ class RecoverySettings:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    # No new recovery this soon after the last one ended: let the cluster settle.
-    cooldown_s: float = 120.0
-    # Flap protection: at most this many recoveries within window_s, then escalate to a human.
-    max_recoveries: int = 3
+    """The guard rails of the monitor's recoveries: cooldown, flap limit, and when to act again
+    after an escalation (seconds)."""
+
+    cooldown_s: float = 120.0  # no new recovery this soon after the last one ended: let the cluster settle
+    max_recoveries: int = 3  # flap protection: at most this many within window_s, then escalate to a human
     window_s: float = 3600.0
-    # After an escalation the monitor acts again once the cluster was healthy this long.
-    resume_after_healthy_s: float = 600.0
+    resume_after_healthy_s: float = 600.0  # after an escalation, act again once the cluster was healthy this long
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,8 @@ class AuditSources:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """One Flink cluster of the inventory: where to reach it, its containers, its jobs, its settings."""
+
     name: str
     rest: RestSettings
     containers: ContainerSelector
@@ -339,39 +349,39 @@ def _job(section: _Mapping, base: Path) -> JobSpec:
     return job
 
 
-def _thresholds(section: _Mapping) -> Thresholds:
-    thresholds = Thresholds(
-        heartbeat_stale_ms=section.number("heartbeat_stale_ms", None, minimum=1, integer=True),
-        checkpoint_stall_s=section.number("checkpoint_stall_s", None, minimum=1),
-        log_lines=section.number("log_lines", 200, minimum=1, integer=True),
-        oom_lookback_s=section.number("oom_lookback_s", 3600.0, minimum=1),
-    )
+def _numbers(
+    section: _Mapping, settings: type[S], minimum: dict[str, float], integer: frozenset[str] = frozenset()
+) -> S:
+    """A section of numbers: one key per field of `settings`, the field's default when absent."""
+    values = {
+        f.name: section.number(f.name, f.default, minimum=minimum.get(f.name, 1), integer=f.name in integer)
+        for f in dataclasses.fields(settings)
+    }
     section.done()
-    return thresholds
+    return settings(**values)
+
+
+def _thresholds(section: _Mapping) -> Thresholds:
+    return _numbers(section, Thresholds, minimum={}, integer=frozenset({"heartbeat_stale_ms", "log_lines"}))
 
 
 def _recovery(section: _Mapping) -> RecoverySettings:
-    recovery = RecoverySettings(
-        jobmanager_timeout_s=section.number("jobmanager_timeout_s", 120.0, minimum=1),
-        taskmanager_timeout_s=section.number("taskmanager_timeout_s", 120.0, minimum=1),
-        verify_timeout_s=section.number("verify_timeout_s", 120.0, minimum=1),
-        stabilization_s=section.number("stabilization_s", 15.0, minimum=0),
-        container_stop_timeout_s=section.number("container_stop_timeout_s", 10, minimum=0, integer=True),
-        registration_grace_s=section.number("registration_grace_s", 30.0, minimum=0),
+    # Zero is allowed where it means "do not wait" or "stop at once".
+    return _numbers(
+        section,
+        RecoverySettings,
+        minimum={"stabilization_s": 0, "container_stop_timeout_s": 0, "registration_grace_s": 0},
+        integer=frozenset({"container_stop_timeout_s"}),
     )
-    section.done()
-    return recovery
 
 
 def _monitor(section: _Mapping) -> MonitorSettings:
-    monitor = MonitorSettings(
-        cooldown_s=section.number("cooldown_s", 120.0, minimum=0),
-        max_recoveries=section.number("max_recoveries", 3, minimum=1, integer=True),
-        window_s=section.number("window_s", 3600.0, minimum=1),
-        resume_after_healthy_s=section.number("resume_after_healthy_s", 600.0, minimum=0),
+    return _numbers(
+        section,
+        MonitorSettings,
+        minimum={"cooldown_s": 0, "resume_after_healthy_s": 0},
+        integer=frozenset({"max_recoveries"}),
     )
-    section.done()
-    return monitor
 
 
 def _audit(section: _Mapping, base: Path) -> AuditSources:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flink_runbook.tasks.audit_steps import apply_safe_fixes, read_configuration, write_audit_report
 from prefect import flow, get_run_logger
 
 from flink_runbook.audit.cluster import audit_cluster
 from flink_runbook.inventory import load_inventory
+from flink_runbook.tasks.audit_steps import apply_safe_fixes, read_configuration, write_audit_report
 
 
 @flow(name="audit", description="Check config files and live settings against the runbook; optionally fix.")

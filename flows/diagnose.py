@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flink_runbook.tasks.diagnose_steps import diagnose_cluster, write_incident_report
 from prefect import flow
 
 from flink_runbook.inventory import load_inventory
 from flink_runbook.runbook.observe import Depth
+from flink_runbook.tasks.diagnose_steps import diagnose_cluster, write_incident_report
 
 
 @flow(name="diagnose", description="The runbook's checks (read-only): findings and an incident report per cluster.")

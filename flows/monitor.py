@@ -13,6 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prefect import flow, get_run_logger
+from prefect.runtime import deployment, flow_run
+
+from flink_runbook.inventory import load_inventory
+from flink_runbook.runbook.guard import GuardAction, decide_recovery
+from flink_runbook.runbook.observe import Depth
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.monitor_steps import (
     emit_cluster_events,
@@ -21,12 +27,6 @@ from flink_runbook.tasks.monitor_steps import (
     skip_late_backlog,
     store_escalation,
 )
-from prefect import flow, get_run_logger
-from prefect.runtime import deployment, flow_run
-
-from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.guard import GuardAction, decide_recovery
-from flink_runbook.runbook.observe import Depth
 
 
 class ClustersNeedAHuman(RuntimeError):

@@ -8,9 +8,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prefect import flow
+from prefect.states import Failed
+
 from flink_runbook.flows.locking import one_recovery_at_a_time
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.execute import Progress
+from flink_runbook.runbook.observe import Depth
+from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, utc_now_iso
+from flink_runbook.runbook.verdict import RecoveryNotDone
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.recover_steps import (
+    judge_recovery,
     plan_cluster_recovery,
     restart_taskmanagers,
     resubmit_job,
@@ -20,14 +29,6 @@ from flink_runbook.tasks.recover_steps import (
     wait_for_taskmanagers,
     write_recovery_report,
 )
-from prefect import flow
-from prefect.states import Failed
-
-from flink_runbook.inventory import ClusterSpec, load_inventory
-from flink_runbook.runbook.execute import Progress
-from flink_runbook.runbook.observe import Depth
-from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, utc_now_iso
-from flink_runbook.runbook.verdict import RecoveryNotDone
 
 
 def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResult:
@@ -35,7 +36,8 @@ def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResu
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
-        return write_recovery_report(cluster, before, plan, None, None, started_at, time.monotonic() - started)
+        result = judge_recovery(before, plan, None, None, started_at=started_at, duration_s=time.monotonic() - started)
+        return write_recovery_report(result)
     with one_recovery_at_a_time(cluster.name):
         # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
         before = diagnose_cluster(cluster, Depth.FULL)
@@ -54,7 +56,9 @@ def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResu
             progress = verify_stability(cluster, plan, progress)
             after = diagnose_cluster(cluster, Depth.FULL)
         # Report
-        return write_recovery_report(cluster, before, plan, progress, after, started_at, time.monotonic() - started)
+        duration_s = time.monotonic() - started
+        result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
+        return write_recovery_report(result)
 
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flink_runbook.tasks.clients import cluster_rest
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -14,6 +13,7 @@ from flink_runbook.audit.cluster import AuditInputs, AuditResult, audit_report_m
 from flink_runbook.audit.fixes import WrittenFix, plan_fixes, write_fixes
 from flink_runbook.audit.sources import read_audit_inputs
 from flink_runbook.inventory import ClusterSpec
+from flink_runbook.tasks.clients import cluster_rest
 
 
 @task(

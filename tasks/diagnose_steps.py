@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flink_runbook.tasks.clients import cluster_clients
-from flink_runbook.tasks.options import READ_ONLY
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -12,6 +10,8 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.incident_report import diagnosis_report
 from flink_runbook.runbook.observe import Depth, observe_cluster
+from flink_runbook.tasks.clients import cluster_clients
+from flink_runbook.tasks.options import READ_ONLY
 
 
 @task(name="diagnose cluster", task_run_name="diagnose {cluster.name} ({depth})", **READ_ONLY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from flink_runbook.tasks.options import READ_ONLY
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -29,6 +28,7 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
 from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
+from flink_runbook.tasks.options import READ_ONLY
 
 RECOVER_FLOW_NAME = "recover"
 

@@ -8,9 +8,10 @@ not submitted again), and a second `recover` run finishes what a failed one left
 
 from __future__ import annotations
 
-from flink_runbook.tasks.clients import cluster_clients
-from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
-from prefect import get_run_logger, task
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -23,6 +24,8 @@ from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus, re
 from flink_runbook.runbook.restore_point import list_retained_checkpoints
 from flink_runbook.runbook.verdict import verdict
 from flink_runbook.runbook.verify import Check
+from flink_runbook.tasks.clients import cluster_clients
+from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
 
 
 def _logged(cluster: ClusterSpec, before: Progress, after: Progress) -> Progress:
@@ -47,19 +50,20 @@ def plan_cluster_recovery(cluster: ClusterSpec, diagnosis: Diagnosis) -> Recover
     return plan
 
 
-@task(name="start JobManager", task_run_name="start JobManager of {cluster.name}", **CHANGES_CLUSTER)
-def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
-    return _logged(cluster, progress, execute.start_jobmanager(cluster, plan, cluster_clients(cluster), progress))
+def _cluster_step(name: str, step: Callable[..., Progress], **options: Any) -> Task:
+    """A task for one of the executor's plan steps, named like the runbook's step."""
+
+    def run(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
+        return _logged(cluster, progress, step(cluster, plan, cluster_clients(cluster), progress))
+
+    run.__name__ = run.__qualname__ = name.replace(" ", "_").lower()
+    return task(name=name, task_run_name=f"{name} of {{cluster.name}}", **options)(run)
 
 
-@task(name="restart TaskManagers", task_run_name="restart TaskManagers of {cluster.name}", **CHANGES_CLUSTER)
-def restart_taskmanagers(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
-    return _logged(cluster, progress, execute.restart_taskmanagers(cluster, plan, cluster_clients(cluster), progress))
-
-
-@task(name="wait for TaskManagers", task_run_name="wait for TaskManagers of {cluster.name}", cache_policy=NO_CACHE)
-def wait_for_taskmanagers(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
-    return _logged(cluster, progress, execute.wait_for_taskmanagers(cluster, plan, cluster_clients(cluster), progress))
+start_jobmanager = _cluster_step("start JobManager", execute.start_jobmanager, **CHANGES_CLUSTER)
+restart_taskmanagers = _cluster_step("restart TaskManagers", execute.restart_taskmanagers, **CHANGES_CLUSTER)
+wait_for_taskmanagers = _cluster_step("wait for TaskManagers", execute.wait_for_taskmanagers, cache_policy=NO_CACHE)
+verify_stability = _cluster_step("verify stability", execute.verify_stability, cache_policy=NO_CACHE)
 
 
 @task(name="resubmit job", task_run_name="resubmit {planned.target}", **CHANGES_CLUSTER)
@@ -85,27 +89,19 @@ def verify_job(cluster: ClusterSpec, job: Resubmitted, progress: Progress) -> Pr
     return _logged(cluster, progress, execute.verify_job(cluster, job, cluster_clients(cluster), progress, show))
 
 
-@task(name="verify stability", task_run_name="verify stability of {cluster.name}", cache_policy=NO_CACHE)
-def verify_stability(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
-    return _logged(cluster, progress, execute.verify_stability(cluster, plan, cluster_clients(cluster), progress))
+# The verdict is the core's (pure); as a task it is a step of the run in the UI.
+judge_recovery = task(name="judge recovery", task_run_name="judge recovery of {plan.cluster}", cache_policy=NO_CACHE)(
+    verdict
+)
 
 
-@task(name="write recovery report", task_run_name="write recovery report of {cluster.name}", cache_policy=NO_CACHE)
-def write_recovery_report(
-    cluster: ClusterSpec,
-    before: Diagnosis,
-    plan: RecoveryPlan,
-    progress: Progress | None,
-    after: Diagnosis | None,
-    started_at: str,
-    duration_s: float,
-) -> RecoveryResult:
+@task(name="write recovery report", task_run_name="write recovery report of {result.cluster}", cache_policy=NO_CACHE)
+def write_recovery_report(result: RecoveryResult) -> RecoveryResult:
     """The verdict, as a Markdown artifact of the run and one log line."""
-    result = verdict(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
     create_markdown_artifact(
-        key=f"recover-{cluster.name}", markdown=recovery_report(result),
-        description=f"Recovery of Flink cluster {cluster.name}",
+        key=f"recover-{result.cluster}", markdown=recovery_report(result),
+        description=f"Recovery of Flink cluster {result.cluster}",
     )  # fmt: skip
     log = get_run_logger().info if result.status.ok else get_run_logger().error
-    log("Recovery of %s: %s in %.1fs", cluster.name, result.status, result.duration_s)
+    log("Recovery of %s: %s in %.1fs", result.cluster, result.status, result.duration_s)
     return result

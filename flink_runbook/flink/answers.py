@@ -127,6 +127,8 @@ class ExceptionEntry:
 
 @dataclass(frozen=True)
 class CheckpointInfo:
+    """One checkpoint or savepoint of GET /jobs/:jobid/checkpoints' `latest`."""
+
     id: int
     external_path: str | None
     completed_at_ms: int | None
@@ -135,6 +137,9 @@ class CheckpointInfo:
 
 @dataclass(frozen=True)
 class CheckpointStats:
+    """A job's checkpoint counts, the latest of each kind (what a resubmission restores from),
+    and its checkpointing configuration."""
+
     completed: int = 0
     failed: int = 0
     in_progress: int = 0
@@ -148,7 +153,8 @@ class CheckpointStats:
 
 @dataclass(frozen=True)
 class JobSummary:
-    """One line of GET /jobs/overview."""
+    """One line of GET /jobs/overview: enough to pick the job of a name that matters now
+    (pick_job) and to tell a live one from one that has ended."""
 
     id: str
     name: str

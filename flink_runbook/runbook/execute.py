@@ -93,53 +93,54 @@ def _docker(clients: ClusterClients) -> docker.DockerClient:
     return clients.docker
 
 
-def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
-    """Start the stopped JobManager container and wait until its REST API answers."""
-    planned = plan.one(Action.START_JOBMANAGER)
+def _planned_step(
+    plan: RecoveryPlan, action: Action, progress: Progress, do: Callable[[PlannedAction, ActionRecord], Progress | None]
+) -> Progress:
+    """The plan's step of that kind, unless the plan has none or an earlier step failed."""
+    planned = plan.one(action)
     if planned is None or progress.stopped:
         return progress
+    return _step(progress, planned.action, planned.target, planned.reason, lambda record: do(planned, record))
 
-    def do(record: ActionRecord) -> None:
+
+def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
+    """Start the stopped JobManager container and wait until its REST API answers."""
+
+    def do(planned: PlannedAction, record: ActionRecord) -> None:
         restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
         version = act.wait_for_jobmanager(clients.rest, cluster.recovery.jobmanager_timeout_s)
         record.detail = f"restarted {', '.join(planned.containers)}; REST answers (Flink {version})"
 
-    return _step(progress, planned.action, planned.target, planned.reason, do)
+    return _planned_step(plan, Action.START_JOBMANAGER, progress, do)
 
 
 def restart_taskmanagers(
     cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
 ) -> Progress:
     """`docker-compose restart taskmanager`, for exactly the containers the plan names."""
-    planned = plan.one(Action.RESTART_TASKMANAGERS)
-    if planned is None or progress.stopped:
-        return progress
 
-    def do(record: ActionRecord) -> Progress:
+    def do(planned: PlannedAction, record: ActionRecord) -> Progress:
         addresses = restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
         record.detail = f"docker restart {' '.join(planned.containers)}"
+        # Registered from those addresses right after the restart: the old processes, not back yet.
         return replace(progress, still_registered=frozenset(act.taskmanagers_at(clients.rest, addresses)))
 
-    return _step(progress, planned.action, planned.target, planned.reason, do)
+    return _planned_step(plan, Action.RESTART_TASKMANAGERS, progress, do)
 
 
 def wait_for_taskmanagers(
     cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
 ) -> Progress:
     """Wait until the TaskManagers are back with the free slots the jobs need; old registrations do not count."""
-    planned = plan.one(Action.WAIT_FOR_TASKMANAGERS)
-    if planned is None or progress.stopped:
-        return progress
 
-    def do(record: ActionRecord) -> Progress:
+    def do(planned: PlannedAction, record: ActionRecord) -> Progress:
         gone = set(planned.lost_taskmanager_ids | progress.still_registered)
-        back = act.wait_for_taskmanagers(
-            clients.rest, planned.taskmanagers, planned.free_slots, gone, cluster.recovery.taskmanager_timeout_s
-        )
+        timeout = cluster.recovery.taskmanager_timeout_s
+        back = act.wait_for_taskmanagers(clients.rest, planned.taskmanagers, planned.free_slots, gone, timeout)
         record.detail = "registered: " + ", ".join(tm.id for tm in back)
         return replace(progress, taskmanagers=tuple(back))
 
-    return _step(progress, planned.action, planned.target, planned.reason, do)
+    return _planned_step(plan, Action.WAIT_FOR_TASKMANAGERS, progress, do)
 
 
 def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterClients, progress: Progress) -> Progress:

@@ -42,7 +42,8 @@ def recovers_cluster(run_parameters: dict, cluster_name: str, config: Path) -> b
 
 @dataclass(frozen=True)
 class RecoveryRun:
-    """One recover flow run of this cluster, as Prefect recorded it (times in epoch seconds)."""
+    """One recover flow run of this cluster, as Prefect recorded it (times in epoch seconds):
+    what the flap limit counts and the cooldown waits for."""
 
     name: str
     state: str

@@ -18,10 +18,6 @@ def _heartbeat(age_ms: int | None) -> str:
     return "none yet (just registered)" if age_ms is None else f"{age_ms / 1000:.1f}s ago"
 
 
-def _heartbeat(age_ms: int | None) -> str:
-    return "none yet (just registered)" if age_ms is None else f"{age_ms / 1000:.1f}s ago"
-
-
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]

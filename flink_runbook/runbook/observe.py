@@ -101,6 +101,8 @@ class JobView:
 
 @dataclass(frozen=True)
 class ContainersView:
+    """The cluster's containers as the Docker engine sees them (error: the engine could not be asked)."""
+
     containers: tuple[ContainerState, ...] = ()
     oom_kills: dict[str, int] = field(default_factory=dict)  # container name -> recent OOM kills
     error: str | None = None
@@ -108,7 +110,8 @@ class ContainersView:
 
 @dataclass(frozen=True)
 class ClusterObservation:
-    """Everything one pass saw of a cluster; the input of classification."""
+    """Everything one pass saw of a cluster at one moment: the input of classification
+    (flink_runbook.runbook.findings) and, through the diagnosis, of the recovery plan."""
 
     cluster: str
     rest_url: str

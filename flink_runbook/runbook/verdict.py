@@ -47,7 +47,7 @@ def verdict(
         taskmanagers_before=[tm.id for tm in before.observation.taskmanagers],
         findings_before=findings_summary(before),
         started_at=started_at,
-        duration_s=duration_s,
+        duration_s=round(duration_s, 2),
     )
     if plan.healthy:
         return result

@@ -19,6 +19,8 @@ from pathlib import Path
 import docker
 import pytest
 import yaml
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from flink_runbook.demo.job import (
     build_demo_job_jar,
     committed_ids,
@@ -29,8 +31,6 @@ from flink_runbook.demo.job import (
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
 from flink_runbook.deployments.local_server import LocalPrefectServer, start_local_server
-from prefect.settings import PREFECT_API_URL, temporary_settings
-
 from flink_runbook.polling import wait_until
 
 FLINK_TEST_VERSIONS = [

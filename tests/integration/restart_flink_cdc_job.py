@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from flink_runbook.demo.job import submit_demo_job
-
 from flink_runbook.flink.rest import FlinkRestClient
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from flink_runbook.demo.image import flink_image_tag
 from flink_runbook.demo.stack import COMPOSE_FILE, compose_variables
 from flink_runbook.demo.versions import STACK_DIR, config_file_name

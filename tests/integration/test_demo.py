@@ -9,9 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from flink_runbook.deployments.processes import environment, is_alive
-
 from flink_runbook.containers.states import PROJECT_LABEL
+from flink_runbook.deployments.processes import environment, is_alive
 from flink_runbook.polling import wait_until
 
 from .conftest import FLINK_TEST_VERSIONS, free_local_port

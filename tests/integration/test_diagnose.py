@@ -14,12 +14,12 @@ import threading
 import time
 
 import pytest
-from flink_runbook.demo.job import wait_for_job_state
-from flink_runbook.flows.diagnose import diagnose_flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flink_runbook.demo import faults
+from flink_runbook.demo.job import wait_for_job_state
+from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.polling import wait_until
 
 from .conftest import run_demo_job, write_inventory
@@ -115,7 +115,7 @@ def test_killed_taskmanager(disposable_stack, demo_job_jar, tmp_path):
 def test_taskmanager_out_of_memory(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     run_demo_job(stack, demo_job_jar)
-    old_ids = {tm["id"] for tm in stack.rest.taskmanagers()}
+    old_ids = {tm.id for tm in stack.rest.taskmanagers()}
     faults.exhaust_memory(stack.taskmanager())
     # The restart policy brings the container back; a new TaskManager registers.
     wait_until(

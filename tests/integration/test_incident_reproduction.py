@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 import time
 
-from flink_runbook.demo.job import committed_ids, wait_for_job_state
-
 from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
 from flink_runbook.demo import faults
+from flink_runbook.demo.job import committed_ids, wait_for_job_state
 
 from .conftest import run_demo_job
 
@@ -37,13 +36,13 @@ def test_stack_is_a_compose_stack_reachable_only_on_loopback(disposable_stack):
     assert stack.jobmanager().attrs["HostConfig"]["PortBindings"]["8081/tcp"][0]["HostPort"] == str(
         stack.settings.rest_port
     )
-    assert stack.rest.cluster_overview()["flink-version"] == stack.settings.flink_version
+    assert stack.rest.cluster_overview().flink_version == stack.settings.flink_version
 
 
 def test_frozen_taskmanager_fails_the_job_like_the_runbook(disposable_stack, demo_job_jar):
     stack = disposable_stack
     job_id = run_demo_job(stack, demo_job_jar)
-    taskmanager_ids = {tm["id"] for tm in stack.rest.taskmanagers()}
+    taskmanager_ids = {tm.id for tm in stack.rest.taskmanagers()}
     assert len(taskmanager_ids) == 1
 
     frozen_at = time.monotonic()

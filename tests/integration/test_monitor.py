@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 import yaml
-from flink_runbook.demo.stack import demo_inventory
-from flink_runbook.flows.monitor import monitor_flow
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
+from flink_runbook.demo.stack import demo_inventory
+from flink_runbook.flows.monitor import monitor_flow
 from flink_runbook.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -70,9 +70,10 @@ def test_late_monitor_backlog_is_skipped_not_run(tmp_path):
     """After downtime the server holds many late ticks; the first tick that runs skips the rest."""
     from datetime import UTC, datetime, timedelta
 
+    from prefect.states import Scheduled
+
     from flink_runbook.deployments.definitions import build_deployments
     from flink_runbook.tasks.monitor_steps import skip_late_backlog
-    from prefect.states import Scheduled
 
     inventory = tmp_path / "inventory.yaml"
     cluster = {"name": "c", "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": "c"}}

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -20,6 +19,8 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server
 
 from .conftest import free_local_port, write_inventory
 

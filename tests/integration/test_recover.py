@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
-from flink_runbook.flows.recover import run_recover
 
 from flink_runbook.demo import faults
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
+from flink_runbook.flows.recover import run_recover
 from flink_runbook.polling import wait_until
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
@@ -97,12 +97,12 @@ def test_taskmanager_out_of_memory_is_recovered_exactly_once(disposable_stack, d
     run_demo_job(stack, demo_job_jar)
     wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=60, what="40 committed ids")
     committed_before = len(committed_ids(stack.output_dir))
-    old_ids = {tm["id"] for tm in stack.rest.taskmanagers()}
+    old_ids = {tm.id for tm in stack.rest.taskmanagers()}
     faults.exhaust_memory(stack.taskmanager())
     wait_until(lambda: stack.taskmanager().attrs["RestartCount"], lambda n: n >= 1, timeout=60, what="OOM restart")
     # Act on what an operator would see: the JobManager has dropped the killed TaskManager.
     wait_until(
-        lambda: {tm["id"] for tm in stack.rest.taskmanagers()},
+        lambda: {tm.id for tm in stack.rest.taskmanagers()},
         lambda ids: not ids & old_ids,
         timeout=60,
         what="the JobManager to drop the OOM-killed TaskManager",
@@ -112,7 +112,7 @@ def test_taskmanager_out_of_memory_is_recovered_exactly_once(disposable_stack, d
     # (then nothing is resubmitted) or the job failed (then recover resubmits it).
     assert result["status"] in ("recovered", "healthy"), json.dumps(result, indent=1)[-3000:]
     assert "CONTAINER_OOM_KILLED" in {f["code"] for f in result["findings_before"]}
-    assert len([j for j in stack.rest.jobs_overview() if j["state"] == "RUNNING"]) == 1
+    assert len([j for j in stack.rest.jobs_overview() if j.state == "RUNNING"]) == 1
     assert_every_id_exactly_once(stack, at_least=committed_before + 60)
 
 
@@ -140,14 +140,14 @@ def test_jobmanager_restart_is_recovered_from_the_checkpoint_directory(disposabl
 
 def test_recover_on_a_healthy_cluster_changes_nothing(running_stack, demo_job_jar, tmp_path):
     stack = running_stack
-    jobs_before = [(j["jid"], j["state"]) for j in stack.rest.jobs_overview()]
+    jobs_before = [(j.id, j.state) for j in stack.rest.jobs_overview()]
     started_before = {c.name: c.attrs["State"]["StartedAt"] for c in stack.containers()}
-    tms_before = {tm["id"] for tm in stack.rest.taskmanagers()}
+    tms_before = {tm.id for tm in stack.rest.taskmanagers()}
     result = recover_one(write_inventory(stack, tmp_path, demo_job_jar, **FAST))
     assert result["status"] == "healthy" and result["actions"] == [] and result["verified"] is True
-    assert [(j["jid"], j["state"]) for j in stack.rest.jobs_overview()] == jobs_before
+    assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == jobs_before
     assert {c.name: c.attrs["State"]["StartedAt"] for c in stack.containers()} == started_before
-    assert {tm["id"] for tm in stack.rest.taskmanagers()} == tms_before
+    assert {tm.id for tm in stack.rest.taskmanagers()} == tms_before
 
 
 def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_path):
@@ -160,7 +160,7 @@ def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_p
     assert result["jobs"][0]["restored_from"] == checkpoint
     # Nothing changed: the TaskManager is still frozen, the job still FAILED, no new job.
     assert stack.taskmanager().status == "paused"
-    assert [(j["jid"], j["state"]) for j in stack.rest.jobs_overview()] == [(old_job, "FAILED")]
+    assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(old_job, "FAILED")]
 
 
 def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_jar, tmp_path, prefect_server):
@@ -175,7 +175,7 @@ def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_j
     outputs = [run.communicate(timeout=600) for run in runs]
     results = [json.loads(out)[0] for out, _ in outputs]
     assert sorted(r["status"] for r in results) == ["healthy", "recovered"], [err[-2000:] for _, err in outputs]
-    live = [j for j in stack.rest.jobs_overview() if j["state"] not in ("FAILED", "CANCELED", "FINISHED")]
+    live = [j for j in stack.rest.jobs_overview() if j.state not in ("FAILED", "CANCELED", "FINISHED")]
     assert len(live) == 1 and live[0]["name"] == "realtime-cdc-demo"
 
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+
+from flink_runbook.demo import faults
 from flink_runbook.demo.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
 from flink_runbook.deployments.local_server import LocalPrefectServer
-from prefect.client.orchestration import get_client
-
-from flink_runbook.demo import faults
 from flink_runbook.polling import wait_until
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
@@ -63,12 +63,12 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
     )
 
     assert result.recover_state == "COMPLETED"
-    jobs = [j for j in stack.rest.jobs_overview() if j.get("state") == "RUNNING"]
-    assert len(jobs) == 1 and jobs[0]["jid"] != old_job, jobs
-    restored = stack.rest.job_checkpoints(jobs[0]["jid"])["latest"]["restored"]
+    jobs = [j for j in stack.rest.jobs_overview() if j.state == "RUNNING"]
+    assert len(jobs) == 1 and jobs[0].id != old_job, jobs
+    restored = stack.rest.job_checkpoints(jobs[0].id)["latest"]["restored"]
     assert restored and restored["external_path"].startswith("file:"), restored
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
-    wait_for_job_state(stack.rest, jobs[0]["jid"], {"RUNNING"}, timeout=10)
+    wait_for_job_state(stack.rest, jobs[0].id, {"RUNNING"}, timeout=10)
 
 
 def refreeze_after_every_restart(stack, stop: threading.Event) -> None:

@@ -21,17 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids
-from flink_runbook.deployments.local_server import (
-    PID_FILE,
-    PrefectServerError,
-    our_server_pid,
-    server_is_up,
-    start_local_server,
-)
-from flink_runbook.deployments.processes import is_alive, stop_process
-from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
@@ -47,6 +36,17 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFi
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flink_runbook.demo import faults
+from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids
+from flink_runbook.deployments.local_server import (
+    PID_FILE,
+    PrefectServerError,
+    our_server_pid,
+    server_is_up,
+    start_local_server,
+)
+from flink_runbook.deployments.processes import is_alive, stop_process
+from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from flink_runbook.polling import wait_until
 
 from .conftest import FLINK_TEST_VERSIONS, assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
@@ -193,7 +193,7 @@ def test_sigkill_of_serve_and_its_server_mid_run_then_the_next_start_monitors_an
 
         # Whatever the killed run left half done is finished: the cluster is healthy again, one copy of the job.
         wait_for_event(cluster, "flink.cluster.healthy", since=restarted_at, timeout_s=300)
-        running = [j for j in stack.rest.jobs_overview() if j.get("state") in ("RUNNING", "CREATED", "INITIALIZING")]
+        running = [j for j in stack.rest.jobs_overview() if j.state in ("RUNNING", "CREATED", "INITIALIZING")]
         assert len(running) == 1, running
 
         # And the next fault is recovered as if nothing had happened.

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+import requests
+import requests.adapters
 
 from flink_runbook.flink.answers import JobInfo, parse_job
+from flink_runbook.flink.rest import FlinkRestClient
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "rest"
 VERSIONS = ("1.20.3", "2.2.0")
@@ -27,3 +32,58 @@ def recorded_job(version: str, scenario: str) -> JobInfo:
         answer(version, scenario, "job_checkpoints"),
         answer(version, scenario, "job_checkpoints_config"),
     )
+
+
+# Where each recorded file came from (the recorder, tests/fixtures/record_rest.py, asked these paths).
+ENDPOINTS = {
+    "overview": "/overview",
+    "jobmanager_config": "/jobmanager/config",
+    "taskmanagers": "/taskmanagers",
+    "jobs_overview": "/jobs/overview",
+    "job": "/jobs/{jid}",
+    "job_exceptions": "/jobs/{jid}/exceptions",
+    "job_checkpoints": "/jobs/{jid}/checkpoints",
+    "job_checkpoints_config": "/jobs/{jid}/checkpoints/config",
+    "job_metrics_restarts": "/jobs/{jid}/metrics",
+    "job_config": "/jobs/{jid}/config",
+}
+SCENARIOS = ("healthy", "frozen-before-timeout", "failed-heartbeat-timeout")
+
+
+def recorded_answers(version: str, scenario: str) -> dict[str, Any]:
+    """Every recorded answer of one scenario by file name (without .json)."""
+    folder = RECORDED / f"flink-{version}" / scenario
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+class RecordedJobManager(requests.adapters.BaseAdapter):
+    """Answers a FlinkRestClient's GETs with recorded answers, as the JobManager gave them; 404 for the rest.
+
+    The REST client, the parsers and the observation run unchanged on top: only the socket is replaced.
+    """
+
+    def __init__(self, answers: dict[str, Any], jid: str) -> None:
+        super().__init__()
+        self.by_path = {ENDPOINTS[name].format(jid=jid): body for name, body in answers.items()}
+        self.asked: list[str] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        path = urlparse(request.url).path
+        self.asked.append(path)
+        response = requests.Response()
+        response.url, response.request = request.url, request
+        if path in self.by_path:
+            response.status_code, response._content = 200, json.dumps(self.by_path[path]).encode()
+        else:
+            response.status_code, response._content = 404, json.dumps({"errors": [f"Not found: {path}"]}).encode()
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def recorded_rest(url: str, answers: dict[str, Any], jid: str) -> tuple[FlinkRestClient, RecordedJobManager]:
+    session = requests.Session()
+    adapter = RecordedJobManager(answers, jid)
+    session.mount(url, adapter)
+    return FlinkRestClient(url, session=session, read_retries=0), adapter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+
 from flink_runbook.demo.job import committed_ids
 from flink_runbook.demo.versions import (
     STACK_DIR,

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from flink_runbook.demo.versions import STACK_DIR
 
+from flink_runbook.demo.versions import STACK_DIR
 from flink_runbook.inventory import InventoryError, load_inventory
 
 VALID = """

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from flink_runbook.demo.versions import config_file_name
 
 from flink_runbook.audit.config import audit_flink_config
 from flink_runbook.audit.live import audit_job_checkpointing, audit_live_config, same_setting
+from flink_runbook.demo.versions import config_file_name
 from flink_runbook.flink.answers import parse_cluster_config
 from flink_runbook.flink.config_file import read_flink_config
 
