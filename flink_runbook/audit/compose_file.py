@@ -79,7 +79,12 @@ def interpolate(text: str, variables: dict[str, str], unresolved: set[str]) -> s
 
 def read_compose_file(path: Path, variables: dict[str, str] | None = None) -> ComposeFile:
     """`variables` (e.g. the environment) win over the .env file beside the compose file."""
-    root = compose_yaml(read_text(path, ComposeFileError), path, ComposeFileError)
+    return read_compose_file_text(read_text(path, ComposeFileError), path, variables)
+
+
+def read_compose_file_text(text: str, path: Path, variables: dict[str, str] | None = None) -> ComposeFile:
+    """A compose file's text as read_compose_file reads it (the .env beside `path` included)."""
+    root = compose_yaml(text, path, ComposeFileError)
     compose = ComposeFile(path)
     values = {**read_env_file(path.parent / ".env"), **(variables or {})}
     services_node = _child(root, "services") if isinstance(root, yaml.MappingNode) else None

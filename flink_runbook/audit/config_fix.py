@@ -1,9 +1,14 @@
-"""Safe fixes for audit findings, as text edits that keep everything else byte for byte. Pure: text in, text out.
+"""Safe fixes for audit findings, as text edits that keep everything else. Pure: text in, text out.
 
-Only a line that holds exactly one `key: value` is edited; a value in a flow
-map (`heartbeat: {timeout: 5000}`), a key nested under a parent that would be
-left empty, and anything needing a human's choice (where checkpoints go,
-restarting a cluster) is left alone and said so. Comments stay where they are.
+A line that holds exactly one `key: value` is edited in place, byte for byte
+around it. What no single line holds in a standard YAML file (Flink 2.x
+config.yaml, compose files) is edited with a YAML round trip that keeps
+comments and order (audit.yaml_round_trip): a value in a flow map
+(`heartbeat: {timeout: 5000}`), a nested key to rename, a service written as
+a flow map; the result must read back with nothing but the fixed keys
+changed, or the edit is left for a human. Flink 1.x flink-conf.yaml is not
+YAML and has only the line editor. Anything needing a human's choice (where
+checkpoints go, restarting a cluster) is left alone and said so.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from flink_runbook.audit.compose_file import ComposeFile
+from flink_runbook.audit.compose_file import ComposeFile, ComposeFileError, read_compose_file_text
 from flink_runbook.audit.config import AuditFinding, values_by_current_key
-from flink_runbook.flink.config_file import LEGACY, FlinkConfigFile
+from flink_runbook.audit.yaml_round_trip import RoundTrip, RoundTripError
+from flink_runbook.flink.config_file import LEGACY, ConfigFileError, FlinkConfigFile, parse_config_yaml
 from flink_runbook.flink.options import key_status
 from flink_runbook.flink.values import duration_ms
 
@@ -22,6 +28,31 @@ RUNBOOK_HEARTBEAT_TIMEOUT_MS = 180_000
 RESTART_DELAY_MS = 10_000
 RESTART_BUDGET_MS = 5 * 60_000
 _LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s:#][^:#]*?)(?P<sep>\s*:\s*)(?P<value>[^#]*?)(?P<rest>\s*(#.*)?)$")
+
+
+@dataclass(frozen=True)
+class NestedEdit:
+    """An edit no single line holds, for the YAML round trip: set `key` to `value`, or rename it to `new_key`."""
+
+    key: str
+    line: int
+    value: str | None = None
+    new_key: str | None = None
+    reason: str = ""
+
+    @property
+    def said(self) -> str:
+        if self.new_key:
+            return f"line {self.line}: {self.key} -> {self.new_key} (same value; was nested)"
+        return f"line {self.line}: {self.key} -> {self.value} ({self.reason}; was not on a line of its own)"
+
+    def expected(self, before: dict[str, str]) -> dict[str, str]:
+        after = dict(before)
+        if self.new_key:
+            after[self.new_key] = after.pop(self.key)
+        else:
+            after[self.key] = str(self.value)
+        return after
 
 
 @dataclass
@@ -87,6 +118,7 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
     values = values_by_current_key(config, flink_version)
     mine = [f for f in findings if f.where.startswith(f"{config.path}:") or f.where.startswith(f"{config.path} ")]
     codes = {f.code for f in mine}
+    nested: list[NestedEdit] = []
 
     def set_key(key: str, value: str, reason: str) -> None:
         if key not in values:
@@ -98,8 +130,10 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
         leaf = written if config.format == LEGACY or "." not in written else written.rsplit(".", 1)[-1]
         if editor.set_value(entry.line, leaf, value) or editor.set_value(entry.line, written, value):
             fix.changes.append(f"line {entry.line}: {written}: {old} -> {value} ({reason})")
-        else:
+        elif config.format == LEGACY:
             fix.left.append(f"line {entry.line}: {written} is not on a line of its own; set it to {value} by hand")
+        else:
+            nested.append(NestedEdit(written, entry.line, value=value, reason=reason))
 
     if codes & {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}:
         interval = _duration_or(values.get("heartbeat.interval", ("", ""))[0], 10_000)
@@ -120,11 +154,39 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
         )
     for finding in mine:
         if finding.code in ("CONFIG_KEY_RENAMED", "CONFIG_KEY_GONE"):
-            _rename_or_remove(config, editor, fix, finding, flink_version)
+            nested += _rename_or_remove(config, editor, fix, finding, flink_version)
         elif finding.code in ("CHECKPOINTING_NOT_CONFIGURED", "CHECKPOINT_DIR_NOT_CONFIGURED"):
             fix.left.append(f"{finding.code}: needs your choice ({finding.recommended})")
-    fix.fixed = editor.text()
+    fix.fixed = _round_trip(config, editor.text(), nested, fix)
     return fix
+
+
+def _entries(text: str, config: FlinkConfigFile) -> dict[str, str]:
+    return {key: entry.value for key, entry in parse_config_yaml(text, config.path).entries.items()}
+
+
+def _round_trip(config: FlinkConfigFile, text: str, edits: list[NestedEdit], fix: FileFix) -> str:
+    """The nested edits with a YAML round trip, accepted only if nothing else reads differently afterwards."""
+    if not edits:
+        return text
+    try:
+        document = RoundTrip(text)
+        done = [edit for edit in edits if (document.rename_to_top_level(edit.key, edit.new_key) if edit.new_key
+                                           else document.set_value(edit.key, str(edit.value)))]  # fmt: skip
+        fixed = document.text()
+        expected = _entries(text, config)
+        for edit in done:
+            expected = edit.expected(expected)
+        if _entries(fixed, config) != expected:
+            raise RoundTripError("the round trip would change other keys too")
+    except (RoundTripError, ConfigFileError) as exc:
+        fix.left += [f"line {edit.line}: {edit.key}: {exc}; fix it by hand" for edit in edits]
+        return text
+    fix.changes += [edit.said for edit in done]
+    fix.left += [
+        f"line {edit.line}: {edit.key} was not found to edit; fix it by hand" for edit in edits if edit not in done
+    ]
+    return fixed
 
 
 def _duration_or(text: str, default_ms: float) -> float:
@@ -136,11 +198,12 @@ def _duration_or(text: str, default_ms: float) -> float:
 
 def _rename_or_remove(
     config: FlinkConfigFile, editor: _Editor, fix: FileFix, finding: AuditFinding, flink_version: str
-) -> None:
+) -> list[NestedEdit]:
+    """Rename or comment out a key Flink no longer reads; a nested one to rename is returned for the round trip."""
     key = finding.where.rsplit(" ", 1)[-1]
     entry = config.entries.get(key)
     if entry is None:
-        return
+        return []
     status = key_status(key, flink_version)
     new = status.use
     if new and new in config.entries:
@@ -151,8 +214,11 @@ def _rename_or_remove(
     elif status.status == "gone":
         editor.comment_out(entry.line, f"Flink {flink_version} does not read {key}")
         fix.changes.append(f"line {entry.line}: commented out {key} (Flink {flink_version} does not read it)")
+    elif new and config.format != LEGACY:
+        return [NestedEdit(key, entry.line, new_key=new)]
     else:
         fix.left.append(f"line {entry.line}: {key} is nested; rename it to {new} by hand")
+    return []
 
 
 def fix_compose(compose: ComposeFile, text: str, findings: list[AuditFinding]) -> FileFix:
@@ -167,19 +233,43 @@ def fix_compose(compose: ComposeFile, text: str, findings: list[AuditFinding]) -
             missing.append(compose.services[finding.where.split(" services.", 1)[1].split(".", 1)[0]])
         else:
             fix.left.append(f"{finding.code}: needs your choice ({finding.recommended})")
+    in_flow_maps = []
     for service in sorted(missing, key=lambda s: -s.line):  # bottom up: an inserted line moves only what is below
         if "restart" in service.lines:
             line = service.lines["restart"]
             if editor.set_value(line, "restart", "unless-stopped"):
                 fix.changes.append(f"line {line}: services.{service.name}.restart -> unless-stopped")
+            else:
+                in_flow_maps.append(service)
             continue
         children = [line for key, line in service.lines.items() if "." not in key]
-        if not children:
-            fix.left.append(f"services.{service.name} has no settings to indent by; add restart by hand")
+        if not children or min(children) == service.line:  # `name: {image: x}`: no line of its own to insert
+            in_flow_maps.append(service)
             continue
         first = editor.lines[min(children) - 1]
         indent = first[: len(first) - len(first.lstrip())]
         editor.insert_after(service.line, f"{indent}restart: unless-stopped")
         fix.changes.append(f"line {service.line + 1}: added services.{service.name}.restart: unless-stopped")
-    fix.fixed = editor.text()
+    fix.fixed = _restart_in_flow_maps(compose, editor.text(), in_flow_maps, fix)
     return fix
+
+
+def _restart_in_flow_maps(compose: ComposeFile, text: str, services: list, fix: FileFix) -> str:
+    """`restart: unless-stopped` for services no line editor can reach, with a YAML round trip."""
+    if not services:
+        return text
+    try:
+        document = RoundTrip(text)
+        for service in services:
+            document.set_in(("services", service.name), "restart", "unless-stopped")
+        fixed = document.text()
+        before, after = read_compose_file_text(text, compose.path), read_compose_file_text(fixed, compose.path)
+        for service in services:
+            before.services[service.name].settings["restart"] = "unless-stopped"
+        if {n: s.settings for n, s in before.services.items()} != {n: s.settings for n, s in after.services.items()}:
+            raise RoundTripError("the round trip would change other settings too")
+    except (RoundTripError, ComposeFileError) as exc:
+        fix.left += [f"services.{s.name}: {exc}; add restart: unless-stopped by hand" for s in services]
+        return text
+    fix.changes += [f"line {s.line}: services.{s.name}.restart -> unless-stopped (a flow map)" for s in services]
+    return fixed

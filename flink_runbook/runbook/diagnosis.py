@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.findings import Finding, classify, is_healthy
 from flink_runbook.runbook.observe import ClusterObservation
@@ -52,7 +53,7 @@ class Diagnosis:
                 {
                     "name": job.name,
                     "id": job.info.id if job.info else None,
-                    "state": job.info.state if job.info else "MISSING",
+                    "state": job.info.state if job.info else JobState.MISSING,
                     "exceptions": job.info.failures if job.info else 0,
                     "root_cause": job.info.root_cause if job.info else None,
                     "latest_checkpoint": (

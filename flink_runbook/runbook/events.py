@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flink_runbook.flink.answers import JobState
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.guard import GuardAction, GuardDecision
 
@@ -58,7 +59,7 @@ def cluster_event(diagnosis: Diagnosis, decision: GuardDecision) -> ClusterEvent
         payload={
             "flink_version": seen.jobmanager.flink_version,
             "taskmanagers": len(seen.taskmanagers),
-            "jobs": [{"name": j.name, "state": j.info.state if j.info else "MISSING"} for j in seen.jobs],
+            "jobs": [{"name": j.name, "state": j.info.state if j.info else JobState.MISSING} for j in seen.jobs],
             "findings": [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in diagnosis.findings],
             "decision": str(decision.action),
             "reason": decision.reason,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flink_runbook.flink.answers import JobInfo
+from flink_runbook.flink.answers import JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.observe import ClusterObservation
 
@@ -242,7 +242,7 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
         if checkpoint and checkpoint.external_path
         else "no completed checkpoint"
     )
-    if info.state == "FAILED":
+    if info.state == JobState.FAILED:
         findings.append(
             Finding(
                 "JOB_FAILED",
@@ -269,7 +269,7 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
                     subject=subject,
                 )
             )
-    elif info.state in ("CANCELED", "FINISHED", "SUSPENDED"):
+    elif info.state in (JobState.CANCELED, JobState.FINISHED, JobState.SUSPENDED):
         findings.append(
             Finding(
                 "JOB_NOT_RUNNING",
@@ -280,8 +280,8 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
                 subject=subject,
             )
         )
-    elif info.state in ("RESTARTING", "FAILING") or (
-        info.state == "RUNNING" and info.vertices_running < info.vertices_total
+    elif info.state in (JobState.RESTARTING, JobState.FAILING) or (
+        info.state == JobState.RUNNING and not info.fully_running
     ):
         findings.append(
             Finding(
@@ -290,7 +290,7 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
                 f"Job {info.name} is restarting"
                 + (
                     f" ({info.vertices_running} of {info.vertices_total} tasks running)"
-                    if info.state == "RUNNING"
+                    if info.state == JobState.RUNNING
                     else f" (state {info.state})"
                 ),
                 f"job {info.id}; {info.failures} failure(s) so far; latest: {info.root_cause or 'none'}",
@@ -299,7 +299,7 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
                 subject=subject,
             )
         )
-    elif info.state != "RUNNING":
+    elif info.state != JobState.RUNNING:
         findings.append(
             Finding(
                 "JOB_STARTING",

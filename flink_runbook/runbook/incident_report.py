@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 
@@ -92,7 +93,7 @@ def diagnosis_report(cluster: ClusterSpec, diagnosis: Diagnosis) -> str:
                 [
                     j.name,
                     j.info.id if j.info else "-",
-                    j.info.state if j.info else "MISSING",
+                    j.info.state if j.info else JobState.MISSING,
                     j.info.failures if j.info else "-",
                     (
                         j.info.checkpoints.latest_completed.external_path

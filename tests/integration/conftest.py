@@ -105,7 +105,7 @@ def run_demo_job(stack: DemoStack, jar: Path) -> str:
     job_id = submit_demo_job(stack.rest, jar)
     wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
     wait_until(
-        lambda: stack.rest.job_checkpoints(job_id)["counts"]["completed"],
+        lambda: stack.rest.job_checkpoints(job_id).completed,
         lambda completed: completed >= 1,
         timeout=60,
         what=f"a completed checkpoint of job {job_id}",

@@ -58,10 +58,9 @@ def test_frozen_taskmanager_fails_the_job_like_the_runbook(disposable_stack, dem
 
     # The exception history: newest first; the root cause is the exhausted restart strategy,
     # and the first failure is the heartbeat timeout of the TaskManager we froze.
-    entries = stack.rest.job_exceptions(job_id)["exceptionHistory"]["entries"]
-    assert RESTARTS_EXHAUSTED in entries[0]["stacktrace"]
-    timed_out = {m.group(1) for e in entries for m in HEARTBEAT_TIMEOUT.finditer(e["stacktrace"])}
-    assert timed_out == taskmanager_ids
+    entries = stack.rest.job_exceptions(job_id).entries
+    assert entries[0].restart_strategy_exhausted and RESTARTS_EXHAUSTED in entries[0].message
+    assert {e.heartbeat_timeout_of for e in entries if e.heartbeat_timeout_of} == taskmanager_ids
 
     # The JobManager log says the same, with the same TaskManager id.
     log = stack.jobmanager().logs().decode(errors="replace")
@@ -69,9 +68,9 @@ def test_frozen_taskmanager_fails_the_job_like_the_runbook(disposable_stack, dem
     assert RESTARTS_EXHAUSTED in log
 
     # The last completed checkpoint survived the failure (RETAIN_ON_CANCELLATION).
-    latest = stack.rest.job_checkpoints(job_id)["latest"]["completed"]
-    assert latest["external_path"].startswith("file:/data/checkpoints/")
-    on_host = stack.settings.data_dir / latest["external_path"].removeprefix("file:/data/")
+    latest = stack.rest.job_checkpoints(job_id).latest_completed
+    assert latest.external_path.startswith("file:/data/checkpoints/")
+    on_host = stack.settings.data_dir / latest.external_path.removeprefix("file:/data/")
     assert (on_host / "_metadata").is_file()
 
     # What the sink committed before the failure is a gap-free prefix of the sequence.

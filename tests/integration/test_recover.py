@@ -42,7 +42,7 @@ def failed_with_checkpoint(stack, jar, break_it) -> tuple[str, str, int]:
     wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=60, what="40 committed ids")
     break_it(stack)
     wait_for_job_state(stack.rest, job_id, {"FAILED"}, timeout=120)
-    checkpoint = stack.rest.job_checkpoints(job_id)["latest"]["completed"]["external_path"]
+    checkpoint = stack.rest.job_checkpoints(job_id).latest_completed.external_path
     return job_id, checkpoint, len(committed_ids(stack.output_dir))
 
 
@@ -87,7 +87,7 @@ def test_taskmanager_failure_is_recovered_exactly_once(disposable_stack, demo_jo
     container = stack.taskmanager()
     assert container.status == "running" and container.attrs["State"]["StartedAt"] != old_taskmanager
 
-    restored = stack.rest.job_checkpoints(new_job)["latest"]["restored"]["external_path"]
+    restored = stack.rest.job_checkpoints(new_job).latest_restored.external_path
     assert restored == checkpoint
     assert_every_id_exactly_once(stack, at_least=committed_before + 60)
 

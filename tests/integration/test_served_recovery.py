@@ -65,8 +65,8 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
     assert result.recover_state == "COMPLETED"
     jobs = [j for j in stack.rest.jobs_overview() if j.state == "RUNNING"]
     assert len(jobs) == 1 and jobs[0].id != old_job, jobs
-    restored = stack.rest.job_checkpoints(jobs[0].id)["latest"]["restored"]
-    assert restored and restored["external_path"].startswith("file:"), restored
+    restored = stack.rest.job_checkpoints(jobs[0].id).latest_restored
+    assert restored and restored.external_path.startswith("file:"), restored
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
     wait_for_job_state(stack.rest, jobs[0].id, {"RUNNING"}, timeout=10)
 

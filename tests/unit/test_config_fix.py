@@ -55,13 +55,43 @@ def test_the_demo_stacks_files_are_fixed_in_place(tmp_path, name, release):
     assert read_flink_config(path).value("heartbeat.timeout") == "180000"
 
 
-def test_a_value_in_a_flow_map_is_left_for_a_human(tmp_path):
+def test_a_value_in_a_flow_map_is_fixed_with_a_yaml_round_trip_that_keeps_comments(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text("heartbeat: {interval: 1000, timeout: 5000}\n")
+    path.write_text("# the cluster's settings\nheartbeat: {interval: 1000, timeout: 5000}  # too short\n")
     config = read_flink_config(path)
     fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.2.0"), "2.2.0")
-    assert "heartbeat: {interval: 1000, timeout: 5000}" in fix.fixed
-    assert any("heartbeat.timeout is not on a line of its own" in left for left in fix.left)
+    lines = fix.fixed.splitlines()
+    assert lines[0] == "# the cluster's settings"
+    assert lines[1].startswith("heartbeat: {interval: 1000, timeout: 180000}") and lines[1].endswith("# too short")
+    assert any(
+        "heartbeat.timeout -> 180000" in change and "not on a line of its own" in change for change in fix.changes
+    )
+    fixed = read_flink_config_text(tmp_path, fix.fixed)
+    assert fixed.value("heartbeat.timeout") == "180000" and fixed.value("heartbeat.interval") == "1000"
+
+
+def test_a_nested_key_flink_renamed_is_renamed_with_its_value(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "state:\n  checkpoints:\n    dir: file:///data/checkpoints\n  backend:\n    type: hashmap  # keep\n"
+        "execution.checkpointing.interval: 10 s\n"
+    )
+    config = read_flink_config(path)
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.2.0"), "2.2.0")
+    fixed = read_flink_config_text(tmp_path, fix.fixed)
+    assert "state.checkpoints.dir" not in fixed.entries
+    assert fixed.value("execution.checkpointing.dir") == "file:///data/checkpoints"
+    assert fixed.value("state.backend.type") == "hashmap" and "type: hashmap  # keep" in fix.fixed
+    assert any("state.checkpoints.dir -> execution.checkpointing.dir" in change for change in fix.changes)
+    assert not [left for left in fix.left if "state.checkpoints.dir" in left]
+
+
+def test_flink_1_flink_conf_yaml_keeps_its_line_editor(tmp_path):
+    path = tmp_path / "flink-conf.yaml"
+    path.write_text("heartbeat.timeout: 5000   # short\nkey-without-value\n")
+    config = read_flink_config(path)
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "1.20.3"), "1.20.3")
+    assert fix.fixed.splitlines()[:2] == ["heartbeat.timeout: 180000   # short", "key-without-value"]
 
 
 def test_a_name_flink_2_does_not_read_is_commented_out_not_deleted(tmp_path):
@@ -105,6 +135,28 @@ def test_a_missing_restart_policy_is_added_with_the_services_indentation(tmp_pat
     path.write_text(fix.fixed)
     again = audit_compose(read_compose_file(path), roles, {}, "file:///data/checkpoints", 1)
     assert [f.code for f in again if f.severity != "info"] == []
+
+
+def test_a_service_written_as_a_flow_map_gets_its_restart_policy_too(tmp_path):
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(
+        "services:\n  jobmanager: {image: 'flink:1.20', volumes: ['ckpt:/data']}  # one line\n"
+        "  taskmanager:\n    image: flink:1.20\n    volumes: [ckpt:/data]\n"
+        "volumes:\n  ckpt: {}\n"
+    )
+    compose = read_compose_file(path)
+    roles = {"jobmanager": "jobmanager", "taskmanager": "taskmanager"}
+    findings = audit_compose(compose, roles, {}, "file:///data/checkpoints", 1)
+    fix = fix_compose(compose, path.read_text(), findings)
+    assert not [left for left in fix.left if "restart" in left]  # the memory limits are the user's choice
+    assert "restart: unless-stopped" in fix.fixed.splitlines()[1] and "# one line" in fix.fixed.splitlines()[1]
+    path.write_text(fix.fixed)
+    again = read_compose_file(path)
+    assert {name: s.settings.get("restart") for name, s in again.services.items()} == {
+        "jobmanager": "unless-stopped",
+        "taskmanager": "unless-stopped",
+    }
+    assert again.services["jobmanager"].settings["volumes"] == ["ckpt:/data"]
 
 
 def test_write_fixes_backs_up_then_writes_and_leaves_unchanged_files_alone(tmp_path):
