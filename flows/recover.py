@@ -33,32 +33,32 @@ from flink_runbook.tasks.recover_steps import (
 
 def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResult:
     started_at, started = utc_now_iso(), time.monotonic()
+    progress, after = None, None
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
-        result = judge_recovery(before, plan, None, None, started_at=started_at, duration_s=time.monotonic() - started)
-        return write_recovery_report(result)
-    with one_recovery_at_a_time(cluster.name):
-        # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
-        before = diagnose_cluster(cluster, Depth.FULL)
-        plan = plan_cluster_recovery(cluster, before)
-        progress, after = Progress(), None
-        if not plan.healthy:
-            # Act: the runbook's fix, one task per step; once a step fails, the later ones are not attempted
-            progress = start_jobmanager(cluster, plan, progress)
-            progress = restart_taskmanagers(cluster, plan, progress)
-            progress = wait_for_taskmanagers(cluster, plan, progress)
-            for planned in plan.resubmits:
-                progress = resubmit_job(cluster, planned, progress)
-            # Verify: each job runs, restored, with zero exceptions and a new checkpoint; then it stays so
-            for job in progress.resubmitted:
-                progress = verify_job(cluster, job, progress)
-            progress = verify_stability(cluster, plan, progress)
-            after = diagnose_cluster(cluster, Depth.FULL)
-        # Report
-        duration_s = time.monotonic() - started
-        result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
-        return write_recovery_report(result)
+    else:
+        with one_recovery_at_a_time(cluster.name):
+            # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
+            before = diagnose_cluster(cluster, Depth.FULL)
+            plan = plan_cluster_recovery(cluster, before)
+            progress = Progress()
+            if not plan.healthy:
+                # Act: the runbook's fix, one task per step; once a step fails, the later ones are not attempted
+                progress = start_jobmanager(cluster, plan, progress)
+                progress = restart_taskmanagers(cluster, plan, progress)
+                progress = wait_for_taskmanagers(cluster, plan, progress)
+                for planned in plan.resubmits:
+                    progress = resubmit_job(cluster, planned, progress)
+                # Verify: each job runs, restored, with zero exceptions and a new checkpoint; then it stays so
+                for job in progress.resubmitted:
+                    progress = verify_job(cluster, job, progress)
+                progress = verify_stability(cluster, plan, progress)
+                after = diagnose_cluster(cluster, Depth.FULL)
+    # Report: the verdict, as an artifact of the run
+    duration_s = time.monotonic() - started
+    result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
+    return write_recovery_report(result)
 
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")

@@ -176,7 +176,7 @@ def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_j
     results = [json.loads(out)[0] for out, _ in outputs]
     assert sorted(r["status"] for r in results) == ["healthy", "recovered"], [err[-2000:] for _, err in outputs]
     live = [j for j in stack.rest.jobs_overview() if j.state not in ("FAILED", "CANCELED", "FINISHED")]
-    assert len(live) == 1 and live[0]["name"] == "realtime-cdc-demo"
+    assert len(live) == 1 and live[0].name == "realtime-cdc-demo"
 
 
 def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
