@@ -173,8 +173,7 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
         job_record.new_id = submission.job_id
         job_record.restored_from = point.path if point else None
         record.detail = submission.how + (f"; output: {submission.output[-300:]}" if submission.output else "")
-        # A new job: every exception in its history counts.
-        new = Resubmitted(job.name, point, 0)
+        new = Resubmitted(job.name, point, planned.exceptions_since_ms)
         return replace(progress, resubmitted=(*progress.resubmitted, new), resubmitted_at=time.time())
 
     return _step(progress, planned.action, planned.target, planned.reason, do)

@@ -49,7 +49,9 @@ class PlannedAction:
     taskmanagers: int = 0
     free_slots: int = 0
     lost_taskmanager_ids: frozenset[str] = frozenset()
-    # resubmit_job: from where, which job it replaces, and from when on its exceptions count (the observation).
+    # resubmit_job: from where, which job it replaces, and from when on its exceptions count: 0, every one,
+    # since a new job's history starts empty (a job Flink restarts by itself is judged from when it is found
+    # running instead: its history holds the failure being recovered from).
     restore_point: RestorePoint | None = None
     old_job_id: str | None = None
     exceptions_since_ms: int = 0
@@ -195,7 +197,7 @@ def plan_recovery(
                 finding=_finding_code(diagnosis, "JOB_FAILED", "JOB_MISSING", "JOB_NOT_RUNNING", "JOB_RESTARTING"),
                 restore_point=point,
                 old_job_id=info.id if info else None,
-                exceptions_since_ms=seen.observed_at_ms,
+                exceptions_since_ms=0,
             )
         )
     if resubmits or to_restart or stopped_jm:
