@@ -32,7 +32,8 @@ _LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s:#][^:#]*?)(?P<sep>\s*:\s*)(?P<
 
 @dataclass(frozen=True)
 class NestedEdit:
-    """An edit no single line holds, for the YAML round trip: set `key` to `value`, or rename it to `new_key`."""
+    """An edit no single line holds, left for the YAML round trip: set `key` to `value`, or rename it
+    to `new_key` at the top level (where its top-level parent stood)."""
 
     key: str
     line: int

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -71,7 +70,7 @@ def test_frozen_taskmanager_before_and_after_the_heartbeat_timeout(disposable_st
     # Before heartbeat.timeout (5 s): still registered, heartbeat getting old.
     wait_until(
         stack.rest.taskmanagers,
-        lambda tms: tms and time.time() * 1000 - tms[0]["timeSinceLastHeartbeat"] > 1600,
+        lambda tms: tms and (tms[0].heartbeat_age_ms or 0) > 1600,
         timeout=10,
         interval=0.1,
         what="a stale heartbeat",
@@ -120,7 +119,7 @@ def test_taskmanager_out_of_memory(disposable_stack, demo_job_jar, tmp_path):
     # The restart policy brings the container back; a new TaskManager registers.
     wait_until(
         stack.rest.taskmanagers,
-        lambda tms: len(tms) == 1 and tms[0]["id"] not in old_ids,
+        lambda tms: len(tms) == 1 and tms[0].id not in old_ids,
         timeout=90,
         what="a new TaskManager after the OOM kill",
     )

@@ -49,7 +49,7 @@ def test_frozen_taskmanager_fails_the_job_like_the_runbook(disposable_stack, dem
     faults.freeze(stack.taskmanager())
     job = wait_for_job_state(stack.rest, job_id, {"FAILED", "CANCELED", "FINISHED"}, timeout=120)
     print(f"\nFlink {stack.settings.flink_version}: freeze -> FAILED in {time.monotonic() - frozen_at:.1f}s")
-    assert job["state"] == "FAILED"
+    assert job.state == "FAILED"
 
     # The container still looks alive to `docker ps`, as in the runbook.
     container = stack.taskmanager()
