@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     with log.open("rb") as lines:  # what this start of serve said about an earlier unclean stop
         lines.seek(earlier_log)
         for line in lines.read().decode(errors="replace").splitlines():
-            if "left by an unclean stop" in line:
+            if "left by an earlier stop" in line:
                 say(line.partition("serve: ")[2])
     say(f"Serving monitor (every {args.interval:.0f}s), recover (triggered) and diagnose; log {log}")
     say(f"Prefect UI: {ui}/deployments  automations: {ui}/automations  events: {ui}/events")

@@ -19,7 +19,13 @@ whenever the watchdog finds the monitor stalled) the serving process:
 3. frees a recovery lock `flink-recover-<cluster>` that no open recover run can
    hold: a lease of a finished run is released through Prefect (when the local
    server's lease files can be read), and a slot left with no lease at all is
-   lowered to zero.
+   lowered to zero;
+4. cancels scheduled runs of its deployments whose parameters are not the
+   deployment's any more (an earlier serve scheduled them with another
+   inventory): run now, a monitor tick would check the clusters of an old
+   inventory and its events would start recoveries of clusters this one does
+   not have. The schedule makes fresh runs; the trigger asks again if a
+   cluster is still unhealthy.
 
 The decisions are pure functions of plain facts, tested on their own; the
 functions at the bottom read and write through the Prefect API.
@@ -35,6 +41,10 @@ from pathlib import Path
 from uuid import UUID
 
 OPEN_STATES = ("PENDING", "RUNNING", "CANCELLING")
+STALE_MESSAGE = (
+    "Scheduled by an earlier serve with other parameters (another inventory); cancelled by flink-runbook serve "
+    "at start so that it does not act on clusters of an old inventory. The schedule creates fresh runs."
+)
 RECOVERY_LOCK_PREFIX = "flink-recover-"
 CRASH_MESSAGE = (
     "No process runs this flow run any more: the process that ran it stopped uncleanly (SIGKILL, reboot, "
@@ -71,9 +81,34 @@ class RecoveryLock:
     leases: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ScheduledRun:
+    """A run waiting to start, with the parameters it will run with."""
+
+    id: str
+    name: str
+    deployment_id: str
+    parameters: dict
+
+
+def runs_with_stale_parameters(runs: Iterable[ScheduledRun], current: dict[str, dict]) -> list[ScheduledRun]:
+    """Runs whose value of one of their deployment's parameters is not the deployment's now.
+
+    Only the deployment's own keys count: a triggered recover run adds `cluster`, and is stale only if
+    its `config` is another inventory.
+    """
+    return [
+        run
+        for run in runs
+        if run.deployment_id in current
+        and any(run.parameters.get(key) != value for key, value in current[run.deployment_id].items())
+    ]
+
+
 @dataclass
 class ReconcileReport:
     crashed: list[OpenRun] = field(default_factory=list)
+    stale: list[ScheduledRun] = field(default_factory=list)
     lowered: list[tuple[str, int, int]] = field(default_factory=list)  # (limit, from, to)
     released_leases: list[tuple[str, str]] = field(default_factory=list)  # (limit, lease id)
     left_alone: list[str] = field(default_factory=list)
@@ -83,6 +118,8 @@ class ReconcileReport:
             f"marked run {r.name} ({r.state} since {_clock(r.state_since)}) Crashed: no process runs it any more"
             for r in self.crashed
         ]
+        said += [f"cancelled run {r.name}: scheduled with another inventory ({r.parameters.get('config')})"
+                 for r in self.stale]  # fmt: skip
         said += [f"lowered {name} from {before} to {after} active slot(s): nothing alive holds them" for name, before,
                  after in self.lowered]  # fmt: skip
         said += [f"released lease {lease} of {name}: its holder has ended" for name, lease in self.released_leases]
@@ -178,6 +215,25 @@ def _open_runs(client, deployment_ids: list[str], live: set[str]) -> list[OpenRu
     ]
 
 
+def _scheduled_runs(client, deployment_ids: list[str]) -> list[ScheduledRun]:
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[UUID(d) for d in deployment_ids]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        ),
+        limit=200,
+    )
+    return [ScheduledRun(str(r.id), r.name, str(r.deployment_id), dict(r.parameters or {})) for r in runs]
+
+
 def reconcile_served_runs(
     deployment_ids: list[str],
     recover_deployment_ids: list[str],
@@ -188,10 +244,14 @@ def reconcile_served_runs(
     """Crash the dead runs of these deployments, then free the slots and recovery locks nothing alive holds."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-    from prefect.states import Crashed
+    from prefect.states import Cancelled, Crashed
 
     report = ReconcileReport()
     with get_client(sync_client=True) as client:
+        current = {d: dict(client.read_deployment(UUID(d)).parameters or {}) for d in deployment_ids}
+        for run in runs_with_stale_parameters(_scheduled_runs(client, deployment_ids), current):
+            client.set_flow_run_state(UUID(run.id), Cancelled(message=STALE_MESSAGE), force=True)
+            report.stale.append(run)
         for run in runs_without_a_process(_open_runs(client, deployment_ids, live_run_ids()), opened_before):
             client.set_flow_run_state(UUID(run.id), Crashed(message=CRASH_MESSAGE), force=True)
             report.crashed.append(run)

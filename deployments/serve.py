@@ -155,7 +155,7 @@ def watch_over_the_monitor(
 
     try:
         for line in reconcile(started_at):
-            say(f"at start, left by an unclean stop: {line}")
+            say(f"at start, left by an earlier stop: {line}")
     except Exception as exc:  # serving must not depend on it: the watchdog tries again if ticks stall
         say(f"could not reconcile what an earlier stop left (the watchdog retries if ticks stall): {exc}")
     # While running, a run may be between PENDING and its process for a moment: only older ones count as dead.

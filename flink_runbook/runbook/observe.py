@@ -37,6 +37,7 @@ from flink_runbook.flink.answers import (
     pick_job,
 )
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError, rest_client
+from flink_runbook.flink.values import duration_ms
 from flink_runbook.inventory import ClusterSpec
 
 # Flink's documented defaults, used when /jobmanager/config does not list the key.
@@ -162,12 +163,14 @@ def check_jobmanager(
         jobs = [check_job(rest, job.name) for job in cluster.jobs]
     except FlinkRestError as exc:
         return JobManagerView(reachable=False, error=str(exc), error_kind=_problem(exc)), [], []
-    try:
-        interval = int(config.get("heartbeat.interval", DEFAULT_HEARTBEAT_INTERVAL_MS))
-        timeout = int(config.get("heartbeat.timeout", DEFAULT_HEARTBEAT_TIMEOUT_MS))
+    key = "heartbeat.interval"
+    try:  # as Flink reads durations: 5000 (ms), "50 s", "3 min", PT50S
+        interval = int(duration_ms(config.get(key, str(DEFAULT_HEARTBEAT_INTERVAL_MS))))
+        key = "heartbeat.timeout"
+        timeout = int(duration_ms(config.get(key, str(DEFAULT_HEARTBEAT_TIMEOUT_MS))))
     except ValueError as exc:
         error = FlinkRestError(
-            f"GET answered a heartbeat setting that is not a number of milliseconds: {exc}",
+            f"GET answered {key} that the runbook cannot read as a duration: {exc}",
             url=rest.url("/jobmanager/config"),
             status=200,
         )

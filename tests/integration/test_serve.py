@@ -77,3 +77,46 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     finally:
         served.stop()
     assert finished
+
+
+def unreachable_inventory(path: Path) -> Path:
+    name = f"unreachable-{uuid.uuid4().hex[:6]}"
+    cluster = {"name": name, "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": name}}
+    path.write_text(yaml.safe_dump({"clusters": [cluster]}))
+    return path
+
+
+def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefect_server: LocalPrefectServer, tmp_path):
+    """Seen in CI: a monitor run scheduled by the previous serve ran with the previous inventory, its event
+    triggered a recovery of a cluster the new inventory does not have, and that run took the recover slot."""
+    old, new = unreachable_inventory(tmp_path / "old.yaml"), unreachable_inventory(tmp_path / "new.yaml")
+    served = ServedDeployments.start(
+        old, prefect_server.api_url, tmp_path / "serve-old.log", interval_s=5, prefect_home=prefect_server.home
+    )
+    try:
+        wait_until(
+            lambda: [r for r in monitor_runs() if r.parameters.get("config") == str(old)
+                     and r.state_type.value == "SCHEDULED"],
+            bool, timeout=120, what="monitor runs scheduled with the old inventory",
+        )  # fmt: skip
+    finally:
+        served.stop()
+    restarted = datetime.now(UTC)
+    served = ServedDeployments.start(
+        new, prefect_server.api_url, tmp_path / "serve-new.log", interval_s=5, prefect_home=prefect_server.home
+    )
+    try:
+        wait_until(
+            lambda: [r for r in monitor_runs(since=restarted) if r.state_type.value in ("COMPLETED", "FAILED")],
+            bool,
+            timeout=90,
+            what="a monitor run of the new serve that ran to the end",
+        )
+        log = (tmp_path / "serve-new.log").read_text(errors="replace")
+    finally:
+        served.stop()
+    ran_old = [r.name for r in monitor_runs(since=restarted) if r.parameters.get("config") == str(old)]
+    assert ran_old == [], log[-3000:]
+    left = [r for r in monitor_runs() if r.parameters.get("config") == str(old)]
+    assert all(r.state_type.value != "SCHEDULED" for r in left), [(r.name, r.state_name) for r in left]
+    assert "scheduled with another inventory" in log

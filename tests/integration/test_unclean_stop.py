@@ -186,9 +186,9 @@ def test_sigkill_of_serve_and_its_server_mid_run_then_the_next_start_monitors_an
         with get_client(sync_client=True) as client:
             assert client.read_flow_run(killed_run.id).state_type.value == "CRASHED"
         reconciled = (tmp_path / "serve-2.log").read_text()
-        assert "left by an unclean stop: marked run " + killed_run.name in reconciled
+        assert "left by an earlier stop: marked run " + killed_run.name in reconciled
         if in_flight == "recover":  # its recovery lock is freed at once, not after its lease (a new recovery waits)
-            assert "left by an unclean stop: released lease " in reconciled
+            assert "left by an earlier stop: released lease " in reconciled
             assert f"of flink-recover-{cluster}: its holder has ended" in reconciled
 
         # Whatever the killed run left half done is finished: the cluster is healthy again, one copy of the job.

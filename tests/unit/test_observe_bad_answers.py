@@ -162,3 +162,22 @@ def test_a_bad_field_is_a_finding_that_names_the_url_and_the_field(version, scen
                 assert what_was_read(seen) == what_was_read(baseline), f"{where}: read, but not said to be invalid"
                 unread += 1
     assert named > 0  # each answer has fields the runbook reads
+
+
+def with_heartbeat_timeout(answers: dict[str, Any], value: str) -> dict[str, Any]:
+    config = [
+        e if e["key"] != "heartbeat.timeout" else {"key": e["key"], "value": value}
+        for e in answers["jobmanager_config"]
+    ]
+    return {**answers, "jobmanager_config": config}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_heartbeat_settings_are_read_as_flink_reads_durations(version):
+    answers = recorded_answers(version, "healthy")
+    for written, ms in (("5000", 5000), ("3 min", 180_000), ("50 s", 50_000), ("PT1M", 60_000)):
+        seen, _ = observe(version, "healthy", with_heartbeat_timeout(answers, written))
+        assert seen.jobmanager.reachable and seen.jobmanager.heartbeat_timeout_ms == ms, written
+    seen, _ = observe(version, "healthy", with_heartbeat_timeout(answers, "soon"))
+    (finding,) = [f for f in diagnose(CLUSTER, seen).findings if f.code == "JOBMANAGER_REST_INVALID"]
+    assert "heartbeat.timeout" in finding.evidence and "'soon'" in finding.evidence

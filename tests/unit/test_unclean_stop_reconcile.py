@@ -8,9 +8,11 @@ from pathlib import Path
 from flink_runbook.deployments.reconcile import (
     OpenRun,
     RecoveryLock,
+    ScheduledRun,
     SlotCount,
     leases_to_release,
     read_lease_files,
+    runs_with_stale_parameters,
     runs_without_a_process,
     slots_to_lower,
 )
@@ -84,3 +86,15 @@ def test_a_fresh_start_gets_n_intervals_of_grace_and_escalated_ticks_count_as_ti
 
 def test_why_no_tick_finished_says_so_when_none_started():
     assert "no tick was even started" in why_ticks_did_not_finish([])
+
+
+def test_scheduled_runs_with_another_inventory_are_stale_a_triggered_recovery_of_this_one_is_not():
+    current = {"monitor": {"config": "/etc/new.yaml"}, "recover": {"config": "/etc/new.yaml"}}
+    runs = [
+        ScheduledRun("1", "old-tick", "monitor", {"config": "/tmp/old.yaml"}),
+        ScheduledRun("2", "new-tick", "monitor", {"config": "/etc/new.yaml"}),
+        ScheduledRun("3", "triggered", "recover", {"config": "/etc/new.yaml", "cluster": "a"}),
+        ScheduledRun("4", "old-trigger", "recover", {"config": "/tmp/old.yaml", "cluster": "gone"}),
+        ScheduledRun("5", "not-ours", "other", {"config": "/x.yaml"}),
+    ]
+    assert [r.name for r in runs_with_stale_parameters(runs, current)] == ["old-tick", "old-trigger"]
