@@ -181,8 +181,13 @@ def run_drill(
     def remaining() -> float:
         return max(1.0, timeout_s - (time.monotonic() - started))
 
+    def started_runs() -> list[FlowRun]:
+        # Two ticks may both ask for a recovery before the first run exists (the trigger's action takes a few
+        # seconds); the deployment's CANCEL_NEW drops the second before it starts. The recovery is the run that ran.
+        return [r for r in recover_runs(cluster, injected_at) if r.start_time is not None]
+
     first = wait_until(
-        lambda: recover_runs(cluster, injected_at),
+        started_runs,
         bool,
         timeout=remaining(),
         interval=0.5,
@@ -190,7 +195,7 @@ def run_drill(
     )[0]
     say(f"Recover run {first.name} started {_seconds_since(first, injected_at):.1f}s after the fault (the trigger)")
     runs = wait_until(
-        lambda: recover_runs(cluster, injected_at),
+        started_runs,
         lambda found: bool(found) and found[0].state_type is not None and found[0].state_type.value in FINAL_STATES,
         timeout=remaining(),
         interval=1,
