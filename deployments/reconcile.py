@@ -186,7 +186,8 @@ def _run_has_ended(client, flow_run_id: str) -> bool:
     return run.state_type is not None and run.state_type.value in FINAL_STATES
 
 
-def _open_runs(client, deployment_ids: list[str], live: set[str]) -> list[OpenRun]:
+def _runs_in(client, deployment_ids: list[str], states: Iterable[str]) -> list:
+    """The runs of these deployments in these states (Prefect's API reads at most 200 at a time)."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -195,13 +196,16 @@ def _open_runs(client, deployment_ids: list[str], live: set[str]) -> list[OpenRu
     )
     from prefect.client.schemas.objects import StateType
 
-    runs = client.read_flow_runs(
+    return client.read_flow_runs(
         flow_run_filter=FlowRunFilter(
             deployment_id=FlowRunFilterDeploymentId(any_=[UUID(d) for d in deployment_ids]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in OPEN_STATES])),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in states])),
         ),
         limit=200,
     )
+
+
+def _open_runs(client, deployment_ids: list[str], live: set[str]) -> list[OpenRun]:
     return [
         OpenRun(
             id=str(r.id),
@@ -211,27 +215,15 @@ def _open_runs(client, deployment_ids: list[str], live: set[str]) -> list[OpenRu
             state_since=(r.state.timestamp if r.state and r.state.timestamp else datetime.now(UTC)).timestamp(),
             has_process=str(r.id) in live,
         )
-        for r in runs
+        for r in _runs_in(client, deployment_ids, OPEN_STATES)
     ]
 
 
 def _scheduled_runs(client, deployment_ids: list[str]) -> list[ScheduledRun]:
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[UUID(d) for d in deployment_ids]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-        ),
-        limit=200,
-    )
-    return [ScheduledRun(str(r.id), r.name, str(r.deployment_id), dict(r.parameters or {})) for r in runs]
+    return [
+        ScheduledRun(str(r.id), r.name, str(r.deployment_id), dict(r.parameters or {}))
+        for r in _runs_in(client, deployment_ids, ["SCHEDULED"])
+    ]
 
 
 def reconcile_served_runs(
