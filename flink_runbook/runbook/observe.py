@@ -30,6 +30,7 @@ from flink_runbook.containers.states import (
 from flink_runbook.flink.answers import (
     ExceptionHistory,
     JobInfo,
+    JobSummary,
     TaskManagerInfo,
     heartbeat_timeouts_in_log,
     job_info,
@@ -160,7 +161,8 @@ def check_jobmanager(
         overview = rest.cluster_overview()
         config = rest.jobmanager_config()
         taskmanagers = rest.taskmanagers(now_ms())
-        jobs = [check_job(rest, job.name) for job in cluster.jobs]
+        overview_of_jobs = rest.jobs_overview()  # once for the pass, not once per configured job
+        jobs = [check_job(rest, job.name, overview_of_jobs) for job in cluster.jobs]
     except FlinkRestError as exc:
         return JobManagerView(reachable=False, error=str(exc), error_kind=_problem(exc)), [], []
     key = "heartbeat.interval"
@@ -186,9 +188,10 @@ def check_jobmanager(
     return view, taskmanagers, jobs
 
 
-def check_job(rest: FlinkRestClient, name: str) -> JobView:
-    """Runbook step: the configured job's state, exception history and checkpoints, found by name."""
-    summary = pick_job(rest.jobs_overview(), name)
+def check_job(rest: FlinkRestClient, name: str, jobs: list[JobSummary] | None = None) -> JobView:
+    """Runbook step: the configured job's state, exception history and checkpoints, found by name
+    among `jobs` (GET /jobs/overview, read now when not given)."""
+    summary = pick_job(rest.jobs_overview() if jobs is None else jobs, name)
     if summary is None:
         return JobView(name=name, info=None)
     details = rest.job(summary.id)
