@@ -32,6 +32,16 @@ def monitor_runs(since: datetime | None = None) -> list:
         )
 
 
+def a_finished_tick_since(since: datetime, what: str) -> list:
+    """Wait for a monitor run started since then that ran to the end (COMPLETED, or FAILED on an escalation)."""
+    return wait_until(
+        lambda: [r for r in monitor_runs(since=since) if r.state_type.value in ("COMPLETED", "FAILED")],
+        bool,
+        timeout=90,
+        what=what,
+    )
+
+
 def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_once(
     prefect_server: LocalPrefectServer, tmp_path: Path
 ):
@@ -68,12 +78,7 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     )
     try:
         # With a leaked slot every tick is cancelled for 300 s; a clean stop lets the first tick run.
-        finished = wait_until(
-            lambda: [r for r in monitor_runs(since=restarted) if r.state_type.value in ("COMPLETED", "FAILED")],
-            bool,
-            timeout=90,
-            what="a monitor run that ran to the end after the restart",
-        )
+        finished = a_finished_tick_since(restarted, "a monitor run that ran to the end after the restart")
     finally:
         served.stop()
     assert finished
@@ -112,12 +117,7 @@ def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefec
         new, prefect_server.api_url, tmp_path / "serve-new.log", interval_s=5, prefect_home=prefect_server.home
     )
     try:
-        wait_until(
-            lambda: [r for r in monitor_runs(since=restarted) if r.state_type.value in ("COMPLETED", "FAILED")],
-            bool,
-            timeout=90,
-            what="a monitor run of the new serve that ran to the end",
-        )
+        a_finished_tick_since(restarted, "a monitor run of the new serve that ran to the end")
     finally:
         served.stop()
     log = (tmp_path / "serve-new.log").read_text(errors="replace")

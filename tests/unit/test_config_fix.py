@@ -113,19 +113,30 @@ def read_flink_config_text(directory: Path, text: str):
     return read_flink_config(probe)
 
 
+ROLES = {"jobmanager": "jobmanager", "taskmanager": "taskmanager"}
+
+
+def audited_compose(path: Path) -> list:
+    return audit_compose(read_compose_file(path), ROLES, {}, "file:///data/checkpoints", 1)
+
+
+def compose_fixed(path: Path, text: str):
+    """The compose file written, audited and fixed: (its findings, the fix)."""
+    path.write_text(text)
+    findings = audited_compose(path)
+    return findings, fix_compose(read_compose_file(path), text, findings)
+
+
 def test_a_missing_restart_policy_is_added_with_the_services_indentation(tmp_path):
     path = tmp_path / "docker-compose.yml"
-    path.write_text(
+    findings, fix = compose_fixed(
+        path,
         "services:\n"
         "    jobmanager:\n        image: flink:1.20\n        volumes: [ckpt:/data]\n"
         "    taskmanager:\n        image: flink:1.20   # same\n        volumes: [ckpt:/data]\n"
-        "volumes:\n    ckpt: {}\n"
+        "volumes:\n    ckpt: {}\n",
     )
-    compose = read_compose_file(path)
-    roles = {"jobmanager": "jobmanager", "taskmanager": "taskmanager"}
-    findings = audit_compose(compose, roles, {}, "file:///data/checkpoints", 1)
     assert [f.code for f in findings if f.severity != "info"] == ["RESTART_POLICY_MISSING"] * 2
-    fix = fix_compose(compose, path.read_text(), findings)
     assert fix.fixed.splitlines()[1:4] == [
         "    jobmanager:",
         "        restart: unless-stopped",
@@ -133,21 +144,17 @@ def test_a_missing_restart_policy_is_added_with_the_services_indentation(tmp_pat
     ]
     assert "        image: flink:1.20   # same" in fix.fixed
     path.write_text(fix.fixed)
-    again = audit_compose(read_compose_file(path), roles, {}, "file:///data/checkpoints", 1)
-    assert [f.code for f in again if f.severity != "info"] == []
+    assert [f.code for f in audited_compose(path) if f.severity != "info"] == []
 
 
 def test_a_service_written_as_a_flow_map_gets_its_restart_policy_too(tmp_path):
     path = tmp_path / "docker-compose.yml"
-    path.write_text(
+    _, fix = compose_fixed(
+        path,
         "services:\n  jobmanager: {image: 'flink:1.20', volumes: ['ckpt:/data']}  # one line\n"
         "  taskmanager:\n    image: flink:1.20\n    volumes: [ckpt:/data]\n"
-        "volumes:\n  ckpt: {}\n"
+        "volumes:\n  ckpt: {}\n",
     )
-    compose = read_compose_file(path)
-    roles = {"jobmanager": "jobmanager", "taskmanager": "taskmanager"}
-    findings = audit_compose(compose, roles, {}, "file:///data/checkpoints", 1)
-    fix = fix_compose(compose, path.read_text(), findings)
     assert not [left for left in fix.left if "restart" in left]  # the memory limits are the user's choice
     assert "restart: unless-stopped" in fix.fixed.splitlines()[1] and "# one line" in fix.fixed.splitlines()[1]
     path.write_text(fix.fixed)
