@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import docker.errors
@@ -96,16 +97,21 @@ def _load_selection(args: argparse.Namespace) -> None:
     load_inventory(args.config).select(args.cluster)
 
 
+def print_results(results: list[dict], as_json: bool, lines: Callable[[dict], list[str]]) -> None:
+    """One JSON list, or each cluster's result as lines for a terminal."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print("\n".join(lines(result)))
+
+
 def diagnose(args: argparse.Namespace) -> int:
     _load_selection(args)
     from flink_runbook.flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
 
     results = diagnose_flow(config=str(args.config), cluster=args.cluster)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for result in results:
-            print("\n".join(diagnosis_lines(result)))
+    print_results(results, args.json, diagnosis_lines)
     return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
 
 
@@ -114,11 +120,7 @@ def recover(args: argparse.Namespace) -> int:
     from flink_runbook.flows.recover import run_recover
 
     results = run_recover(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for result in results:
-            print("\n".join(recovery_lines(result)))
+    print_results(results, args.json, recovery_lines)
     ok = all(RecoveryStatus(r["status"]).ok for r in results)
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -183,11 +185,7 @@ def audit(args: argparse.Namespace) -> int:
     from flink_runbook.flows.audit import audit_flow
 
     results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for result in results:
-            print("\n".join(audit_lines(result)))
+    print_results(results, args.json, audit_lines)
     attention = [f for r in results for f in r["findings"] if f["severity"] in ("warning", "error")]
     return EXIT_FAILED if attention else EXIT_OK
 
@@ -201,20 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     inventory_options.add_argument("--cluster", help="only this cluster of the inventory")
     inventory_options.add_argument("--json", action="store_true", help="one JSON object per cluster, in a list")
 
-    diagnose_cmd = commands.add_parser(
-        "diagnose",
-        parents=[inventory_options],
-        help="the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input",
-    )
-    diagnose_cmd.set_defaults(run=diagnose)
+    def inventory_command(name: str, run, help: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, parents=[inventory_options], help=help)
+        command.set_defaults(run=run)
+        return command
 
-    recover_cmd = commands.add_parser(
-        "recover",
-        parents=[inventory_options],
-        help="restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed",
+    inventory_command(
+        "diagnose", diagnose, "the runbook's checks (read-only); exit 0 healthy, 1 unhealthy, 2 bad input"
+    )
+    recover_cmd = inventory_command(
+        "recover", recover, "restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed"
     )
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
-    recover_cmd.set_defaults(run=recover)
 
     monitor_cmd = commands.add_parser(
         "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"
@@ -236,13 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
-    audit_cmd = commands.add_parser(
-        "audit",
-        parents=[inventory_options],
-        help="config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input",
+    audit_cmd = inventory_command(
+        "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"
     )
     audit_cmd.add_argument("--fix", action="store_true", help="apply the safe fixes (backup first), then audit again")
-    audit_cmd.set_defaults(run=audit)
 
     stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True)
