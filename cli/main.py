@@ -116,10 +116,16 @@ def diagnose(args: argparse.Namespace) -> int:
 
 
 def recover(args: argparse.Namespace) -> int:
-    _load_selection(args)
+    load_inventory(args.config).to_act_on(args.cluster, args.all)
     from flink_runbook.flows.recover import run_recover
 
-    results = run_recover(config=str(args.config), cluster=args.cluster, dry_run=args.dry_run)
+    try:
+        results = run_recover(
+            config=str(args.config), cluster=args.cluster, dry_run=args.dry_run, all_clusters=args.all
+        )
+    except Exception as exc:  # the run failed for another reason than its verdict: say which
+        print(f"flink-runbook: the recover run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print_results(results, args.json, recovery_lines)
     ok = all(RecoveryStatus(r["status"]).ok for r in results)
     return EXIT_OK if ok else EXIT_FAILED
@@ -211,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recover", recover, "restart TaskManagers, resubmit jobs from their checkpoint, verify; exit 0 ok, 1 failed"
     )
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    recover_cmd.add_argument("--all", action="store_true", help="every cluster of the inventory (else --cluster NAME)")
 
     monitor_cmd = commands.add_parser(
         "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"

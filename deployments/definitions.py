@@ -38,7 +38,9 @@ def recover_trigger(config: Path) -> DeploymentEventTrigger:
         expect={UNHEALTHY_EVENT},
         match={"prefect.resource.id": f"{RESOURCE_PREFIX}*", RECOVERY_LABEL: "recover"},
         # The config is fixed here, never taken from the event: an event cannot point recover elsewhere.
-        parameters={"config": str(config), "cluster": "{{ event.resource.name }}"},
+        # An event without a cluster name makes a run that refuses (no all_clusters), and every triggered
+        # run checks the guard rails itself (guarded), so a forged event cannot skip them.
+        parameters={"config": str(config), "cluster": "{{ event.resource.name }}", "guarded": True},
     )
 
 

@@ -42,10 +42,15 @@ STALLED_BODY = (
 
 
 def ensure_escalation_notification(webhook_url: str) -> list[UUID]:
-    """Create or replace the webhook block and the automations; returns the automations' ids."""
+    """Create or replace the webhook block and the automations; returns the automations' ids.
+
+    The URL often carries a token: it is kept in the block's secret field (shown masked in the UI) and
+    substituted only when a notification is sent.
+    """
     block = CustomWebhookNotificationBlock(
         name="flink-runbook",
-        url=webhook_url,
+        url="{{webhook_url}}",
+        secrets={"webhook_url": webhook_url},
         method="POST",
         json_data={"subject": "{{subject}}", "body": "{{body}}"},
     )

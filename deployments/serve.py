@@ -129,12 +129,15 @@ def exit_now(why: str) -> None:
 def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: Path | None, stalled_after: int) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
     from flink_runbook.deployments.definitions import build_deployments
-    from flink_runbook.deployments.notifications import ensure_escalation_notification
+    from flink_runbook.deployments.notifications import WEBHOOK_BLOCK_NAME, ensure_escalation_notification
 
     inventory = load_inventory(config)
     if inventory.escalation_webhook_url:
         ensure_escalation_notification(inventory.escalation_webhook_url)
-        say(f"escalations and a stalled monitor are posted to {inventory.escalation_webhook_url}")
+        say(
+            "escalations and a stalled monitor are posted to the inventory's webhook "
+            f"(kept in Prefect block {WEBHOOK_BLOCK_NAME})"
+        )
     asyncio.run(
         serve_until_stopped(build_deployments(config, interval_s), limit, interval_s, leases_dir, stalled_after)
     )

@@ -8,6 +8,8 @@ file with a problem.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,14 @@ from flink_runbook.text_files import read_text, yaml_problem
 S = TypeVar("S")
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# The largest duration any setting may have: a week. Larger is a typo, and a wait that never ends.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_COUNT = 100_000
+
+
+def default_state_dir() -> Path:
+    """Where the runbook keeps its host-level state (recovery locks, job lineage) unless the inventory says."""
+    return Path(os.environ.get("XDG_STATE_HOME") or "~/.local/state").expanduser() / "flink-runbook"
 
 
 class InventoryError(ValueError):
@@ -67,6 +77,8 @@ class CheckpointDir:
 
     host: Path | None = None
     container: str | None = None
+    # Only this job writes here: checkpoints of several job ids are all its own (earlier runs).
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class JobSpec:
     checkpoint_dir: CheckpointDir = field(default_factory=CheckpointDir)
     # What recover does when no checkpoint exists: fail (default) or fresh.
     no_checkpoint_policy: str = "fail"
+    # What recover does with a job someone cancelled: leave it (default: a cancel is a decision) or resubmit.
+    on_canceled: str = "leave"
     resubmit_command: tuple[str, ...] = ()
     resubmit_timeout_s: float = 300.0
     # Host directory of the job's sink; when set, verification requires fresh output there.
@@ -154,6 +168,8 @@ class ClusterSpec:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     audit: AuditSources = field(default_factory=AuditSources)
+    # Host-level state shared by every recovery of this inventory, whichever Prefect server it talks to.
+    state_dir: Path = field(default_factory=default_state_dir)
 
     def job(self, name: str) -> JobSpec:
         """The configured job of that name (names are unique per cluster: load_inventory checks)."""
@@ -165,7 +181,8 @@ class Inventory:
     path: Path
     clusters: tuple[ClusterSpec, ...]
     # Where escalations are sent (a Prefect automation posts to it); None: only the event.
-    escalation_webhook_url: str | None = None
+    # A secret: kept in a Secret block by `serve`, never printed.
+    escalation_webhook_url: str | None = field(default=None, repr=False)
 
     def select(self, name: str | None) -> tuple[ClusterSpec, ...]:
         """All clusters, or the one named; an unknown name is an error naming the choices."""
@@ -176,6 +193,16 @@ class Inventory:
                 return (cluster,)
         known = ", ".join(c.name for c in self.clusters)
         raise InventoryError(f"{self.path}: no cluster named {name!r}; the file defines: {known}")
+
+    def to_act_on(self, name: str | None, all_clusters: bool = False) -> tuple[ClusterSpec, ...]:
+        """What a recovery may change: the one cluster named, or all only when asked for explicitly
+        (an event without a cluster name must not recover the whole fleet)."""
+        if all_clusters and name:
+            raise InventoryError(f"{self.path}: name one cluster or ask for all of them, not both")
+        if not all_clusters and not name:
+            known = ", ".join(c.name for c in self.clusters)
+            raise InventoryError(f"{self.path}: no cluster named to recover; name one of: {known} (all of them: --all)")
+        return self.select(name or None)
 
 
 class _Mapping:
@@ -210,10 +237,19 @@ class _Mapping:
             self.fail(f"expected {expected}, got {_type_name(value)} {value!r}", key)
         return value
 
-    def number(self, key: str, default: float | None, *, minimum: float = 0, integer: bool = False) -> Any:
+    def number(
+        self, key: str, default: float | None, *, minimum: float = 0, maximum: float = MAX_SECONDS,
+        integer: bool = False,
+    ) -> Any:  # fmt: skip
         value = self.get(key, int if integer else (int, float), default)
-        if value is not None and value < minimum:
+        if value is None:
+            return value
+        if not math.isfinite(value):  # YAML .nan / .inf: a NaN timeout never times out
+            self.fail(f"must be a finite number, got {value!r}", key)
+        if value < minimum:
             self.fail(f"must be at least {minimum}, got {value!r}", key)
+        if value > maximum:
+            self.fail(f"must be at most {maximum:g}, got {value!r}", key)
         return value
 
     def strings(self, key: str) -> tuple[str, ...]:
@@ -225,6 +261,9 @@ class _Mapping:
 
     def mapping(self, key: str, *, required: bool = False) -> _Mapping:
         return _Mapping(self.get(key, dict, {}, required=required), self.path(key), self.file)
+
+    def flag(self, key: str, default: bool) -> bool:
+        return self.get(key, bool, default)
 
     def path_value(self, key: str, base: Path) -> Path | None:
         value = self.get(key, str)
@@ -266,6 +305,13 @@ def _http_url(section: _Mapping, key: str, *, required: bool) -> str | None:
     if url is None:
         return None
     parsed = urlparse(url)
+    if parsed.username is not None or parsed.password is not None:
+        # It would travel into event labels, refusals and reports; the value itself is not repeated here.
+        section.fail(
+            f"must not carry credentials (user:password@ in {parsed.scheme}://...@{parsed.hostname}); "
+            "use rest.auth with environment variables or a Secret block",
+            key,
+        )
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         section.fail(f"{url!r} is not an http:// or https:// URL with a host", key)
     try:
@@ -301,9 +347,11 @@ def _rest(section: _Mapping, base: Path) -> RestSettings:
         ca_bundle=tls.path_value("ca_bundle", base),
         client_cert=tls.path_value("client_cert", base),
         client_key=tls.path_value("client_key", base),
-        connect_timeout_s=section.number("connect_timeout_s", 3.0, minimum=0.1),
-        read_timeout_s=section.number("read_timeout_s", 10.0, minimum=0.1),
+        connect_timeout_s=section.number("connect_timeout_s", 3.0, minimum=0.1, maximum=600),
+        read_timeout_s=section.number("read_timeout_s", 10.0, minimum=0.1, maximum=600),
     )
+    if settings.client_key and not settings.client_cert:
+        tls.fail("client_key needs client_cert (the key alone is not used)", "client_key")
     tls.done()
     section.done()
     return settings
@@ -330,16 +378,22 @@ def _job(section: _Mapping, base: Path) -> JobSpec:
     policy = section.get("no_checkpoint_policy", str, "fail")
     if policy not in ("fail", "fresh"):
         section.fail(f"{policy!r} is not one of: fail, fresh", "no_checkpoint_policy")
+    on_canceled = section.get("on_canceled", str, "leave")
+    if on_canceled not in ("leave", "resubmit"):
+        section.fail(f"{on_canceled!r} is not one of: leave, resubmit", "on_canceled")
     job = JobSpec(
         name=section.get("name", str, required=True),
         jar=section.path_value("jar", base),
         entry_class=section.get("entry_class", str),
         args=section.strings("args"),
-        parallelism=section.number("parallelism", 1, minimum=1, integer=True),
+        parallelism=section.number("parallelism", 1, minimum=1, maximum=MAX_COUNT, integer=True),
         checkpoint_dir=CheckpointDir(
-            host=checkpoint.path_value("host", base), container=checkpoint.get("container", str)
+            host=checkpoint.path_value("host", base),
+            container=checkpoint.get("container", str),
+            exclusive=checkpoint.flag("exclusive", False),
         ),
         no_checkpoint_policy=policy,
+        on_canceled=on_canceled,
         resubmit_command=section.strings("resubmit_command"),
         resubmit_timeout_s=section.number("resubmit_timeout_s", 300.0, minimum=1),
         sink_output_dir=section.path_value("sink_output_dir", base),
@@ -350,11 +404,22 @@ def _job(section: _Mapping, base: Path) -> JobSpec:
 
 
 def _numbers(
-    section: _Mapping, settings: type[S], minimum: dict[str, float], integer: frozenset[str] = frozenset()
+    section: _Mapping,
+    settings: type[S],
+    minimum: dict[str, float],
+    integer: frozenset[str] = frozenset(),
+    maximum: dict[str, float] | None = None,
 ) -> S:
-    """A section of numbers: one key per field of `settings`, the field's default when absent."""
+    """A section of numbers: one key per field of `settings`, the field's default when absent.
+    Seconds are at most a week, counts at most MAX_COUNT, unless `maximum` says otherwise."""
     values = {
-        f.name: section.number(f.name, f.default, minimum=minimum.get(f.name, 1), integer=f.name in integer)
+        f.name: section.number(
+            f.name,
+            f.default,
+            minimum=minimum.get(f.name, 1),
+            maximum=(maximum or {}).get(f.name, MAX_COUNT if f.name in integer else MAX_SECONDS),
+            integer=f.name in integer,
+        )
         for f in dataclasses.fields(settings)
     }
     section.done()
@@ -362,7 +427,13 @@ def _numbers(
 
 
 def _thresholds(section: _Mapping) -> Thresholds:
-    return _numbers(section, Thresholds, minimum={}, integer=frozenset({"heartbeat_stale_ms", "log_lines"}))
+    return _numbers(
+        section,
+        Thresholds,
+        minimum={},
+        integer=frozenset({"heartbeat_stale_ms", "log_lines"}),
+        maximum={"heartbeat_stale_ms": MAX_SECONDS * 1000},
+    )
 
 
 def _recovery(section: _Mapping) -> RecoverySettings:
@@ -372,6 +443,7 @@ def _recovery(section: _Mapping) -> RecoverySettings:
         RecoverySettings,
         minimum={"stabilization_s": 0, "container_stop_timeout_s": 0, "registration_grace_s": 0},
         integer=frozenset({"container_stop_timeout_s"}),
+        maximum={"container_stop_timeout_s": 3600},
     )
 
 
@@ -409,7 +481,7 @@ def _escalation_webhook(section: _Mapping) -> str | None:
     return url
 
 
-def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
+def _cluster(section: _Mapping, base: Path, state_dir: Path) -> ClusterSpec:
     docker_section = section.mapping("docker")
     docker_host = docker_section.get("host", str)
     docker_section.done()
@@ -425,12 +497,13 @@ def _cluster(section: _Mapping, base: Path) -> ClusterSpec:
         rest=_rest(section.mapping("rest", required=True), base),
         containers=_containers(section.mapping("containers", required=True)),
         docker_host=docker_host,
-        expected_taskmanagers=section.number("expected_taskmanagers", 1, minimum=1, integer=True),
+        expected_taskmanagers=section.number("expected_taskmanagers", 1, minimum=1, maximum=MAX_COUNT, integer=True),
         jobs=jobs,
         thresholds=_thresholds(section.mapping("thresholds")),
         recovery=_recovery(section.mapping("recovery")),
         monitor=_monitor(section.mapping("monitor")),
         audit=_audit(section.mapping("audit"), base),
+        state_dir=state_dir,
     )
     section.done()
     return cluster
@@ -450,7 +523,10 @@ def load_inventory(path: str | Path) -> Inventory:
     clusters_data = top.get("clusters", list, required=True)
     if not clusters_data:
         top.fail("needs at least one cluster", "clusters")
-    clusters = tuple(_cluster(_Mapping(c, f"clusters[{i}]", file), base) for i, c in enumerate(clusters_data))
+    state_dir = top.path_value("state_dir", base) or default_state_dir()
+    clusters = tuple(
+        _cluster(_Mapping(c, f"clusters[{i}]", file), base, state_dir) for i, c in enumerate(clusters_data)
+    )
     webhook = _escalation_webhook(top.mapping("notifications"))
     top.done()
     names = [c.name for c in clusters]

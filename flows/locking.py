@@ -1,4 +1,9 @@
-"""One recovery per cluster at a time, enforced by a Prefect global concurrency limit."""
+"""One recovery per cluster at a time: a host-level lock and a Prefect global concurrency limit.
+
+The host lock (flink_runbook.runbook.host_lock) holds whichever Prefect server a run talks to (a CLI
+with its own temporary server, another PREFECT_HOME, a worker); the Prefect limit makes the wait
+visible in the UI and spans hosts that share the server.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import flow_run
 
+from flink_runbook.inventory import ClusterSpec
+from flink_runbook.runbook.host_lock import cluster_lock
+
 # The lease is renewed every 45 s while the recovery runs; a recovery whose process died frees the
 # lock 60 s later (Prefect's default, 300 s, kept a cluster unrecoverable for five minutes).
 LOCK_LEASE_S = 60
@@ -21,17 +29,19 @@ def recovery_lock_name(cluster_name: str) -> str:
 
 
 @contextmanager
-def one_recovery_at_a_time(cluster_name: str, timeout_s: float = 900) -> Iterator[None]:
-    """Hold the cluster's recovery slot (limit 1); a second recovery waits for the first.
+def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iterator[None]:
+    """Hold the cluster's host lock, then its Prefect recovery slot (limit 1); a second recovery waits.
 
-    strict=True: if the limit cannot be found, the recovery fails instead of
-    running unguarded. The lease names the flow run that holds it, so the
-    serving process can tell a lease of a dead run from a live one at start.
+    Always in this order, so two recoveries never hold one each. strict=True: if the limit cannot be
+    found, the recovery fails instead of running unguarded. Both name the flow run that holds them, so
+    a holder that died can be told from a live one.
     """
-    name = recovery_lock_name(cluster_name)
-    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # a concurrent run created it first
-        client.upsert_global_concurrency_limit_by_name(name, 1)
-    holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run.id else None
-    with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LOCK_LEASE_S,
-                     holder=holder):  # fmt: skip
-        yield
+    run_id = str(flow_run.id) if flow_run.id else None
+    with cluster_lock(cluster.state_dir, cluster.name, run_id, timeout_s):
+        name = recovery_lock_name(cluster.name)
+        with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # a concurrent run made it
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+        holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run.id else None
+        with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LOCK_LEASE_S,
+                         holder=holder):  # fmt: skip
+            yield

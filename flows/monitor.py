@@ -22,6 +22,7 @@ from flink_runbook.runbook.observe import Depth
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.monitor_steps import (
     emit_cluster_events,
+    mark_dead_recoveries,
     read_escalation,
     read_recovery_history,
     skip_late_backlog,
@@ -45,11 +46,17 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
     checks = [diagnose_cluster.submit(cluster, Depth.QUICK) for cluster in clusters]
     results, escalated = [], []
     for cluster, check in zip(clusters, checks, strict=True):
-        diagnosis = check.result()
+        try:
+            diagnosis = check.result()
+        except Exception as exc:  # one cluster's failure must not blind the monitor to the others
+            logger.error("%s: the health check failed (%s: %s); the other clusters are checked", cluster.name,
+                         type(exc).__name__, str(exc)[:500])  # fmt: skip
+            results.append({"cluster": cluster.name, "healthy": False, "decision": "none", "reason": str(exc)[:500],
+                            "events": [], "findings": ["CHECK_FAILED"]})  # fmt: skip
+            continue
         escalation = read_escalation(cluster.name)
-        decision = decide_recovery(
-            diagnosis.healthy, read_recovery_history(cluster, inventory.path), escalation, cluster.monitor, time.time()
-        )
+        history = mark_dead_recoveries(cluster, read_recovery_history(cluster, inventory.path))
+        decision = decide_recovery(diagnosis.healthy, history, escalation, cluster.monitor, time.time())
         if decision.escalation != escalation:
             store_escalation(cluster.name, decision.escalation)
         events = emit_cluster_events(diagnosis, decision)

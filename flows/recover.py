@@ -6,6 +6,7 @@ The runbook's fix, driven by what it observes: a crash half-way is finished by t
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -15,15 +16,18 @@ from flink_runbook.flows.locking import one_recovery_at_a_time
 from flink_runbook.inventory import ClusterSpec, load_inventory
 from flink_runbook.runbook.execute import Progress
 from flink_runbook.runbook.observe import Depth
+from flink_runbook.runbook.plan import RecoveryPlan
 from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, utc_now_iso
 from flink_runbook.runbook.verdict import RecoveryNotDone
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.recover_steps import (
+    guard_refusal,
     judge_recovery,
     plan_cluster_recovery,
     restart_taskmanagers,
     resubmit_job,
     start_jobmanager,
+    unpause_containers,
     verify_job,
     verify_stability,
     wait_for_taskmanagers,
@@ -31,25 +35,38 @@ from flink_runbook.tasks.recover_steps import (
 )
 
 
-def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResult:
+def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
+    """The runbook's fix, one task per step; once a step fails, the later ones are not attempted."""
+    progress = unpause_containers(cluster, plan, progress)
+    progress = start_jobmanager(cluster, plan, progress)
+    progress = restart_taskmanagers(cluster, plan, progress)
+    progress = wait_for_taskmanagers(cluster, plan, progress)
+    for planned in plan.resubmits:
+        progress = resubmit_job(cluster, planned, progress)
+    return progress
+
+
+def recover_cluster(cluster: ClusterSpec, config: Path, dry_run: bool = False, guarded: bool = False) -> RecoveryResult:
     started_at, started = utc_now_iso(), time.monotonic()
     progress, after = None, None
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
     else:
-        with one_recovery_at_a_time(cluster.name):
+        with one_recovery_at_a_time(cluster):
             # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
             before = diagnose_cluster(cluster, Depth.FULL)
-            plan = plan_cluster_recovery(cluster, before)
+            held = guard_refusal(cluster, config) if guarded and not before.healthy else None
+            plan = RecoveryPlan(cluster.name, refusals=(held,)) if held else plan_cluster_recovery(cluster, before)
             progress = Progress()
-            if not plan.healthy:
-                # Act: the runbook's fix, one task per step; once a step fails, the later ones are not attempted
-                progress = start_jobmanager(cluster, plan, progress)
-                progress = restart_taskmanagers(cluster, plan, progress)
-                progress = wait_for_taskmanagers(cluster, plan, progress)
-                for planned in plan.resubmits:
-                    progress = resubmit_job(cluster, planned, progress)
+            if plan.actions:
+                progress = _act(cluster, plan, progress)
+                if plan.observe_again and not progress.stopped:
+                    # Containers came back (unpaused, JobManager started): plan the rest from what is seen now
+                    seen_again = diagnose_cluster(cluster, Depth.FULL)
+                    rest = plan_cluster_recovery(cluster, seen_again)
+                    progress = _act(cluster, rest, progress)
+                    plan = plan.followed_by(rest)
                 # Verify: each job runs, restored, with zero exceptions and a new checkpoint; then it stays so
                 for job in progress.resubmitted:
                     progress = verify_job(cluster, job, progress)
@@ -62,9 +79,17 @@ def recover_cluster(cluster: ClusterSpec, dry_run: bool = False) -> RecoveryResu
 
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
-def recover_flow(config: str, cluster: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Recover every cluster of the inventory `config`, or the one named `cluster`."""
-    results = [recover_cluster(spec, dry_run).to_dict() for spec in load_inventory(config).select(cluster)]
+def recover_flow(
+    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False, guarded: bool = False
+) -> list[dict[str, Any]]:
+    """Recover the cluster named `cluster` of the inventory `config`, or every cluster with `all_clusters`.
+
+    `guarded` (the monitor's trigger sets it): the run checks the guard rails itself (escalation,
+    cooldown, flap limit) and does nothing they do not allow, whoever posted the event.
+    """
+    inventory = load_inventory(config)
+    clusters = inventory.to_act_on(cluster, all_clusters)
+    results = [recover_cluster(spec, inventory.path, dry_run, guarded).to_dict() for spec in clusters]
     not_ok = [f"{r['cluster']} {r['status']}" for r in results if not RecoveryStatus(r["status"]).ok]
     if not_ok:
         # A red run in the UI. Prefect needs an exception as a failed state's data; it carries the results.
@@ -73,8 +98,17 @@ def recover_flow(config: str, cluster: str | None = None, dry_run: bool = False)
     return results
 
 
-def run_recover(config: str, cluster: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Run the recover flow and return its results whether or not it failed (for the CLI and tests)."""
-    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, return_state=True)
+def run_recover(
+    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False
+) -> list[dict[str, Any]]:
+    """Run the recover flow and return its results whether or not it failed (for the CLI and tests).
+
+    A run that failed for another reason than the recovery's verdict raises what failed it.
+    """
+    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, all_clusters=all_clusters, return_state=True)
     outcome = state.result(raise_on_failure=False)
-    return outcome.results if isinstance(outcome, RecoveryNotDone) else outcome
+    if isinstance(outcome, RecoveryNotDone):
+        return outcome.results
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.incident_report import diagnosis_report
+from flink_runbook.runbook.lineage import remember_job_ids
 from flink_runbook.runbook.observe import Depth, observe_cluster
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.options import READ_ONLY
@@ -16,8 +17,16 @@ from flink_runbook.tasks.options import READ_ONLY
 
 @task(name="diagnose cluster", task_run_name="diagnose {cluster.name} ({depth})", **READ_ONLY)
 def diagnose_cluster(cluster: ClusterSpec, depth: Depth) -> Diagnosis:
-    """The runbook's checks (containers, JobManager, TaskManagers, jobs; FULL: logs too) and their findings."""
-    return diagnose(cluster, observe_cluster(cluster, cluster_clients(cluster), depth))
+    """The runbook's checks (containers, JobManager, TaskManagers, jobs; FULL: logs too) and their findings.
+
+    The ids the configured jobs run under are remembered on this host (their lineage): after a JobManager
+    restart forgets them, a recovery restores each job from its own checkpoints.
+    """
+    seen = observe_cluster(cluster, cluster_clients(cluster), depth)
+    remember_job_ids(
+        cluster.state_dir, cluster.name, {v.name: v.info.id for v in seen.jobs if v.info and not v.duplicate_ids}
+    )
+    return diagnose(cluster, seen)
 
 
 @task(name="write incident report", task_run_name="write incident report of {cluster.name}", cache_policy=NO_CACHE)

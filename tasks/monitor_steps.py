@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -21,13 +23,14 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.events import emit_event
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed
 from prefect.variables import Variable
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
-from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, recovers_cluster
+from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, dead_runs, recovers_cluster
+from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
 from flink_runbook.tasks.options import READ_ONLY
 
 RECOVER_FLOW_NAME = "recover"
@@ -54,10 +57,33 @@ def read_recovery_history(cluster: ClusterSpec, config: Path) -> list[RecoveryRu
             state=run.state_type.value if run.state_type else "UNKNOWN",
             expected_start=(run.expected_start_time or run.created or since).timestamp(),
             ended_at=run.end_time.timestamp() if run.end_time else None,
+            id=str(run.id),
         )
         for run in runs
         if recovers_cluster(run.parameters, cluster.name, config)
     ]
+
+
+@task(name="mark dead recoveries", task_run_name="mark dead recoveries of {cluster.name}", cache_policy=NO_CACHE)
+def mark_dead_recoveries(cluster: ClusterSpec, runs: list[RecoveryRun]) -> list[RecoveryRun]:
+    """A recover run SIGKILLed mid-way stays RUNNING in Prefect; the host lock it held was freed by the
+    kernel. Such a run is set Crashed (so the guard neither waits an hour for it nor cools down from it)."""
+    path = lock_file(cluster.state_dir, cluster.name)
+    holder = read_holder(path)
+    dead = dead_runs(
+        runs,
+        holder.flow_run_id if holder else None,
+        holder.released if holder else True,
+        is_held(cluster.state_dir, cluster.name),
+    )
+    if not dead:
+        return runs
+    message = f"its process is gone: it no longer holds the recovery lock {path} (pid {holder.pid} on {holder.host})"
+    with get_client(sync_client=True) as client:
+        for run_id in dead:
+            client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+    get_run_logger().warning("Cluster %s: recover run(s) %s marked Crashed: %s", cluster.name, sorted(dead), message)
+    return [replace(r, state="CRASHED", ended_at=time.time()) if r.id in dead else r for r in runs]
 
 
 @task(name="read escalation", task_run_name="read escalation of {cluster_name}", **READ_ONLY)

@@ -8,7 +8,9 @@ not submitted again), and a second `recover` run finishes what a failed one left
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prefect import Task, get_run_logger, task
@@ -19,6 +21,8 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook import execute
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.execute import Progress, Resubmitted
+from flink_runbook.runbook.guard import GuardAction, decide_recovery
+from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
 from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus, recovery_report
 from flink_runbook.runbook.restore_point import list_retained_checkpoints
@@ -44,10 +48,26 @@ def plan_cluster_recovery(cluster: ClusterSpec, diagnosis: Diagnosis) -> Recover
         job.name: list_retained_checkpoints(job.checkpoint_dir.host) if job.checkpoint_dir.host else []
         for job in cluster.jobs
     }
-    plan = plan_recovery(cluster, diagnosis, retained)
+    plan = plan_recovery(cluster, diagnosis, retained, read_lineage(cluster.state_dir, cluster.name))
     for refusal in plan.refusals:
         get_run_logger().error("Cluster %s: refused: %s", cluster.name, refusal)
     return plan
+
+
+@task(name="check the guard rails", task_run_name="check the guard rails of {cluster.name}", **READ_ONLY)
+def guard_refusal(cluster: ClusterSpec, config: Path) -> str | None:
+    """A triggered recovery checks escalation, cooldown and the flap limit itself, like the monitor does:
+    whoever posted the event, it acts only when they allow it. Returns why not, or None."""
+    from prefect.runtime import flow_run
+
+    from flink_runbook.tasks.monitor_steps import read_escalation, read_recovery_history
+
+    own = str(flow_run.id) if flow_run.id else None
+    runs = [r for r in read_recovery_history.fn(cluster, config) if r.id != own]
+    decision = decide_recovery(False, runs, read_escalation.fn(cluster.name), cluster.monitor, time.time())
+    if decision.action == GuardAction.RECOVER:
+        return None
+    return f"the guard rails do not allow a recovery now ({decision.action}: {decision.reason})"
 
 
 def _cluster_step(name: str, step: Callable[..., Progress], **options: Any) -> Task:
@@ -60,6 +80,7 @@ def _cluster_step(name: str, step: Callable[..., Progress], **options: Any) -> T
     return task(name=name, task_run_name=f"{name} of {{cluster.name}}", **options)(run)
 
 
+unpause_containers = _cluster_step("unpause containers", execute.unpause_containers, **CHANGES_CLUSTER)
 start_jobmanager = _cluster_step("start JobManager", execute.start_jobmanager, **CHANGES_CLUSTER)
 restart_taskmanagers = _cluster_step("restart TaskManagers", execute.restart_taskmanagers, **CHANGES_CLUSTER)
 wait_for_taskmanagers = _cluster_step("wait for TaskManagers", execute.wait_for_taskmanagers, cache_policy=NO_CACHE)

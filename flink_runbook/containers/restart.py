@@ -5,14 +5,17 @@ from __future__ import annotations
 import docker
 import docker.errors
 
+from flink_runbook.containers.states import container_state
+
 
 class ContainerRestartFailed(RuntimeError):
-    """docker restart failed; says which container and what the engine answered."""
+    """docker restart, start or unpause failed; says which container and what the engine answered."""
 
 
-def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> set[str]:
-    """docker restart each container (works on paused, exited and running ones); returns their IPs."""
-    addresses: set[str] = set()
+def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop_timeout_s: int) -> frozenset[str]:
+    """docker restart each container (works on paused, exited and running ones); returns what names
+    and addresses the restarted containers have now (to tell their old TaskManager registrations)."""
+    identities: set[str] = set()
     for name in names:
         try:
             container = client.containers.get(name)
@@ -20,6 +23,28 @@ def restart_containers(client: docker.DockerClient, names: tuple[str, ...], stop
             container.reload()
         except docker.errors.DockerException as exc:
             raise ContainerRestartFailed(f"docker restart {name} failed: {exc}") from exc
-        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
-        addresses |= {n["IPAddress"] for n in networks.values() if n.get("IPAddress")}
-    return addresses
+        identities |= container_state("taskmanager", "", container).identities
+    return frozenset(identities)
+
+
+def start_or_unpause(client: docker.DockerClient, names: tuple[str, ...]) -> list[str]:
+    """docker unpause a paused container, docker start a stopped one; a running one is left alone.
+
+    Never a restart: this is how a JobManager is brought back without killing its jobs.
+    Returns what was done, one line per container.
+    """
+    done = []
+    for name in names:
+        try:
+            container = client.containers.get(name)
+            if container.status == "paused":
+                container.unpause()
+                done.append(f"docker unpause {name}")
+            elif container.status != "running":
+                container.start()
+                done.append(f"docker start {name}")
+            else:
+                done.append(f"{name} already running")
+        except docker.errors.DockerException as exc:
+            raise ContainerRestartFailed(f"docker start/unpause {name} failed: {exc}") from exc
+    return done

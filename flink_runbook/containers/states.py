@@ -19,6 +19,8 @@ from flink_runbook.inventory import ContainerSelector
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+# `docker compose run` containers carry the service's labels too, but are not the service.
+ONEOFF_LABEL = "com.docker.compose.oneoff"
 ROLES = ("jobmanager", "taskmanager")
 
 
@@ -53,6 +55,27 @@ class ContainerState:
     image: str | None = None
     container_id: str | None = None
     ip_addresses: tuple[str, ...] = ()
+    hostname: str | None = None
+    # Names other containers reach it by on its networks (service name, aliases, short id).
+    network_aliases: tuple[str, ...] = ()
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """Every name and address a Flink process in this container may be known by."""
+        names = {self.name, *self.ip_addresses, *self.network_aliases}
+        if self.hostname:
+            names.add(self.hostname)
+        if self.container_id:
+            names.add(self.container_id[:12])
+        return frozenset(n for n in names if n)
+
+
+def network_facts(attrs: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(IP addresses, network aliases) of a container, from `docker inspect`."""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    addresses = sorted(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
+    aliases = sorted({a for n in networks.values() for a in (n.get("Aliases") or []) + (n.get("DNSNames") or [])})
+    return tuple(addresses), tuple(aliases)
 
 
 def docker_client(docker_host: str | None) -> docker.DockerClient:
@@ -66,9 +89,10 @@ def docker_client(docker_host: str | None) -> docker.DockerClient:
     return client
 
 
-def _state_of(role: str, service: str, container: Container) -> ContainerState:
+def container_state(role: str, service: str, container: Container) -> ContainerState:
     state = container.attrs.get("State", {})
     health = (state.get("Health") or {}).get("Status")
+    addresses, aliases = network_facts(container.attrs)
     return ContainerState(
         role=role,
         name=container.name,
@@ -81,13 +105,9 @@ def _state_of(role: str, service: str, container: Container) -> ContainerState:
         health=health,
         image=container.attrs.get("Config", {}).get("Image"),
         container_id=container.id,
-        ip_addresses=tuple(
-            sorted(
-                network["IPAddress"]
-                for network in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).values()
-                if network.get("IPAddress")
-            )
-        ),
+        ip_addresses=addresses,
+        hostname=(container.attrs.get("Config") or {}).get("Hostname"),
+        network_aliases=aliases,
     )
 
 
@@ -100,11 +120,15 @@ def find_containers(client: docker.DockerClient, selector: ContainerSelector) ->
             containers = []
             for name in names:
                 with contextlib.suppress(docker.errors.NotFound):
-                    containers.append(client.containers.get(name))
+                    container = client.containers.get(name)
+                    # The engine also resolves an id prefix; only the container of exactly that name counts.
+                    if container.name == name:
+                        containers.append(container)
         else:
             service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
             labels = [f"{PROJECT_LABEL}={selector.compose_project}", f"{SERVICE_LABEL}={service}"]
-            containers = client.containers.list(all=True, filters={"label": labels})
+            listed = client.containers.list(all=True, filters={"label": labels})
+            containers = [c for c in listed if c.labels.get(ONEOFF_LABEL, "False") != "True"]
         found[role] = sorted(containers, key=lambda c: c.name)
     return found
 
@@ -117,7 +141,7 @@ def container_states(client: docker.DockerClient, selector: ContainerSelector) -
         default_service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
         for container in containers:
             service = container.labels.get(SERVICE_LABEL, default_service)
-            states.append(_state_of(role, service, container))
+            states.append(container_state(role, service, container))
         present = {c.name for c in containers}
         missing = [n for n in names if n not in present] or ([] if containers else [f"{default_service} (none found)"])
         states.extend(ContainerState(role=role, name=n, service=default_service, state="missing") for n in missing)

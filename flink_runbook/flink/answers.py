@@ -110,8 +110,23 @@ class TaskManagerInfo:
 
     @property
     def host(self) -> str:
-        """The address part of the id: "<address>:<port>-<suffix>", the address being the container's IP."""
+        """The address part of a default id ("<address>:<port>-<suffix>"); a set resource id as it is."""
         return self.id.rsplit(":", 1)[0]
+
+    @property
+    def rpc_host(self) -> str:
+        """The address in the RPC path, e.g. pekko.tcp://flink@172.18.0.3:6122/user/rpc/taskmanager_0."""
+        _, at, rest = self.path.partition("@")
+        return rest.split("/", 1)[0].rsplit(":", 1)[0] if at else ""
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """What this TaskManager may name its container by: the id, its address part, the RPC host.
+
+        The id's address is the container's IP by default, `taskmanager.host` when set (often the
+        hostname); `taskmanager.resource-id` replaces the id but not the RPC path.
+        """
+        return frozenset(n for n in (self.id, self.host, self.rpc_host) if n)
 
 
 @dataclass(frozen=True)

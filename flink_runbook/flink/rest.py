@@ -38,6 +38,10 @@ from flink_runbook.inventory import InventoryError, RestSettings
 T = TypeVar("T")
 
 BODY_PREVIEW_CHARS = 200
+# What of an error goes into findings, events and reports: enough to act on, never a whole hostile answer.
+ERROR_TEXT_CHARS = 1000
+# The largest answer read: far above what a JobManager of thousands of jobs answers, far below harm.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 def summarize_error_body(body: str) -> str:
@@ -64,13 +68,15 @@ class FlinkRestError(RuntimeError):
     def __init__(self, message: str, *, url: str, status: int | None = None, body: str = "") -> None:
         self.url = url
         self.status = status
-        self.body = body
+        self.body = body[:ERROR_TEXT_CHARS]
         detail = f"{message} ({url}"
         if status is not None:
             detail += f", HTTP {status}"
         detail += ")"
         if body:
             detail += f": {summarize_error_body(body)!r}"
+        if len(detail) > ERROR_TEXT_CHARS:
+            detail = detail[: ERROR_TEXT_CHARS - 15] + " ... (cut)"
         super().__init__(detail)
 
 
@@ -86,9 +92,14 @@ class FlinkRestClient:
         read_retries: int = 2,
         backoff_seconds: float = 0.5,
         session: requests.Session | None = None,
+        call_deadline: float | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
+        # The read timeout bounds each read, not the call: a server trickling a byte a second would hold it.
+        self.call_deadline = call_deadline if call_deadline is not None else connect_timeout + read_timeout
+        self.max_answer_bytes = max_answer_bytes
         self.read_retries = read_retries
         self.backoff_seconds = backoff_seconds
         self.session = session or requests.Session()
@@ -103,7 +114,7 @@ class FlinkRestClient:
         attempt = 0
         while True:
             try:
-                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                response = self._bounded(method, url, **kwargs)
             except requests.RequestException as exc:
                 if attempt < retries:
                     attempt += 1
@@ -115,6 +126,30 @@ class FlinkRestClient:
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
                 continue
             return self._decode(method, url, response)
+
+    def _bounded(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP call within one deadline and one size limit (an answer over either is an error)."""
+        response = self.session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+        deadline = time.monotonic() + self.call_deadline  # from the headers on: an upload's time is not counted
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    raise FlinkRestError(
+                        f"{method} answered more than {self.max_answer_bytes} bytes; not read further", url=url
+                    )
+                if time.monotonic() > deadline:
+                    raise FlinkRestError(
+                        f"{method} did not finish answering within {self.call_deadline:.0f}s "
+                        f"({size} bytes so far); the server is stuck or trickling",
+                        url=url,
+                    )
+                chunks.append(chunk)
+        finally:
+            response.close()
+        response._content = b"".join(chunks)  # what .json() and .text read
+        return response
 
     @staticmethod
     def _decode(method: str, url: str, response: requests.Response) -> Any:
@@ -217,9 +252,13 @@ class FlinkRestClient:
         parallelism: int | None = None,
         savepoint_path: str | None = None,
         allow_non_restored_state: bool = False,
+        job_id: str | None = None,
     ) -> str:
-        """POST /jars/:jarid/run; returns the new job id."""
+        """POST /jars/:jarid/run; returns the new job id. With `job_id` (32 hex digits) Flink runs the job under
+        that id and refuses a second job of the same id (DuplicateJobSubmissionException)."""
         body: dict[str, Any] = {"entryClass": entry_class, "programArgsList": program_args}
+        if job_id:
+            body["jobId"] = job_id
         if parallelism is not None:
             body["parallelism"] = parallelism
         if savepoint_path:

@@ -13,6 +13,7 @@ from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState, 
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import JobSpec
 from flink_runbook.polling import WaitTimeout, wait_until
+from flink_runbook.runbook.attribution import taskmanagers_named_by
 from flink_runbook.runbook.observe import check_job
 from flink_runbook.runbook.restore_point import RestorePoint
 
@@ -30,13 +31,13 @@ class Submission:
     output: str = ""
 
 
-def taskmanagers_at(rest: FlinkRestClient, addresses: set[str]) -> set[str]:
-    """Ids of the TaskManagers registered now from these container addresses.
+def taskmanagers_at(rest: FlinkRestClient, identities: frozenset[str]) -> set[str]:
+    """Ids of the TaskManagers registered now from the containers with these names and addresses.
 
     Right after a restart they are the old processes' registrations (the new
     JVMs take seconds to start): they must not count as back.
     """
-    return {tm.id for tm in rest.taskmanagers() if tm.host in addresses}
+    return taskmanagers_named_by(rest.taskmanagers(), identities)
 
 
 def wait_for_jobmanager(rest: FlinkRestClient, timeout_s: float) -> str:
@@ -108,8 +109,10 @@ def _adopt_after_lost_answer(rest: FlinkRestClient, name: str, since_ms: int, er
     )
 
 
-def submit_job(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None) -> Submission:
-    """Upload the job's jar and run it from the restore point; never starts a second copy."""
+def submit_job(
+    rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None, job_id: str | None = None
+) -> Submission:
+    """Upload the job's jar and run it from the restore point under `job_id`; never starts a second copy."""
     already = rest.live_jobs_named(spec.name)
     if already:
         return Submission(already[0].id, f"job {spec.name} is already {already[0].state}; not submitted again")
@@ -120,31 +123,39 @@ def submit_job(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint
     jar_id = rest.upload_jar(spec.jar)
     since_ms = int(time.time() * 1000) - 1000
     try:
-        job_id = rest.run_jar(
+        submitted = rest.run_jar(
             jar_id,
             entry_class=spec.entry_class,
             program_args=list(spec.args),
             parallelism=spec.parallelism,
             savepoint_path=restore_point.path if restore_point else None,
+            job_id=job_id,
         )
     except FlinkRestError as exc:
-        if exc.status is not None:
-            raise RecoveryError(f"Flink refused to run job {spec.name}: {exc}") from exc
-        return _adopt_after_lost_answer(rest, spec.name, since_ms, exc)
+        if exc.status is None:
+            return _adopt_after_lost_answer(rest, spec.name, since_ms, exc)
+        twin = next((j for j in rest.jobs_overview() if job_id and j.id == job_id), None)
+        if twin is not None:  # another recovery of the same failure submitted it first: Flink refused a copy
+            return Submission(twin.id, f"job id {job_id} was already submitted (by another recovery); following it")
+        raise RecoveryError(f"Flink refused to run job {spec.name}: {exc}") from exc
     origin = f"from {restore_point.path}" if restore_point else "fresh (no checkpoint)"
-    return Submission(job_id, f"submitted {spec.jar.name} as job {job_id} {origin}")
+    return Submission(submitted, f"submitted {spec.jar.name} as job {submitted} {origin}")
 
 
-def run_resubmit_command(rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None) -> Submission:
+def run_resubmit_command(
+    rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None, job_id: str | None = None
+) -> Submission:
     """Run the job's own resubmit command (argument list, no shell) and find the job it started.
 
-    `{restore_path}` in an argument is replaced by the restore point (empty when fresh).
+    `{restore_path}` in an argument is replaced by the restore point (empty when fresh, which the plan
+    allows only under no_checkpoint_policy: fresh), `{job_id}` by the recovery's job id (pass it to
+    `flink run` / POST /jars/:id/run so a second submission is refused).
     """
     already = rest.live_jobs_named(spec.name)
     if already:
         return Submission(already[0].id, f"job {spec.name} is already {already[0].state}; command not run")
     path = restore_point.path if restore_point else ""
-    command = [arg.replace("{restore_path}", path) for arg in spec.resubmit_command]
+    command = [arg.replace("{restore_path}", path).replace("{job_id}", job_id or "") for arg in spec.resubmit_command]
     since_ms = int(time.time() * 1000) - 1000
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=spec.resubmit_timeout_s)

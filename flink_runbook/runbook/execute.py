@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 
 import docker
 
-from flink_runbook.containers.restart import restart_containers
+from flink_runbook.containers.restart import restart_containers, start_or_unpause
 from flink_runbook.flink.answers import JobState, TaskManagerInfo
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.polling import WaitTimeout, wait_until
 from flink_runbook.runbook import act
+from flink_runbook.runbook.findings import left_cancelled
 from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
 from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, StepStatus, utc_now_iso
@@ -48,6 +49,7 @@ class Resubmitted:
     job: str
     restore_point: RestorePoint | None
     exceptions_since_ms: int
+    job_id: str | None = None  # followed by its id: another job may share the name
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,44 @@ def _planned_step(
     return _step(progress, planned.action, planned.target, planned.reason, lambda record: do(planned, record))
 
 
-def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
-    """Start the stopped JobManager container and wait until its REST API answers."""
+def _wait_for_return(cluster: ClusterSpec, clients: ClusterClients, jobmanager: bool, timeout_s: float) -> str:
+    """After an unpause or a start: the JobManager answering (when it was one of them), then every expected
+    TaskManager registered, for at most timeout_s; not coming back is for the next plan to see, not a failure."""
+    parts = []
+    if jobmanager:
+        version = act.wait_for_jobmanager(clients.rest, cluster.recovery.jobmanager_timeout_s)
+        parts.append(f"REST answers (Flink {version})")
+    expected = cluster.expected_taskmanagers
+    try:
+        back = act.wait_for_taskmanagers(clients.rest, expected, 0, set(), timeout_s)
+        parts.append(f"{len(back)} TaskManager(s) registered")
+    except act.RecoveryError:
+        parts.append(f"fewer than {expected} TaskManager(s) registered after {timeout_s:.0f}s")
+    return "; ".join(parts)
+
+
+def unpause_containers(
+    cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
+) -> Progress:
+    """`docker unpause` the frozen TaskManagers: one thawed before its heartbeat timed out loses nothing,
+    and one that does not register again within the grace period is restarted by the next plan."""
 
     def do(planned: PlannedAction, record: ActionRecord) -> None:
-        restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
-        version = act.wait_for_jobmanager(clients.rest, cluster.recovery.jobmanager_timeout_s)
-        record.detail = f"restarted {', '.join(planned.containers)}; REST answers (Flink {version})"
+        done = start_or_unpause(_docker(clients), planned.containers)
+        waited = _wait_for_return(cluster, clients, False, cluster.recovery.registration_grace_s)
+        record.detail = f"{'; '.join(done)}; {waited}"
+
+    return _planned_step(plan, Action.UNPAUSE_CONTAINERS, progress, do)
+
+
+def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
+    """`docker start` (or unpause) the JobManager, never a restart, and wait until its REST API answers
+    and the TaskManagers have registered with it again."""
+
+    def do(planned: PlannedAction, record: ActionRecord) -> None:
+        done = start_or_unpause(_docker(clients), planned.containers)
+        waited = _wait_for_return(cluster, clients, True, cluster.recovery.taskmanager_timeout_s)
+        record.detail = f"{'; '.join(done)}; {waited}"
 
     return _planned_step(plan, Action.START_JOBMANAGER, progress, do)
 
@@ -120,10 +153,10 @@ def restart_taskmanagers(
     """`docker-compose restart taskmanager`, for exactly the containers the plan names."""
 
     def do(planned: PlannedAction, record: ActionRecord) -> Progress:
-        addresses = restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
+        identities = restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
         record.detail = f"docker restart {' '.join(planned.containers)}"
-        # Registered from those addresses right after the restart: the old processes, not back yet.
-        return replace(progress, still_registered=frozenset(act.taskmanagers_at(clients.rest, addresses)))
+        # Registered from those containers right after the restart: the old processes, not back yet.
+        return replace(progress, still_registered=frozenset(act.taskmanagers_at(clients.rest, identities)))
 
     return _planned_step(plan, Action.RESTART_TASKMANAGERS, progress, do)
 
@@ -158,7 +191,7 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
             record.status = StepStatus.SKIPPED
             record.detail = f"Flink restarted job {job_id} by itself; not resubmitted"
             # Its history holds the failure being recovered from: judge it from now on.
-            adopted = Resubmitted(job.name, None, now_ms())
+            adopted = Resubmitted(job.name, None, now_ms(), job_id)
             return replace(progress, resubmitted=(*progress.resubmitted, adopted), resubmitted_at=time.time())
         if state not in RESUBMITTABLE:
             raise act.RecoveryError(
@@ -167,13 +200,16 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
             )
         point = planned.restore_point
         if job.resubmit_command:
-            submission = act.run_resubmit_command(clients.rest, job, point)
+            submission = act.run_resubmit_command(clients.rest, job, point, planned.job_id)
         else:
-            submission = act.submit_job(clients.rest, job, point)
+            submission = act.submit_job(clients.rest, job, point, planned.job_id)
         job_record.new_id = submission.job_id
         job_record.restored_from = point.path if point else None
-        record.detail = submission.how + (f"; output: {submission.output[-300:]}" if submission.output else "")
-        new = Resubmitted(job.name, point, planned.exceptions_since_ms)
+        record.detail = " ".join(
+            [submission.how, *(f"Note: {n}." for n in planned.notes)]
+            + ([f"Output: {submission.output[-300:]}"] if submission.output else [])
+        )
+        new = Resubmitted(job.name, point, planned.exceptions_since_ms, submission.job_id)
         return replace(progress, resubmitted=(*progress.resubmitted, new), resubmitted_at=time.time())
 
     return _step(progress, planned.action, planned.target, planned.reason, do)
@@ -196,9 +232,8 @@ def verify_job(
     since = progress.resubmitted_at or time.time()
 
     def checks_now() -> list[Check]:
-        checks = job_checks(
-            check_job(clients.rest, job.name).info, resubmitted.restore_point, resubmitted.exceptions_since_ms
-        )
+        followed = check_job(clients.rest, job.name, job_id=resubmitted.job_id).info
+        checks = job_checks(followed, resubmitted.restore_point, resubmitted.exceptions_since_ms)
         if job.sink_output_dir:
             checks.append(sink_fresh(job.sink_output_dir, newest_output_mtime(job.sink_output_dir), since))
         on_checks(checks)
@@ -242,8 +277,11 @@ def verify_stability(
         registered = clients.rest.taskmanagers()
         checks = [taskmanagers_stable(list(progress.taskmanagers), registered, cluster.expected_taskmanagers)]
         since = {r.job: r.exceptions_since_ms for r in progress.resubmitted}
+        followed = {r.job: r.job_id for r in progress.resubmitted}
         for job in cluster.jobs:
-            info = check_job(clients.rest, job.name).info
+            info = check_job(clients.rest, job.name, job_id=followed.get(job.name)).info
+            if left_cancelled(info, job):
+                continue  # a human's cancel, not the recovery's to judge
             fresh = new_exceptions(info, since.get(job.name, 0)) if info else []
             checks.append(
                 Check(

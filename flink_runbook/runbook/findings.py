@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flink_runbook.flink.answers import JobInfo, JobState
-from flink_runbook.inventory import ClusterSpec
+from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.runbook.observe import ClusterObservation
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -33,13 +33,28 @@ def is_healthy(findings: list[Finding]) -> bool:
 
 def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     """All findings for one cluster, most severe first."""
-    findings = _container_findings(cluster, seen)
+    findings = _container_findings(cluster, seen) + _connection_findings(cluster)
     if not seen.jobmanager.reachable:
         findings += _unreachable_findings(cluster, seen)
     else:
         findings += _taskmanager_findings(cluster, seen)
         findings += _job_findings(cluster, seen)
     return sorted(findings, key=lambda f: -SEVERITIES.index(f.severity))
+
+
+def _connection_findings(cluster: ClusterSpec) -> list[Finding]:
+    if cluster.rest.auth.kind == "none" or not cluster.rest.url.startswith("http://"):
+        return []
+    return [
+        Finding(
+            "REST_AUTH_OVER_HTTP",
+            "warning",
+            f"Credentials ({cluster.rest.auth.kind} auth) are sent to the JobManager over plain HTTP",
+            f"rest.url {cluster.rest.url} is http://, rest.auth.type is {cluster.rest.auth.kind}",
+            "Anyone on the path can read them: serve the REST API over https:// (rest.ssl.enabled) "
+            "and set rest.url and tls in the inventory.",
+        )
+    ]
 
 
 def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
@@ -172,7 +187,10 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
                 )
     for tm_id in seen.log_heartbeat_timeouts:
         timed_out.setdefault(tm_id, "JobManager log")
-    jobs_running = all(j.info is not None and j.info.fully_running for j in seen.jobs)
+    specs = {job.name: job for job in cluster.jobs}
+    jobs_running = all(
+        j.info is not None and (j.info.fully_running or left_cancelled(j.info, specs.get(j.name))) for j in seen.jobs
+    )
     cluster_recovered = len(seen.taskmanagers) >= expected and jobs_running
     for tm_id, where in sorted(timed_out.items()):
         if tm_id in registered:
@@ -214,8 +232,20 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
                 )
             )
             continue
-        findings += _one_job_findings(cluster, seen, info)
-        if not info.fully_running:
+        if view.duplicate_ids:
+            findings.append(
+                Finding(
+                    "DUPLICATE_JOB",
+                    "critical",
+                    f"{len(view.duplicate_ids)} live jobs are named {view.name}",
+                    "job ids: " + ", ".join(view.duplicate_ids),
+                    "Two copies write the same output. Cancel the copy that should not run (flink cancel <id>); "
+                    "the runbook does not act on this job until only one is left.",
+                    subject=view.name,
+                )
+            )
+        findings += _one_job_findings(cluster, seen, info, spec)
+        if not info.fully_running and not left_cancelled(info, spec):
             slots_needed += spec.parallelism if spec else 1
     tms = seen.taskmanagers
     if slots_needed and tms and seen.jobmanager.slots_available < slots_needed:
@@ -233,7 +263,14 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
     return findings
 
 
-def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobInfo) -> list[Finding]:
+def left_cancelled(info: JobInfo | None, spec: JobSpec | None) -> bool:
+    """A job someone cancelled, left as it is (the runbook resubmits it only with on_canceled: resubmit)."""
+    return info is not None and info.state == JobState.CANCELED and (spec is None or spec.on_canceled == "leave")
+
+
+def _one_job_findings(
+    cluster: ClusterSpec, seen: ClusterObservation, info: JobInfo, spec: JobSpec | None
+) -> list[Finding]:
     findings: list[Finding] = []
     subject = f"{info.name} ({info.id})"
     checkpoint = info.checkpoints.latest_completed
@@ -269,6 +306,18 @@ def _one_job_findings(cluster: ClusterSpec, seen: ClusterObservation, info: JobI
                     subject=subject,
                 )
             )
+    elif left_cancelled(info, spec):
+        findings.append(
+            Finding(
+                "JOB_CANCELED",
+                "info",
+                f"Job {info.name} was cancelled",
+                f"job {info.id}; {checkpoint_text}",
+                "A cancel is a decision: the runbook does not resubmit it (set on_canceled: resubmit in the "
+                "inventory if a cancelled job should be brought back). Resubmit it by hand when it should run.",
+                subject=subject,
+            )
+        )
     elif info.state in (JobState.CANCELED, JobState.FINISHED, JobState.SUSPENDED):
         findings.append(
             Finding(

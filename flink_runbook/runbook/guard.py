@@ -31,13 +31,25 @@ CUT_SHORT_STATES = frozenset({"CRASHED"})
 
 
 def recovers_cluster(run_parameters: dict, cluster_name: str, config: Path) -> bool:
-    """Whether a recover run acts on this cluster: named in it, or all clusters of the same inventory file."""
+    """Whether a recover run acts on this cluster: named in it, or all clusters of the same inventory file
+    (all_clusters; a run naming none and not asking for all refuses, so does not count)."""
     if run_parameters.get("dry_run"):
         return False
     named = run_parameters.get("cluster")
-    if named is not None:
+    if named:
         return named == cluster_name
+    if not run_parameters.get("all_clusters"):
+        return False
     return Path(str(run_parameters.get("config", ""))).resolve() == config.resolve()
+
+
+def dead_runs(runs: list[RecoveryRun], lock_holder_run: str | None, lock_released: bool, lock_held: bool) -> set[str]:
+    """Recover runs Prefect still shows RUNNING whose process is gone: the run that last took the cluster's
+    host lock, when nobody holds it now and it was never released (a released lock was let go on the way
+    out; a lock a dead process held is freed by the kernel, not released)."""
+    if lock_holder_run is None or lock_held or lock_released:
+        return set()
+    return {r.id for r in runs if r.id == lock_holder_run and r.state == "RUNNING"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class RecoveryRun:
     state: str
     expected_start: float
     ended_at: float | None = None
+    id: str = ""
 
 
 @dataclass(frozen=True)

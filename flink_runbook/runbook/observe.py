@@ -99,6 +99,8 @@ class JobView:
 
     name: str
     info: JobInfo | None
+    # Two or more live jobs of this name: which is "the" job is for a human to say.
+    duplicate_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,12 +190,21 @@ def check_jobmanager(
     return view, taskmanagers, jobs
 
 
-def check_job(rest: FlinkRestClient, name: str, jobs: list[JobSummary] | None = None) -> JobView:
+def check_job(
+    rest: FlinkRestClient, name: str, jobs: list[JobSummary] | None = None, job_id: str | None = None
+) -> JobView:
     """Runbook step: the configured job's state, exception history and checkpoints, found by name
-    among `jobs` (GET /jobs/overview, read now when not given)."""
-    summary = pick_job(rest.jobs_overview() if jobs is None else jobs, name)
+    among `jobs` (GET /jobs/overview, read now when not given), or the job of that id (a job this
+    tool submitted is followed by its id, never by a name another job may share)."""
+    overview = rest.jobs_overview() if jobs is None else jobs
+    live = [job for job in overview if job.name == name and job.live]
+    duplicates = tuple(sorted(job.id for job in live)) if len(live) > 1 else ()
+    if job_id is not None:
+        summary = next((job for job in overview if job.id == job_id), None)
+    else:
+        summary = pick_job(overview, name)
     if summary is None:
-        return JobView(name=name, info=None)
+        return JobView(name=name, info=None, duplicate_ids=duplicates)
     details = rest.job(summary.id)
     history: ExceptionHistory = rest.job_exceptions(summary.id)
     try:
@@ -203,7 +214,8 @@ def check_job(rest: FlinkRestClient, name: str, jobs: list[JobSummary] | None = 
         if exc.status != 404:  # 404: checkpointing is not enabled for this job
             raise
         checkpoints, checkpoint_config = None, None
-    return JobView(name=name, info=job_info(details, history, checkpoints, checkpoint_config))
+    info = job_info(details, history, checkpoints, checkpoint_config)
+    return JobView(name=name, info=info, duplicate_ids=duplicates)
 
 
 def check_containers(cluster: ClusterSpec, clients: ClusterClients) -> ContainersView:

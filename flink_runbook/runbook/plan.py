@@ -1,35 +1,54 @@
 """The recovery plan: what to do, in which order, and why (a pure function of a diagnosis).
 
-Safety rules, each a refusal rather than an attempt:
-- a running JobManager is never restarted (it would kill every job);
-- a TaskManager that is registered and running is never restarted (it may run
-  jobs the inventory does not name);
-- a FINISHED job is never resubmitted (its output is complete);
-- a job is resubmitted only from a checkpoint that can be found, or fresh when
-  its policy says so.
+Safety rules, each a refusal rather than an attempt (README, "Safety rules"):
+- a JobManager is only ever unpaused or started, never restarted (it would kill every job);
+- a paused container is unpaused, not restarted; what is unpaused or started is observed
+  again before the rest is planned (plan.observe_again);
+- a TaskManager container is restarted only when it is stopped, or when it runs and no
+  registered TaskManager is attributed to it (attribution: id, address, RPC path, hostname,
+  aliases); when a registered TaskManager cannot be attributed to exactly one container,
+  no running TaskManager container is restarted;
+- a FINISHED job, a job someone cancelled (unless on_canceled: resubmit) and a job that
+  runs twice (DUPLICATE_JOB) are never resubmitted;
+- a job is resubmitted only from a checkpoint of its own lineage that is on disk, or fresh
+  when its policy says so, whichever way it is submitted; an ambiguous lineage is a refusal;
+- a resubmission carries a job id derived from the cluster, the job and the job it replaces,
+  so Flink refuses a second submission of the same recovery.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
 from flink_runbook.containers.states import seconds_since
 from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
+from flink_runbook.runbook.attribution import attribute_taskmanagers
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.findings import left_cancelled
 from flink_runbook.runbook.observe import RestProblem
-from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, from_job_history, newest_retained
+from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, choose_restore_point
 
-NOT_RUNNING = frozenset({"paused", "exited", "dead", "created", "restarting"})
+STOPPED = frozenset({"exited", "dead", "created"})
+NOT_RUNNING = STOPPED | {"paused", "restarting"}
 # What a job may be in, once the TaskManagers are back, for it to be resubmitted: anything else
 # (still restarting, running) is Flink's to finish, and a resubmission would run two copies.
 RESUBMITTABLE = frozenset({JobState.FAILED, JobState.CANCELED, JobState.SUSPENDED, JobState.MISSING})
+JOB_ID_NAMESPACE = uuid.UUID("6f1c2a52-8d3e-4b7a-9c41-2f5d8e7b0a13")
+
+
+def recovery_job_id(cluster: str, job: str, replaces: str | None) -> str:
+    """The id a resubmission runs under: the same for every attempt of the same recovery (Flink refuses a
+    second job of one id), another for the next failure (the job it replaces is another)."""
+    return uuid.uuid5(JOB_ID_NAMESPACE, f"{cluster}/{job}/{replaces or 'unknown'}").hex
 
 
 class Action(StrEnum):
     """The runbook's fix, step by step, in the order they are carried out."""
 
+    UNPAUSE_CONTAINERS = "unpause_containers"
     START_JOBMANAGER = "start_jobmanager"
     RESTART_TASKMANAGERS = "restart_taskmanagers"
     WAIT_FOR_TASKMANAGERS = "wait_for_taskmanagers"
@@ -42,7 +61,7 @@ class PlannedAction:
     target: str
     reason: str
     finding: str = ""
-    # start_jobmanager, restart_taskmanagers: the containers, by name (`docker restart` starts, unpauses or restarts).
+    # unpause_containers, start_jobmanager, restart_taskmanagers: the containers, by name.
     containers: tuple[str, ...] = ()
     # wait_for_taskmanagers: how many must be registered, with how many free slots, none of them one of these
     # ids (registered from a container being restarted: the old process, not the new one).
@@ -55,6 +74,8 @@ class PlannedAction:
     restore_point: RestorePoint | None = None
     old_job_id: str | None = None
     exceptions_since_ms: int = 0
+    job_id: str | None = None  # the id it is submitted under (recovery_job_id)
+    notes: tuple[str, ...] = ()  # what the choice of restore point passed over, and what that means
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,8 @@ class RecoveryPlan:
     actions: tuple[PlannedAction, ...] = ()
     refusals: tuple[str, ...] = ()
     healthy: bool = False
+    # Containers are being brought back: the rest is planned from what is observed after.
+    observe_again: bool = False
 
     def of(self, action: Action) -> list[PlannedAction]:
         return [a for a in self.actions if a.action == action]
@@ -76,6 +99,12 @@ class RecoveryPlan:
     def resubmits(self) -> list[PlannedAction]:
         return self.of(Action.RESUBMIT_JOB)
 
+    def followed_by(self, rest: RecoveryPlan) -> RecoveryPlan:
+        """This plan's actions, then those planned after observing again (one plan for the report)."""
+        return RecoveryPlan(
+            cluster=self.cluster, actions=self.actions + rest.actions, refusals=self.refusals + rest.refusals
+        )
+
 
 def _finding_code(diagnosis: Diagnosis, *codes: str) -> str:
     present = {f.code for f in diagnosis.findings}
@@ -86,6 +115,7 @@ def plan_recovery(
     cluster: ClusterSpec,
     diagnosis: Diagnosis,
     retained: dict[str, list[RetainedCheckpoint]] | None = None,
+    lineage: dict[str, tuple[str, ...]] | None = None,
 ) -> RecoveryPlan:
     if diagnosis.healthy:
         return RecoveryPlan(cluster=cluster.name, healthy=True)
@@ -104,9 +134,25 @@ def plan_recovery(
         return RecoveryPlan(cluster=cluster.name, refusals=tuple(refusals))
 
     jobmanagers = [c for c in containers if c.role == "jobmanager"]
-    stopped_jm = [c for c in jobmanagers if c.state in NOT_RUNNING]
+    taskmanagers = [c for c in containers if c.role == "taskmanager"]
     if any(c.state == "missing" for c in jobmanagers):
         refusals.append("the JobManager container does not exist; create it (docker compose up -d)")
+    if any(c.state == "missing" for c in taskmanagers):
+        refusals.append("a TaskManager container does not exist; create it (docker compose up -d)")
+
+    # First bring back what is paused or stopped without restarting anything; then look again.
+    paused = [c for c in taskmanagers if c.state == "paused"]
+    stopped_jm = [c for c in jobmanagers if c.state in STOPPED | {"paused"}]
+    if paused:
+        actions.append(
+            PlannedAction(
+                Action.UNPAUSE_CONTAINERS,
+                ", ".join(c.name for c in paused),
+                "paused (frozen), not crashed: unpaused, and restarted only if it does not come back",
+                finding="CONTAINER_NOT_RUNNING",
+                containers=tuple(c.name for c in paused),
+            )
+        )
     if stopped_jm:
         actions.append(
             PlannedAction(
@@ -117,36 +163,38 @@ def plan_recovery(
                 containers=tuple(c.name for c in stopped_jm),
             )
         )
-    elif not seen.jobmanager.reachable:
-        if any(c.state == "running" for c in jobmanagers):
+    if actions:
+        return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals), observe_again=True)
+    if not seen.jobmanager.reachable:
+        if any(c.state in ("running", "restarting") for c in jobmanagers):
             refusals.append(
                 f"the JobManager REST API at {cluster.rest.url} does not answer but its container runs; "
                 "a running JobManager is not restarted (every job would die): read its log"
             )
         elif not jobmanagers or seen.containers.error:
             refusals.append(f"the JobManager REST API at {cluster.rest.url} does not answer and no container was found")
-        return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals))
+        return RecoveryPlan(cluster=cluster.name, refusals=tuple(refusals))
 
-    taskmanagers = [c for c in containers if c.role == "taskmanager"]
-    if any(c.state == "missing" for c in taskmanagers):
-        refusals.append("a TaskManager container does not exist; create it (docker compose up -d)")
-    registered = {tm.host for tm in seen.taskmanagers}
-    jm_restarting = bool(stopped_jm)
+    attribution = attribute_taskmanagers(seen.taskmanagers, taskmanagers)
     to_restart = []
+    unregistered = []
     for container in taskmanagers:
         if container.state in NOT_RUNNING:
             to_restart.append((container, f"{container.name} is {container.state}"))
-        elif (
-            container.state == "running"
-            and seen.jobmanager.reachable
-            and not jm_restarting
-            and container.ip_addresses
-            and not set(container.ip_addresses) & registered
-        ):
+        elif container.state == "running" and not attribution.by_container.get(container.name):
             up_for = seconds_since(container.started_at, seen.observed_at_ms / 1000)
             if up_for is not None and up_for < cluster.recovery.registration_grace_s:
                 continue  # (re)started moments ago, e.g. by the restart policy: its TaskManager is registering
-            to_restart.append((container, f"{container.name} runs but its TaskManager is not registered"))
+            unregistered.append(container)
+    if unregistered and attribution.unattributed:
+        refusals.append(
+            f"TaskManager container(s) {', '.join(c.name for c in unregistered)} run without a registered "
+            f"TaskManager attributed to them, but registered TaskManager(s) {attribution.describe_unattributed()} "
+            "match no container (or several): not restarting a running container on a guess, it may run "
+            "healthy work. Check taskmanager.host / taskmanager.resource-id against the container names"
+        )
+    else:
+        to_restart += [(c, f"{c.name} runs but its TaskManager is not registered") for c in unregistered]
     if to_restart:
         actions.append(
             PlannedAction(
@@ -169,15 +217,33 @@ def plan_recovery(
     for view in seen.jobs:
         spec = cluster.job(view.name)
         info = view.info
+        if view.duplicate_ids:
+            refusals.append(
+                f"job {view.name} runs as {len(view.duplicate_ids)} jobs ({', '.join(view.duplicate_ids)}): "
+                "not acted on until a human cancels the copy that should not run"
+            )
+            continue
         if info is not None and info.state == JobState.FINISHED:
             refusals.append(f"job {view.name} is FINISHED; a finished job is not resubmitted")
             continue
-        if info is not None and info.fully_running and not jm_restarting:
+        if left_cancelled(info, spec):
+            continue  # a human's decision (JOB_CANCELED, info); on_canceled: resubmit changes it
+        if info is not None and info.fully_running:
             continue
-        point = from_job_history(info.checkpoints, f"{info.name} ({info.id})") if info else None
-        if point is None:
-            point = newest_retained((retained or {}).get(view.name, []), spec.checkpoint_dir)
-        if point is None and spec.no_checkpoint_policy == "fail" and not spec.resubmit_command:
+        known = (lineage or {}).get(view.name, ())
+        choice = choose_restore_point(
+            view.name,
+            spec.checkpoint_dir,
+            info.checkpoints if info else None,
+            info.id if info else None,
+            known,
+            (retained or {}).get(view.name, []),
+        )
+        if choice.refusal:
+            refusals.append(choice.refusal)
+            continue
+        point = choice.point
+        if point is None and spec.no_checkpoint_policy == "fail":
             refusals.append(
                 f"job {view.name} has no retained checkpoint and its no_checkpoint_policy is 'fail': "
                 "not resubmitted (set it to 'fresh' to start from scratch, accepting data loss or replay)"
@@ -189,6 +255,7 @@ def plan_recovery(
             "RESTARTING": "it is restarting; resubmitted only if it has FAILED once TaskManagers are back",
             "RUNNING": "it runs but not every task is running; resubmitted only if it has FAILED",
         }.get(state, f"it is {state}")
+        replaces = info.id if info else (known[-1] if known else None)
         resubmits.append(
             PlannedAction(
                 Action.RESUBMIT_JOB,
@@ -198,11 +265,12 @@ def plan_recovery(
                 restore_point=point,
                 old_job_id=info.id if info else None,
                 exceptions_since_ms=0,
+                job_id=recovery_job_id(cluster.name, view.name, replaces),
+                notes=choice.notes,
             )
         )
-    if resubmits or to_restart or stopped_jm:
+    if resubmits or to_restart:
         needed = sum(cluster.job(a.target).parallelism for a in resubmits)
-        restarted = {ip for container, _ in to_restart for ip in container.ip_addresses}
         actions.append(
             PlannedAction(
                 Action.WAIT_FOR_TASKMANAGERS,
@@ -211,7 +279,7 @@ def plan_recovery(
                 finding=_finding_code(diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "INSUFFICIENT_SLOTS"),
                 taskmanagers=cluster.expected_taskmanagers,
                 free_slots=needed,
-                lost_taskmanager_ids=frozenset(tm.id for tm in seen.taskmanagers if tm.host in restarted),
+                lost_taskmanager_ids=attribution.ids_of(c.name for c, _ in to_restart),
             )
         )
     actions += resubmits

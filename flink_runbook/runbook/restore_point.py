@@ -1,8 +1,9 @@
 """Which checkpoint or savepoint a job is resubmitted from (pure, plus one directory listing).
 
 Like the Flink Kubernetes operator: the highest id among the latest completed
-checkpoint, savepoint and restored checkpoint that has an external path; a
-candidate whose files cannot be found is refused, not used.
+checkpoint, savepoint and restored checkpoint that has an external path, then
+the job's own checkpoints on disk; a candidate whose files cannot be found is
+passed over, one outside the checkpoint directory never used.
 """
 
 from __future__ import annotations
@@ -48,30 +49,34 @@ def host_path(container_path: str, checkpoint_dir: CheckpointDir) -> Path | None
     """Where the runbook's host sees a checkpoint the containers name `container_path`."""
     if not checkpoint_dir.host or not checkpoint_dir.container:
         return None
-    inside = normalize_path(container_path)
-    root = normalize_path(checkpoint_dir.container).rstrip("/")
-    if inside != root and not inside.startswith(root + "/"):
+    if not _inside(container_path, checkpoint_dir.container):
         return None
-    return checkpoint_dir.host / inside[len(root) :].lstrip("/")
+    root = normalize_path(checkpoint_dir.container).rstrip("/")
+    return checkpoint_dir.host / normalize_path(container_path)[len(root) :].lstrip("/")
+
+
+def _history_candidates(stats: CheckpointStats, job_label: str) -> list[RestorePoint]:
+    """The externally addressable points in a job's checkpoint statistics, newest first."""
+    points = {
+        c.external_path: RestorePoint(
+            path=c.external_path,
+            checkpoint_id=c.id,
+            kind="savepoint" if c.is_savepoint else "checkpoint",
+            source=f"checkpoint history of job {job_label}",
+        )
+        for c in (stats.latest_completed, stats.latest_savepoint, stats.latest_restored)
+        if c is not None and c.external_path
+    }
+    return sorted(points.values(), key=lambda p: -p.checkpoint_id)
 
 
 def from_job_history(stats: CheckpointStats, job_label: str) -> RestorePoint | None:
     """The newest externally addressable point in a job's checkpoint statistics."""
-    candidates = [
-        (c, "savepoint" if c.is_savepoint else "checkpoint")
-        for c in (stats.latest_completed, stats.latest_savepoint, stats.latest_restored)
-        if c is not None and c.external_path
-    ]
-    if not candidates:
-        return None
-    best, kind = max(candidates, key=lambda pair: pair[0].id)
-    return RestorePoint(
-        path=best.external_path, checkpoint_id=best.id, kind=kind, source=f"checkpoint history of job {job_label}"
-    )
+    return next(iter(_history_candidates(stats, job_label)), None)
 
 
 def list_retained_checkpoints(host_dir: Path) -> list[RetainedCheckpoint]:
-    """Complete checkpoints under a checkpoint directory (those with a _metadata file)."""
+    """Complete checkpoints under a checkpoint directory: <dir>/<job id>/chk-<n> with a non-empty _metadata."""
     found: list[RetainedCheckpoint] = []
     if not host_dir.is_dir():
         return found
@@ -80,22 +85,107 @@ def list_retained_checkpoints(host_dir: Path) -> list[RetainedCheckpoint]:
             continue
         for chk in job_dir.iterdir():
             match = CHECKPOINT_DIR_NAME.match(chk.name)
-            metadata = chk / "_metadata"
-            if match and metadata.is_file():
-                found.append(RetainedCheckpoint(job_dir.name, int(match.group(1)), chk, metadata.stat().st_mtime))
+            if match and metadata_present(chk):
+                found.append(
+                    RetainedCheckpoint(job_dir.name, int(match.group(1)), chk, (chk / "_metadata").stat().st_mtime)
+                )
     return found
 
 
-def newest_retained(checkpoints: list[RetainedCheckpoint], checkpoint_dir: CheckpointDir) -> RestorePoint | None:
-    """After a JobManager restart: the most recently completed checkpoint on disk."""
-    if not checkpoints or not checkpoint_dir.container or not checkpoint_dir.host:
-        return None
-    newest = max(checkpoints, key=lambda c: (c.modified_at, c.checkpoint_id))
-    relative = newest.host_path.relative_to(checkpoint_dir.host).as_posix()
-    container = normalize_path(checkpoint_dir.container).rstrip("/")
-    return RestorePoint(
-        path=f"file:{container}/{relative}",
-        checkpoint_id=newest.checkpoint_id,
-        kind="checkpoint",
-        source=f"checkpoint directory {checkpoint_dir.host} (job {newest.job_id})",
-    )
+def metadata_present(checkpoint: Path) -> bool:
+    """A checkpoint is complete only with a non-empty _metadata (Flink writes it last)."""
+    metadata = checkpoint / "_metadata"
+    try:
+        return metadata.is_file() and metadata.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _container_path(checkpoint: RetainedCheckpoint, checkpoint_dir: CheckpointDir) -> str:
+    relative = checkpoint.host_path.relative_to(checkpoint_dir.host).as_posix()
+    return f"file:{normalize_path(checkpoint_dir.container).rstrip('/')}/{relative}"
+
+
+@dataclass(frozen=True)
+class RestoreChoice:
+    """Where a job is resubmitted from: a point, or nothing (then its policy decides), or a refusal.
+
+    `notes` say what was passed over and why (the report shows them).
+    """
+
+    point: RestorePoint | None = None
+    refusal: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def choose_restore_point(
+    job_name: str,
+    checkpoint_dir: CheckpointDir,
+    history: CheckpointStats | None,
+    job_id: str | None,
+    lineage: tuple[str, ...],
+    retained: list[RetainedCheckpoint],
+) -> RestoreChoice:
+    """The newest checkpoint of the job's own lineage that is really there.
+
+    Own lineage: the job id the JobManager knows (with its checkpoint history),
+    and the ids this tool saw the job run under before (`lineage`, newest last).
+    Neither known (the JobManager restarted) and the directory holds checkpoints
+    of more than one job id: ambiguous, refused, unless the inventory says the
+    directory is the job's alone (checkpoint_dir.exclusive). A point outside the
+    configured checkpoint directory is never used; one whose _metadata is gone
+    or empty is passed over for the next older one, and the choice says so.
+    """
+    own_ids = tuple(dict.fromkeys([*(i for i in reversed(lineage)), *([job_id] if job_id else [])]))
+    label = f"{job_name} ({job_id})" if job_id else job_name
+    candidates = _history_candidates(history, label) if history is not None else []
+    on_disk = sorted(retained, key=lambda c: (c.modified_at, c.checkpoint_id), reverse=True)
+    if checkpoint_dir.host and checkpoint_dir.container:
+        if own_ids:
+            mine = [c for c in on_disk if c.job_id in own_ids]
+        elif len({c.job_id for c in on_disk}) > 1 and not checkpoint_dir.exclusive:
+            ids = sorted({c.job_id for c in on_disk})
+            return RestoreChoice(
+                refusal=f"job {job_name}: the JobManager knows no job of this name and this tool has not seen "
+                f"it run, and {checkpoint_dir.host} holds checkpoints of {len(ids)} job ids ({', '.join(ids)}): "
+                "which are its own is unknown, so it is not restored from a guess. Resubmit it by hand from the "
+                "right checkpoint, or set checkpoint_dir.exclusive: true if only this job writes there"
+            )
+        else:
+            mine = on_disk
+        known = {normalize_path(p.path).rstrip("/") for p in candidates}
+        for chk in mine:
+            path = _container_path(chk, checkpoint_dir)
+            if normalize_path(path) not in known:
+                point = RestorePoint(path, chk.checkpoint_id, "checkpoint", f"checkpoint directory (job {chk.job_id})")
+                candidates.append(point)
+    notes: list[str] = []
+    outside: list[str] = []
+    for index, point in enumerate(candidates):
+        if checkpoint_dir.container and not _inside(point.path, checkpoint_dir.container):
+            outside.append(point.path)
+            notes.append(f"{point.path} is outside the configured checkpoint directory {checkpoint_dir.container}")
+            continue
+        on_host = host_path(point.path, checkpoint_dir)
+        if on_host is not None and not metadata_present(on_host):
+            notes.append(f"{point.path} is named by {point.source} but its _metadata is gone or empty")
+            continue
+        if index > 0 and notes:
+            notes.append(
+                f"restored from the older {point.kind} {point.checkpoint_id}: records the job wrote after it "
+                "may be written again, and a sink that is not transactional will hold them twice"
+            )
+        return RestoreChoice(point=point, notes=tuple(notes))
+    if outside:
+        return RestoreChoice(
+            refusal=f"job {job_name}: its only checkpoints are outside the configured checkpoint directory "
+            f"{checkpoint_dir.container} ({', '.join(outside)}); fix checkpoint_dir in the inventory "
+            "or restore it by hand",
+            notes=tuple(notes),
+        )
+    return RestoreChoice(notes=tuple(notes))
+
+
+def _inside(path: str, directory: str) -> bool:
+    inside, root = normalize_path(path), normalize_path(directory).rstrip("/")
+    return inside == root or inside.startswith(root + "/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,10 @@ class RecordedJobManager(requests.adapters.BaseAdapter):
         response = requests.Response()
         response.url, response.request = request.url, request
         if path in self.by_path:
-            response.status_code, response._content = 200, json.dumps(self.by_path[path]).encode()
+            response.status_code, body = 200, json.dumps(self.by_path[path]).encode()
         else:
-            response.status_code, response._content = 404, json.dumps({"errors": [f"Not found: {path}"]}).encode()
+            response.status_code, body = 404, json.dumps({"errors": [f"Not found: {path}"]}).encode()
+        response.raw = io.BytesIO(body)  # read as a socket would be, in chunks
         return response
 
     def close(self) -> None:

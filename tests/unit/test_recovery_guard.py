@@ -76,7 +76,9 @@ def test_which_recover_runs_count_for_a_cluster(tmp_path):
     mine, other = tmp_path / "mine.yaml", tmp_path / "other.yaml"
     assert recovers_cluster({"config": str(other), "cluster": "a"}, "a", mine)
     assert not recovers_cluster({"config": str(mine), "cluster": "b"}, "a", mine)
-    assert recovers_cluster({"config": str(mine), "cluster": None}, "a", mine)  # all clusters of my inventory
+    # All clusters of my inventory, asked for explicitly; naming none without asking for all refuses.
+    assert recovers_cluster({"config": str(mine), "cluster": None, "all_clusters": True}, "a", mine)
+    assert not recovers_cluster({"config": str(mine), "cluster": None}, "a", mine)
     assert not recovers_cluster({"config": str(other)}, "a", mine)  # all clusters of another inventory
     assert not recovers_cluster({"config": str(mine), "cluster": "a", "dry_run": True}, "a", mine)
 

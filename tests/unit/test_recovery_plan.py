@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from flink_runbook.containers.states import ContainerState, seconds_since
@@ -10,7 +11,7 @@ from flink_runbook.inventory import CheckpointDir, JobSpec
 from flink_runbook.runbook.diagnosis import diagnose
 from flink_runbook.runbook.observe import ClusterObservation, ContainersView, JobManagerView, JobView
 from flink_runbook.runbook.plan import plan_recovery
-from flink_runbook.runbook.restore_point import RetainedCheckpoint, normalize_path
+from flink_runbook.runbook.restore_point import list_retained_checkpoints, normalize_path
 
 from .test_findings import CLUSTER, observed
 
@@ -58,14 +59,15 @@ def test_healthy_cluster_needs_no_plan():
 
 
 def test_the_runbook_incident_plan():
-    seen = with_containers(observed("1.20.3", "failed-heartbeat-timeout"), jm_container(), tm_container("paused"))
+    seen = with_containers(observed("1.20.3", "failed-heartbeat-timeout"), jm_container(), tm_container("exited"))
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
     assert [a.action for a in plan.actions] == ["restart_taskmanagers", "wait_for_taskmanagers", "resubmit_job"]
     restart, _, resubmit = plan.actions
     assert restart.containers == ("tm",) and restart.finding == "TASKMANAGER_HEARTBEAT_TIMEOUT"
     assert resubmit.restore_point.path.startswith("file:/data/checkpoints/")
     assert resubmit.restore_point.kind == "checkpoint" and resubmit.old_job_id
-    assert plan.refusals == ()
+    assert len(resubmit.job_id) == 32 and resubmit.job_id != resubmit.old_job_id
+    assert plan.refusals == () and not plan.observe_again
 
 
 def test_running_container_whose_taskmanager_is_lost_is_restarted_unless_it_just_started():
@@ -86,8 +88,19 @@ def test_unreachable_but_running_jobmanager_is_not_restarted():
     assert "a running JobManager is not restarted" in plan.refusals[0]
 
 
+def retain(root: Path, job_id: str, checkpoint: int, modified_at: float, metadata: bytes = b"meta") -> None:
+    """A checkpoint on disk as Flink leaves it: <dir>/<job id>/chk-<n>/_metadata."""
+    chk = root / job_id / f"chk-{checkpoint}"
+    chk.mkdir(parents=True)
+    (chk / "_metadata").write_bytes(metadata)
+    os.utime(chk / "_metadata", (modified_at, modified_at))
+
+
 def test_stopped_jobmanager_is_started_then_jobs_resubmitted_from_the_checkpoint_directory(tmp_path):
-    job = JobSpec(name="realtime-cdc-demo", checkpoint_dir=CheckpointDir(host=tmp_path, container="/data/checkpoints"))
+    job = JobSpec(
+        name="realtime-cdc-demo",
+        checkpoint_dir=CheckpointDir(host=tmp_path, container="/data/checkpoints", exclusive=True),
+    )
     cluster = dataclasses.replace(CLUSTER, jobs=(job,))
     seen = unreachable(
         "unreachable",
@@ -95,15 +108,19 @@ def test_stopped_jobmanager_is_started_then_jobs_resubmitted_from_the_checkpoint
         tm_container("running"),
         jobs=(JobView(name="realtime-cdc-demo", info=None),),
     )
-    retained = {
-        "realtime-cdc-demo": [
-            RetainedCheckpoint("aaa", 7, tmp_path / "aaa" / "chk-7", 100.0),
-            RetainedCheckpoint("bbb", 3, tmp_path / "bbb" / "chk-3", 200.0),  # newer run, lower id
-        ]
-    }
-    plan = plan_recovery(cluster, diagnose(cluster, seen), retained)
-    assert [a.action for a in plan.actions] == ["start_jobmanager", "wait_for_taskmanagers", "resubmit_job"]
-    assert plan.actions[-1].restore_point.path == "file:/data/checkpoints/bbb/chk-3"
+    # First the JobManager is started, and nothing else planned: what it knows is seen only then.
+    plan = plan_recovery(cluster, diagnose(cluster, seen))
+    assert [a.action for a in plan.actions] == ["start_jobmanager"] and plan.observe_again
+    # Seen again: the JobManager answers and knows no job; the checkpoint directory holds two runs of it.
+    retain(tmp_path, "aaa", 7, 100.0)
+    retain(tmp_path, "bbb", 3, 200.0)  # the newer run, with a lower id
+    again = dataclasses.replace(
+        with_containers(observed("1.20.3", "healthy"), jm_container(), tm_container("running", ip="172.28.0.3")),
+        jobs=(JobView(name="realtime-cdc-demo", info=None),),
+    )
+    rest = plan_recovery(cluster, diagnose(cluster, again), {job.name: list_retained_checkpoints(tmp_path)})
+    assert [a.action for a in rest.actions] == ["wait_for_taskmanagers", "resubmit_job"]
+    assert rest.actions[-1].restore_point.path == "file:/data/checkpoints/bbb/chk-3"
 
 
 def test_no_checkpoint_with_fail_policy_is_refused_and_fresh_policy_resubmits():
