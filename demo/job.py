@@ -59,10 +59,16 @@ def build_demo_job_jar(flink_version: str) -> Path:
     return jar
 
 
-def demo_job_args(*, rate: float = 20, checkpoint_interval_ms: int = 2000, name: str = DEMO_JOB_NAME) -> list[str]:
+def demo_job_args(
+    *,
+    rate: float = 20,
+    checkpoint_interval_ms: int = 2000,
+    name: str = DEMO_JOB_NAME,
+    output: str = CONTAINER_OUTPUT_DIR,
+) -> list[str]:
     return [
         "--output",
-        CONTAINER_OUTPUT_DIR,
+        output,
         "--rate",
         str(rate),
         "--checkpoint-interval",

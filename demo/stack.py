@@ -16,7 +16,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
+from flink_runbook.containers.states import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from flink_runbook.demo.image import ensure_flink_image, flink_image_tag
 from flink_runbook.demo.versions import STACK_DIR, config_file_name, resolve_flink_version
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
@@ -39,6 +39,8 @@ class StackSettings:
     rest_port: int = 8081
     # Any image with the official entrypoint contract, e.g. flink:1.20-java17.
     image: str | None = None
+    # A Compose file laid over stack/docker-compose.yml (other configurations than the demo's).
+    compose_override: Path | None = None
 
     @property
     def rest_url(self) -> str:
@@ -81,7 +83,8 @@ class DemoStack:
         env.update(
             compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
         )
-        command = [*compose_command(), "--project-name", settings.project, "--file", str(COMPOSE_FILE), *args]
+        files = [COMPOSE_FILE, *([settings.compose_override] if settings.compose_override else [])]
+        command = [*compose_command(), "--project-name", settings.project, *(f"--file={f}" for f in files), *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
         if result.returncode != 0:
             raise StackError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -119,7 +122,8 @@ class DemoStack:
         labels = [f"{PROJECT_LABEL}={self.settings.project}"]
         if service:
             labels.append(f"{SERVICE_LABEL}={service}")
-        return self.client.containers.list(all=True, filters={"label": labels})
+        listed = self.client.containers.list(all=True, filters={"label": labels})
+        return [c for c in listed if c.labels.get(ONEOFF_LABEL, "False") != "True"]  # not `compose run` ones
 
     def container(self, service: str) -> Container:
         found = self.containers(service)

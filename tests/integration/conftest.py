@@ -67,13 +67,14 @@ def start_stack(
     """Factory: a new, isolated demo stack (own project, port and data dir); all torn down at the end."""
     started: list[DemoStack] = []
 
-    def start(flink_version: str) -> DemoStack:
+    def start(flink_version: str, compose_override: Path | None = None) -> DemoStack:
         name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
         settings = StackSettings(
             data_dir=tmp_path_factory.mktemp(name),
             project=name,
             flink_version=flink_version,
             rest_port=free_local_port(),
+            compose_override=compose_override,
         )
         stack = DemoStack(settings, docker_client)
         started.append(stack)
@@ -139,18 +140,23 @@ def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, 
     """An inventory file for this stack (its demo job, with `jar` to resubmit it), with cluster-level overrides."""
     data = demo_inventory(stack.settings, jar)
     data["clusters"][0].update(cluster_overrides)
+    data["state_dir"] = str(directory / "state")  # locks and job lineage of this test only
     path = directory / f"{stack.settings.project}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def assert_every_id_exactly_once(stack: DemoStack, at_least: int, timeout: float = 90) -> list[int]:
-    """Wait until the sink has committed `at_least` ids, then: 1..N, no gap, no duplicate."""
+def assert_every_id_exactly_once(
+    stack: DemoStack, at_least: int, timeout: float = 90, output_dir: Path | None = None
+) -> list[int]:
+    """Wait until the sink (the stack's, or `output_dir`) has committed `at_least` ids, then: 1..N, no gap,
+    no duplicate."""
+    sink = output_dir or stack.output_dir
     ids = wait_until(
-        lambda: committed_ids(stack.output_dir),
+        lambda: committed_ids(sink),
         lambda found: len(found) >= at_least,
         timeout=timeout,
-        what=f"{at_least} committed ids in {stack.output_dir}",
+        what=f"{at_least} committed ids in {sink}",
     )
     duplicated, missing = sink_integrity(ids)
     assert duplicated == 0, f"{duplicated} duplicated id(s)"

@@ -362,7 +362,12 @@ clusters:
     [
         ("    recovery: {verify_timeout_s: .nan}", "", "http://h:8081", "recovery.verify_timeout_s: must be a finite"),
         ("    recovery: {verify_timeout_s: .inf}", "", "http://h:8081", "recovery.verify_timeout_s: must be a finite"),
-        ("    recovery: {verify_timeout_s: 1000000000000}", "", "http://h:8081", "recovery.verify_timeout_s: must be at most"),
+        (
+            "    recovery: {verify_timeout_s: 1000000000000}",
+            "",
+            "http://h:8081",
+            "recovery.verify_timeout_s: must be at most",
+        ),
         ("    expected_taskmanagers: 10000000", "", "http://h:8081", "expected_taskmanagers: must be at most"),
         ("", ", tls: {client_key: k.pem}", "http://h:8081", "rest.tls.client_key: client_key needs client_cert"),
         ("", "", "http://admin:hunter2@h:8081", "rest.url: must not carry credentials"),
