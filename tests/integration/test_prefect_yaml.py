@@ -62,6 +62,7 @@ def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_st
             }
             assert trigger.actions[0].deployment_id == recover.id
             assert trigger.actions[0].parameters["cluster"] == "{{ event.resource.name }}"
+            assert trigger.actions[0].parameters["guarded"] is True  # a forged event cannot skip the guard
 
         inventory = write_inventory(running_stack, tmp_path)
         prefect_cli(api, "deployment", "run", "diagnose/diagnose", "--param", f"config={inventory}")
