@@ -135,8 +135,13 @@ def submit_job(
         if exc.status is None:
             return _adopt_after_lost_answer(rest, spec.name, since_ms, exc)
         twin = next((j for j in rest.jobs_overview() if job_id and j.id == job_id), None)
-        if twin is not None:  # another recovery of the same failure submitted it first: Flink refused a copy
+        if twin is not None and twin.live:  # another recovery of the same failure submitted it first
             return Submission(twin.id, f"job id {job_id} was already submitted (by another recovery); following it")
+        if twin is not None:
+            raise RecoveryError(
+                f"Flink refused to run job {spec.name} again as {job_id}: that job already ran and is {twin.state}; "
+                "the next recovery submits it under a new id"
+            ) from exc
         raise RecoveryError(f"Flink refused to run job {spec.name}: {exc}") from exc
     origin = f"from {restore_point.path}" if restore_point else "fresh (no checkpoint)"
     return Submission(submitted, f"submitted {spec.jar.name} as job {submitted} {origin}")

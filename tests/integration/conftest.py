@@ -21,6 +21,7 @@ import pytest
 import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flink_runbook.demo.drill import ServedDeployments
 from flink_runbook.demo.job import (
     build_demo_job_jar,
     committed_ids,
@@ -187,3 +188,22 @@ def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/on-call", _WebhookInbox.received
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[Callable[..., ServedDeployments]]:
+    """Factory: the served deployments of an inventory, on the session's Prefect server; stopped at the end."""
+    started: list[ServedDeployments] = []
+
+    def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
+        served = ServedDeployments.start(
+            inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home
+        )
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+        print(f"--- serve log ({served.log_path}), last lines ---")
+        print("\n".join(served.log_path.read_text(errors="replace").splitlines()[-60:]))

@@ -17,6 +17,7 @@ import yaml
 
 from flink_runbook.containers.states import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, container_states
 from flink_runbook.demo import faults
+from flink_runbook.demo.drill import recover_runs, wait_for_event
 from flink_runbook.demo.image import flink_image_tag
 from flink_runbook.demo.job import DEMO_ENTRY_CLASS, committed_ids, demo_job_args, wait_for_job_state
 from flink_runbook.flows.diagnose import diagnose_flow
@@ -24,11 +25,13 @@ from flink_runbook.flows.recover import run_recover
 from flink_runbook.inventory import ContainerSelector
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import FLINK_TEST_VERSIONS, assert_every_id_exactly_once, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 FAST = {"recovery": {"stabilization_s": 5, "verify_timeout_s": 90}}
+# Scenarios whose logic does not depend on the Flink release run on one (README: what runs on both).
+ONE_VERSION = FLINK_TEST_VERSIONS[0]
 # A TaskManager known to Flink by its hostname, and one by a resource id (the RPC path still has its IP).
 BY_HOSTNAME = {"hostname": "taskmanager", "environment": {"FLINK_PROPERTIES": "taskmanager.host: taskmanager"}}
 BY_RESOURCE_ID = {"environment": {"FLINK_PROPERTIES": "taskmanager.resource-id: tm-resource-1"}}
@@ -176,3 +179,125 @@ def test_a_run_that_fails_for_another_reason_says_why_and_exits_1(
     assert last.startswith("flink-runbook: the recover run failed:") and "not-a-directory" in last, last
     assert "TypeError" not in done.stderr
     assert Path(blocker).read_text().startswith("a file")
+
+
+def test_a_served_recovery_and_a_cli_recovery_started_together_leave_one_copy(
+    disposable_stack, demo_job_jar, serve, prefect_server, tmp_path
+):
+    stack = disposable_stack
+    cluster = stack.settings.project
+    old = run_demo_job(stack, demo_job_jar)
+    wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=60, what="40 committed ids")
+    inventory = write_inventory(stack, tmp_path, demo_job_jar, **FAST)
+    serve(inventory)
+    wait_for_event(cluster, "flink.cluster.healthy", since=None, timeout_s=120)
+    faults.kill(stack.taskmanager())
+    wait_for_job_state(stack.rest, old, {"FAILED"}, timeout=120)
+    committed = len(committed_ids(stack.output_dir))
+    # The served monitor sees it within one 5 s tick and its trigger starts a recovery; the CLI starts now,
+    # with its own temporary Prefect server (no PREFECT_API_URL), so only the host lock stands between them.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "cli-home")
+    command = [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--cluster", cluster]
+    cli = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, timeout=600)
+    (cli_result,) = json.loads(cli.stdout)
+
+    def served_runs_finished() -> list:
+        return [
+            r for r in recover_runs(cluster, since=None, config=inventory) if r.state_type and r.state_type.is_final()
+        ]
+
+    served = wait_until(served_runs_finished, bool, timeout=300, what="a finished served recover run")
+    print(f"\nCLI: {cli_result['status']}; served: {[(r.name, r.state_type.value) for r in served]}")
+    assert cli_result["status"] in ("recovered", "healthy"), cli.stderr[-2000:]
+    named = [j for j in stack.rest.jobs_overview() if j.name == "realtime-cdc-demo"]
+    assert len([j for j in named if j.live]) == 1 and len(named) == 2, named  # the failed one and one new copy
+    assert_every_id_exactly_once(stack, at_least=committed + 60)
+
+
+def test_a_recover_run_killed_while_holding_the_lock_is_marked_crashed_by_the_next_tick(
+    start_stack, prefect_server, tmp_path
+):
+    from prefect.client.orchestration import get_client
+
+    from flink_runbook.demo.job import build_demo_job_jar
+    from flink_runbook.flows.monitor import monitor_flow
+    from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
+
+    stack = start_stack(ONE_VERSION)
+    try:
+        jar = build_demo_job_jar(ONE_VERSION)
+        run_demo_job(stack, jar)
+        faults.freeze(stack.taskmanager())
+        cluster = stack.settings.project
+        inventory = write_inventory(stack, tmp_path, jar, **FAST)
+        state_dir = Path(yaml.safe_load(inventory.read_text())["state_dir"])
+        env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}
+        command = [
+            sys.executable,
+            "-m",
+            "flink_runbook.cli",
+            "recover",
+            "--config",
+            str(inventory),
+            "--cluster",
+            cluster,
+        ]
+        cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        wait_until(
+            lambda: is_held(state_dir, cluster), bool, timeout=120, interval=0.2, what="the recovery's host lock"
+        )
+        cli.kill()  # SIGKILL mid-recovery: Prefect still shows the run RUNNING
+        cli.wait()
+        run_id = read_holder(lock_file(state_dir, cluster)).flow_run_id
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(run_id).state_type.value == "RUNNING"
+        (tick,) = monitor_flow(config=str(inventory))
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(run_id).state_type.value == "CRASHED"
+        assert tick["decision"] == "recover", tick  # not "wait" for an hour
+    finally:
+        faults.thaw(stack.taskmanager())
+        stack.down()
+
+
+def test_a_cancelled_job_is_left_cancelled(start_stack, tmp_path):
+    from flink_runbook.demo.job import build_demo_job_jar
+
+    stack = start_stack(ONE_VERSION)
+    try:
+        jar = build_demo_job_jar(ONE_VERSION)
+        job_id = run_demo_job(stack, jar)
+        stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
+        wait_for_job_state(stack.rest, job_id, {"CANCELED"}, timeout=60)
+        inventory = write_inventory(stack, tmp_path, jar, **FAST)
+        (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+        assert result["status"] == "healthy" and result["actions"] == [], json.dumps(result, indent=1)[-2000:]
+        assert {"code": "JOB_CANCELED", "severity": "info"}.items() <= result["findings_before"][0].items()
+        assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(job_id, "CANCELED")]
+    finally:
+        stack.down()
+
+
+def test_a_paused_jobmanager_is_unpaused_never_restarted(start_stack, tmp_path):
+    from flink_runbook.demo.job import build_demo_job_jar
+
+    stack = start_stack(ONE_VERSION)
+    try:
+        jar = build_demo_job_jar(ONE_VERSION)
+        run_demo_job(stack, jar)
+        wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 30, timeout=60, what="30 ids")
+        started = stack.jobmanager().attrs["State"]["StartedAt"]
+        faults.freeze(stack.jobmanager())
+        committed = len(committed_ids(stack.output_dir))
+        inventory = write_inventory(stack, tmp_path, jar, **FAST)
+        (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+        assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
+        first = result["actions"][0]
+        assert first["action"] == "start_jobmanager" and "docker unpause" in first["detail"], first
+        assert stack.jobmanager().attrs["State"]["StartedAt"] == started  # the same JobManager process
+        assert len([j for j in stack.rest.jobs_overview() if j.live]) == 1
+        assert_every_id_exactly_once(stack, at_least=committed + 40)
+    finally:
+        faults.thaw(stack.jobmanager())
+        stack.down()

@@ -8,40 +8,18 @@ the decision the guard's, the start of recovery the deployment trigger's
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 
 from flink_runbook.demo import faults
-from flink_runbook.demo.drill import ServedDeployments, recover_runs, run_drill, wait_for_event
+from flink_runbook.demo.drill import recover_runs, run_drill, wait_for_event
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
-from flink_runbook.deployments.local_server import LocalPrefectServer
 from flink_runbook.polling import wait_until
 
 from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
 
 FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
-
-
-@pytest.fixture
-def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator:
-    started: list[ServedDeployments] = []
-
-    def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
-        served = ServedDeployments.start(
-            inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home
-        )
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        served.stop()
-        print(f"--- serve log ({served.log_path}), last lines ---")
-        print("\n".join(served.log_path.read_text(errors="replace").splitlines()[-60:]))
 
 
 def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
