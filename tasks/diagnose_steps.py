@@ -23,9 +23,14 @@ def diagnose_cluster(cluster: ClusterSpec, depth: Depth) -> Diagnosis:
     restart forgets them, a recovery restores each job from its own checkpoints.
     """
     seen = observe_cluster(cluster, cluster_clients(cluster), depth)
-    remember_job_ids(
-        cluster.state_dir, cluster.name, {v.name: v.info.id for v in seen.jobs if v.info and not v.duplicate_ids}
-    )
+    try:
+        remember_job_ids(
+            cluster.state_dir, cluster.name, {v.name: v.info.id for v in seen.jobs if v.info and not v.duplicate_ids}
+        )
+    except OSError as exc:  # the checks still count; a recovery after a JobManager restart will refuse to guess
+        get_run_logger().warning(
+            "Cluster %s: cannot remember its job ids in %s: %s", cluster.name, cluster.state_dir, exc
+        )
     return diagnose(cluster, seen)
 
 

@@ -298,6 +298,14 @@ def test_stalled_ticks_raise_the_alarm_and_the_watchdog_frees_the_leaked_slot(pr
         first_completed_tick_after(datetime.now(UTC), timeout_s=60)
         log = (tmp_path / "serve.log").read_text()
         assert "watchdog: monitor STALLED" in log and "lowered deployment:" in log
+        # The webhook URL (often a token) is in the block's secret field, never in a plain one nor the log.
+        from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+        from flink_runbook.deployments.notifications import WEBHOOK_BLOCK_NAME
+
+        block = CustomWebhookNotificationBlock.load(WEBHOOK_BLOCK_NAME)
+        assert block.url == "{{webhook_url}}" and block.secrets.get_secret_value() == {"webhook_url": url}
+        assert url not in log
         assert monitor_health_cli(prefect_server.api_url).returncode == 0
     finally:
         served.stop()
