@@ -174,9 +174,10 @@ def test_a_run_that_fails_for_another_reason_says_why_and_exits_1(
         [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--all"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    last = done.stderr.strip().splitlines()[-1]
+    said = [line for line in done.stderr.splitlines() if line.startswith("flink-runbook: ")]
     assert done.returncode == 1, done.stderr[-2000:]
-    assert last.startswith("flink-runbook: the recover run failed:") and "not-a-directory" in last, last
+    assert len(said) == 1 and said[0].startswith("flink-runbook: the recover run failed:"), done.stderr[-2000:]
+    assert "not-a-directory" in said[0], said
     assert "TypeError" not in done.stderr
     assert Path(blocker).read_text().startswith("a file")
 

@@ -50,17 +50,19 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
 
 
 def refreeze_after_every_restart(stack, stop: threading.Event) -> None:
-    """A TaskManager that hangs again a few seconds after each start, however often it is restarted."""
+    """A TaskManager that hangs again a few seconds after each start or unpause, however often it is brought
+    back (a recovery unpauses a frozen one first, and restarts it only if that does not help)."""
     container = stack.taskmanager()
     container.reload()
-    last_start = container.attrs["State"]["StartedAt"]
-    while not stop.wait(1):
+    last_start, was_paused = container.attrs["State"]["StartedAt"], container.status == "paused"
+    while not stop.wait(0.5):
         container.reload()
         started = container.attrs["State"]["StartedAt"]
-        if started != last_start and container.status == "running":
+        if container.status == "running" and (started != last_start or was_paused):
             last_start = started
             if not stop.wait(3):
                 faults.freeze(container)
+        was_paused = container.status == "paused"
 
 
 def test_taskmanager_that_fails_after_every_restart_escalates_instead_of_looping(
