@@ -204,9 +204,7 @@ def test_a_served_recovery_and_a_cli_recovery_started_together_leave_one_copy(
     (cli_result,) = json.loads(cli.stdout)
 
     def served_runs_finished() -> list:
-        return [
-            r for r in recover_runs(cluster, since=None, config=inventory) if r.state_type and r.state_type.is_final()
-        ]
+        return [r for r in recover_runs(cluster, since=None, config=inventory) if r.state and r.state.is_final()]
 
     served = wait_until(served_runs_finished, bool, timeout=300, what="a finished served recover run")
     print(f"\nCLI: {cli_result['status']}; served: {[(r.name, r.state_type.value) for r in served]}")
