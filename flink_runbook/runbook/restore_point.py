@@ -70,11 +70,6 @@ def _history_candidates(stats: CheckpointStats, job_label: str) -> list[RestoreP
     return sorted(points.values(), key=lambda p: -p.checkpoint_id)
 
 
-def from_job_history(stats: CheckpointStats, job_label: str) -> RestorePoint | None:
-    """The newest externally addressable point in a job's checkpoint statistics."""
-    return next(iter(_history_candidates(stats, job_label)), None)
-
-
 def list_retained_checkpoints(host_dir: Path) -> list[RetainedCheckpoint]:
     """Complete checkpoints under a checkpoint directory: <dir>/<job id>/chk-<n> with a non-empty _metadata."""
     found: list[RetainedCheckpoint] = []

@@ -405,3 +405,34 @@ def test_bad_inventory_exits_2_without_a_traceback(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and "verify_timeout_s: must be a finite number" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- case 8: a duration as Flink writes it, and one that is not ----------------------------------------
+
+
+@pytest.mark.parametrize(("value", "timeout_ms"), [("3 min", 180_000), ("PT50S", 50_000), ("50000", 50_000)])
+def test_heartbeat_durations_are_read_as_flink_reads_them(value, timeout_ms):
+    from .recorded import recorded_answers
+    from .test_observe_bad_answers import observe
+
+    answers = recorded_answers("1.20.3", "healthy")
+    answers["jobmanager_config"] = [
+        {"key": k["key"], "value": value if k["key"] == "heartbeat.timeout" else k["value"]}
+        for k in answers["jobmanager_config"]
+    ]
+    seen, _ = observe("1.20.3", "healthy", answers)
+    assert seen.jobmanager.reachable and seen.jobmanager.heartbeat_timeout_ms == timeout_ms
+
+
+def test_an_unreadable_duration_is_a_finding_of_that_cluster_not_a_crash():
+    from .recorded import recorded_answers
+    from .test_observe_bad_answers import observe
+
+    answers = recorded_answers("1.20.3", "healthy")
+    answers["jobmanager_config"] = [
+        {"key": k["key"], "value": "soon" if k["key"] == "heartbeat.timeout" else k["value"]}
+        for k in answers["jobmanager_config"]
+    ]
+    seen, _ = observe("1.20.3", "healthy", answers)
+    (finding,) = [f for f in diagnose(CLUSTER, seen).findings if f.code == "JOBMANAGER_REST_INVALID"]
+    assert "heartbeat.timeout" in finding.evidence and "soon" in finding.evidence
