@@ -70,12 +70,7 @@ def mark_dead_recoveries(cluster: ClusterSpec, runs: list[RecoveryRun]) -> list[
     kernel. Such a run is set Crashed (so the guard neither waits an hour for it nor cools down from it)."""
     path = lock_file(cluster.state_dir, cluster.name)
     holder = read_holder(path)
-    dead = dead_runs(
-        runs,
-        holder.flow_run_id if holder else None,
-        holder.released if holder else True,
-        is_held(cluster.state_dir, cluster.name),
-    )
+    dead = dead_runs(runs, holder, is_held(cluster.state_dir, cluster.name))
     if not dead:
         return runs
     message = f"its process is gone: it no longer holds the recovery lock {path} (pid {holder.pid} on {holder.host})"

@@ -16,6 +16,7 @@ from typing import Any
 from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook import execute
@@ -29,6 +30,7 @@ from flink_runbook.runbook.restore_point import list_retained_checkpoints
 from flink_runbook.runbook.verdict import verdict
 from flink_runbook.runbook.verify import Check
 from flink_runbook.tasks.clients import cluster_clients
+from flink_runbook.tasks.monitor_steps import read_escalation, read_recovery_history
 from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
 
 
@@ -58,10 +60,6 @@ def plan_cluster_recovery(cluster: ClusterSpec, diagnosis: Diagnosis) -> Recover
 def guard_refusal(cluster: ClusterSpec, config: Path) -> str | None:
     """A triggered recovery checks escalation, cooldown and the flap limit itself, like the monitor does:
     whoever posted the event, it acts only when they allow it. Returns why not, or None."""
-    from prefect.runtime import flow_run
-
-    from flink_runbook.tasks.monitor_steps import read_escalation, read_recovery_history
-
     own = str(flow_run.id) if flow_run.id else None
     runs = [r for r in read_recovery_history.fn(cluster, config) if r.id != own]
     decision = decide_recovery(False, runs, read_escalation.fn(cluster.name), cluster.monitor, time.time())

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from flink_runbook.inventory import MonitorSettings
+from flink_runbook.runbook.host_lock import LockHolder
 
 # Prefect state types of a recover run that has not finished (or not started) yet.
 ACTIVE_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
@@ -43,13 +44,13 @@ def recovers_cluster(run_parameters: dict, cluster_name: str, config: Path) -> b
     return Path(str(run_parameters.get("config", ""))).resolve() == config.resolve()
 
 
-def dead_runs(runs: list[RecoveryRun], lock_holder_run: str | None, lock_released: bool, lock_held: bool) -> set[str]:
+def dead_runs(runs: list[RecoveryRun], last_holder: LockHolder | None, held: bool) -> set[str]:
     """Recover runs Prefect still shows RUNNING whose process is gone: the run that last took the cluster's
     host lock, when nobody holds it now and it was never released (a released lock was let go on the way
     out; a lock a dead process held is freed by the kernel, not released)."""
-    if lock_holder_run is None or lock_held or lock_released:
+    if last_holder is None or held or last_holder.released:
         return set()
-    return {r.id for r in runs if r.id == lock_holder_run and r.state == "RUNNING"}
+    return {r.id for r in runs if r.id == last_holder.flow_run_id and r.state == "RUNNING"}
 
 
 @dataclass(frozen=True)

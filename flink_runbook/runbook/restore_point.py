@@ -131,7 +131,7 @@ def choose_restore_point(
     configured checkpoint directory is never used; one whose _metadata is gone
     or empty is passed over for the next older one, and the choice says so.
     """
-    own_ids = tuple(dict.fromkeys([*(i for i in reversed(lineage)), *([job_id] if job_id else [])]))
+    own_ids = {*lineage, *([job_id] if job_id else [])}
     label = f"{job_name} ({job_id})" if job_id else job_name
     candidates = _history_candidates(history, label) if history is not None else []
     on_disk = sorted(retained, key=lambda c: (c.modified_at, c.checkpoint_id), reverse=True)
@@ -151,12 +151,12 @@ def choose_restore_point(
         known = {normalize_path(p.path).rstrip("/") for p in candidates}
         for chk in mine:
             path = _container_path(chk, checkpoint_dir)
-            if normalize_path(path) not in known:
+            if normalize_path(path).rstrip("/") not in known:
                 point = RestorePoint(path, chk.checkpoint_id, "checkpoint", f"checkpoint directory (job {chk.job_id})")
                 candidates.append(point)
     notes: list[str] = []
     outside: list[str] = []
-    for index, point in enumerate(candidates):
+    for point in candidates:
         if checkpoint_dir.container and not _inside(point.path, checkpoint_dir.container):
             outside.append(point.path)
             notes.append(f"{point.path} is outside the configured checkpoint directory {checkpoint_dir.container}")
@@ -165,7 +165,7 @@ def choose_restore_point(
         if on_host is not None and not metadata_present(on_host):
             notes.append(f"{point.path} is named by {point.source} but its _metadata is gone or empty")
             continue
-        if index > 0 and notes:
+        if notes:  # something newer was passed over
             notes.append(
                 f"restored from the older {point.kind} {point.checkpoint_id}: records the job wrote after it "
                 "may be written again, and a sink that is not transactional will hold them twice"

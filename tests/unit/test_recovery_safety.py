@@ -184,9 +184,9 @@ def test_the_host_lock_excludes_a_second_holder_and_a_killed_holder_frees_it(tmp
         last = read_holder(lock_file(tmp_path, "c1"))
         assert last.flow_run_id == "run-1" and not last.released
         runs = [RecoveryRun("r", "RUNNING", 0, id="run-1"), RecoveryRun("q", "RUNNING", 0, id="run-0")]
-        assert dead_runs(runs, last.flow_run_id, last.released, False) == {"run-1"}
-        with cluster_lock(tmp_path, "c1", "run-2", 1):
-            assert dead_runs(runs, "run-2", False, is_held(tmp_path, "c1")) == set()
+        assert dead_runs(runs, last, False) == {"run-1"}
+        with cluster_lock(tmp_path, "c1", "run-2", 1) as holding:
+            assert dead_runs(runs, holding, is_held(tmp_path, "c1")) == set()
         assert read_holder(lock_file(tmp_path, "c1")).released  # let go cleanly: not dead
     finally:
         holder.kill()
