@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down serve test unit lint bench
+.PHONY: bootstrap demo demo-down serve test unit lint bench bench-versus bench-start
 
 bootstrap:
 	@scripts/bootstrap
@@ -37,3 +37,12 @@ lint: bootstrap
 
 bench: bootstrap
 	$(PY) benchmarks/foundation.py
+
+## flink-runbook against Flink alone (three configurations), the runbook's watchdog loop, and itself
+## without and with the fault watcher: the same stack, job and faults (about 40 minutes; prints a table).
+bench-versus: bootstrap
+	$(PY) benchmarks/versus.py $(ARGS)
+
+## Where the seconds go between a fault and the recovery's first step, trigger's door against the watcher's.
+bench-start: bootstrap
+	$(PY) benchmarks/start_latency.py $(ARGS)

@@ -57,6 +57,7 @@ class ServedDeployments:
         limit: int = 4,
         prefect_home: Path | None = None,
         port: int | None = None,
+        watch: bool = True,
     ) -> ServedDeployments:
         env = {**os.environ, **TELEMETRY_OFF}
         env.pop("PREFECT_API_URL", None)
@@ -66,6 +67,7 @@ class ServedDeployments:
         command += ["--interval", str(interval_s), "--limit", str(limit)]
         command += ["--prefect-home", str(prefect_home)] if prefect_home else []
         command += ["--port", str(port)] if port else []
+        command += [] if watch else ["--no-watch"]
         log = log_path.open("ab")
         process = subprocess.Popen(
             command,

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from flink_runbook.deployments.fault_watch import DEFAULT_REST_INTERVAL_S
 from flink_runbook.deployments.local_server import (
     LEASES_DIR,
     TELEMETRY_OFF,
@@ -63,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STALLED_AFTER,
         help=f"monitor intervals without a completed tick before the watchdog raises the alarm "
         f"(default {DEFAULT_STALLED_AFTER})",
+    )
+    parser.add_argument(
+        "--watch-interval",
+        type=float,
+        default=DEFAULT_REST_INTERVAL_S,
+        help=f"seconds between the fault watcher's REST readings (default {DEFAULT_REST_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="no fault watcher: only the scheduled monitor detects (Docker events and the REST watch are off)",
     )
     return parser
 
@@ -126,7 +138,14 @@ def exit_now(why: str) -> None:
     os._exit(EXIT_FAILED)
 
 
-def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: Path | None, stalled_after: int) -> None:
+def serve_deployments(
+    config: Path,
+    interval_s: float,
+    limit: int,
+    leases_dir: Path | None,
+    stalled_after: int,
+    watch_interval_s: float | None = DEFAULT_REST_INTERVAL_S,
+) -> None:
     """Register the deployments, their trigger and the escalation notification; run them until interrupted."""
     from flink_runbook.deployments.definitions import build_deployments
     from flink_runbook.deployments.notifications import WEBHOOK_BLOCK_NAME, ensure_escalation_notification
@@ -138,8 +157,15 @@ def serve_deployments(config: Path, interval_s: float, limit: int, leases_dir: P
             "escalations and a stalled monitor are posted to the inventory's webhook "
             f"(kept in Prefect block {WEBHOOK_BLOCK_NAME})"
         )
+    watcher = None
+    if watch_interval_s is not None:
+        from flink_runbook.deployments.fault_watch import FaultWatcher
+
+        watcher = FaultWatcher(config, say, rest_interval_s=watch_interval_s)
     asyncio.run(
-        serve_until_stopped(build_deployments(config, interval_s), limit, interval_s, leases_dir, stalled_after)
+        serve_until_stopped(
+            build_deployments(config, interval_s), limit, interval_s, leases_dir, stalled_after, watcher
+        )
     )
 
 
@@ -175,8 +201,9 @@ async def serve_until_stopped(
     interval_s: float = 30.0,
     leases_dir: Path | None = None,
     stalled_after: int = DEFAULT_STALLED_AFTER,
+    watcher=None,
 ) -> None:
-    """Run the deployments until SIGINT or SIGTERM, then stop cleanly.
+    """Run the deployments (and the fault watcher, if any) until SIGINT or SIGTERM, then stop cleanly.
 
     Prefect's own serve() leaves a run that is in flight at Ctrl-C in Pending
     or Running; it keeps its deployment's concurrency slot until the lease
@@ -209,10 +236,14 @@ async def serve_until_stopped(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    if watcher is not None:
+        watcher.start()
     say(f"serving {', '.join(d.name for d in deployments)}; Ctrl-C or SIGTERM stops")
     stopping = asyncio.create_task(stop_requested.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     watchdog.stop()
+    if watcher is not None:
+        watcher.stop(timeout_s=STOP_DEADLINE_S / 3)
     if not serving.done():
         say("stopping; runs in flight are marked Cancelled, schedules paused")
         try:
@@ -226,9 +257,10 @@ async def serve_until_stopped(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.interval < 5 or args.limit < 1 or args.stalled_after < 2:
+    if args.interval < 5 or args.limit < 1 or args.stalled_after < 2 or not 0.5 <= args.watch_interval <= 3600:
         print(
-            "serve: --interval must be at least 5 seconds, --limit at least 1 and --stalled-after at least 2",
+            "serve: --interval must be at least 5 seconds, --limit at least 1, --stalled-after at least 2 and "
+            "--watch-interval between 0.5 and 3600 seconds",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -262,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         # The local server's lease files tell a lease of a dead run from a live one: read them only when the
         # server we talk to is the one on --prefect-home (ours, or the demo's); another server's are not these.
         leases_dir = args.prefect_home / LEASES_DIR if serves_from_home(args.prefect_home, api_url) else None
-        serve_deployments(args.config, args.interval, args.limit, leases_dir, args.stalled_after)
+        watch_interval = None if args.no_watch else args.watch_interval
+        serve_deployments(args.config, args.interval, args.limit, leases_dir, args.stalled_after, watch_interval)
         return 0
     except PrefectServerError as exc:
         print(f"serve: {exc}", file=sys.stderr)

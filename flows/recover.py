@@ -24,6 +24,7 @@ from flink_runbook.tasks.recover_steps import (
     guard_refusal,
     judge_recovery,
     plan_cluster_recovery,
+    reconnect_networks,
     restart_taskmanagers,
     resubmit_job,
     start_jobmanager,
@@ -37,6 +38,7 @@ from flink_runbook.tasks.recover_steps import (
 
 def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
     """The runbook's fix, one task per step; once a step fails, the later ones are not attempted."""
+    progress = reconnect_networks(cluster, plan, progress)
     progress = unpause_containers(cluster, plan, progress)
     progress = start_jobmanager(cluster, plan, progress)
     progress = restart_taskmanagers(cluster, plan, progress)

@@ -29,7 +29,14 @@ from prefect.variables import Variable
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
-from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, dead_runs, recovers_cluster
+from flink_runbook.runbook.guard import (
+    Escalation,
+    GuardDecision,
+    RecoveryRun,
+    dead_runs,
+    decide_recovery,
+    recovers_cluster,
+)
 from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
 from flink_runbook.tasks.options import READ_ONLY
 
@@ -94,6 +101,13 @@ def store_escalation(cluster_name: str, escalation: Escalation | None) -> None:
         Variable.unset(name)
     else:
         Variable.set(name, escalation.to_dict(), overwrite=True)
+
+
+def guard_decision_now(cluster: ClusterSpec, config: Path, own_run_id: str | None = None) -> GuardDecision:
+    """What the guard rails say about recovering this unhealthy cluster now (escalation, a recovery in
+    flight, cooldown, flap limit), from Prefect's record; `own_run_id` is the asking run, not counted."""
+    runs = [r for r in read_recovery_history.fn(cluster, config) if r.id != own_run_id]
+    return decide_recovery(False, runs, read_escalation.fn(cluster.name), cluster.monitor, time.time())
 
 
 @task(name="emit cluster events", task_run_name="emit events for {diagnosis.cluster}", cache_policy=NO_CACHE)

@@ -8,7 +8,6 @@ not submitted again), and a second `recover` run finishes what a failed one left
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook import execute
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.execute import Progress, Resubmitted
-from flink_runbook.runbook.guard import GuardAction, decide_recovery
+from flink_runbook.runbook.guard import GuardAction
 from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
 from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus, recovery_report
@@ -30,7 +29,7 @@ from flink_runbook.runbook.restore_point import list_retained_checkpoints
 from flink_runbook.runbook.verdict import verdict
 from flink_runbook.runbook.verify import Check
 from flink_runbook.tasks.clients import cluster_clients
-from flink_runbook.tasks.monitor_steps import read_escalation, read_recovery_history
+from flink_runbook.tasks.monitor_steps import guard_decision_now
 from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
 
 
@@ -60,9 +59,7 @@ def plan_cluster_recovery(cluster: ClusterSpec, diagnosis: Diagnosis) -> Recover
 def guard_refusal(cluster: ClusterSpec, config: Path) -> str | None:
     """A triggered recovery checks escalation, cooldown and the flap limit itself, like the monitor does:
     whoever posted the event, it acts only when they allow it. Returns why not, or None."""
-    own = str(flow_run.id) if flow_run.id else None
-    runs = [r for r in read_recovery_history.fn(cluster, config) if r.id != own]
-    decision = decide_recovery(False, runs, read_escalation.fn(cluster.name), cluster.monitor, time.time())
+    decision = guard_decision_now(cluster, config, str(flow_run.id) if flow_run.id else None)
     if decision.action == GuardAction.RECOVER:
         return None
     return f"the guard rails do not allow a recovery now ({decision.action}: {decision.reason})"
@@ -78,6 +75,7 @@ def _cluster_step(name: str, step: Callable[..., Progress], **options: Any) -> T
     return task(name=name, task_run_name=f"{name} of {{cluster.name}}", **options)(run)
 
 
+reconnect_networks = _cluster_step("reconnect networks", execute.reconnect_container_networks, **CHANGES_CLUSTER)
 unpause_containers = _cluster_step("unpause containers", execute.unpause_containers, **CHANGES_CLUSTER)
 start_jobmanager = _cluster_step("start JobManager", execute.start_jobmanager, **CHANGES_CLUSTER)
 restart_taskmanagers = _cluster_step("restart TaskManagers", execute.restart_taskmanagers, **CHANGES_CLUSTER)

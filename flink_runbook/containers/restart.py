@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import docker.errors
 
-from flink_runbook.containers.states import container_state
+from flink_runbook.containers.states import SERVICE_LABEL, container_state
 
 
 class ContainerRestartFailed(RuntimeError):
@@ -47,4 +47,24 @@ def start_or_unpause(client: docker.DockerClient, names: tuple[str, ...]) -> lis
                 done.append(f"{name} already running")
         except docker.errors.DockerException as exc:
             raise ContainerRestartFailed(f"docker start/unpause {name} failed: {exc}") from exc
+    return done
+
+
+def reconnect_networks(client: docker.DockerClient, names: tuple[str, ...]) -> list[str]:
+    """docker network connect each container to the network it was created on and was cut off
+    (under its Compose service name, as Compose attached it); returns what was done, one line each."""
+    done = []
+    for name in names:
+        try:
+            container = client.containers.get(name)
+            state = container_state("", "", container)
+            network = state.detached_from
+            if network is None:
+                done.append(f"{name} already attached to {state.network_mode or 'its network'}")
+                continue
+            service = container.labels.get(SERVICE_LABEL)
+            client.networks.get(network).connect(container, aliases=[service] if service else None)
+            done.append(f"docker network connect {network} {name}")
+        except docker.errors.DockerException as exc:
+            raise ContainerRestartFailed(f"docker network connect of {name} failed: {exc}") from exc
     return done

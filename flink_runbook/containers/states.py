@@ -22,6 +22,7 @@ SERVICE_LABEL = "com.docker.compose.service"
 # `docker compose run` containers carry the service's labels too, but are not the service.
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 ROLES = ("jobmanager", "taskmanager")
+BUILT_IN_NETWORK_MODES = frozenset({"", "default", "bridge", "host", "none"})
 
 
 def seconds_since(docker_time: str | None, now_s: float) -> float | None:
@@ -58,6 +59,18 @@ class ContainerState:
     hostname: str | None = None
     # Names other containers reach it by on its networks (service name, aliases, short id).
     network_aliases: tuple[str, ...] = ()
+    # The network it was created on (HostConfig.NetworkMode) and the ones it is attached to now.
+    network_mode: str | None = None
+    networks: tuple[str, ...] = ()
+
+    @property
+    def detached_from(self) -> str | None:
+        """The named network this running container was created on and is no longer attached to
+        (`docker network disconnect`): a restart does not bring it back, a reconnect does."""
+        mode = self.network_mode or ""
+        if self.state != "running" or mode in BUILT_IN_NETWORK_MODES or mode.startswith("container:"):
+            return None
+        return None if mode in self.networks else mode
 
     @property
     def identities(self) -> frozenset[str]:
@@ -108,6 +121,8 @@ def container_state(role: str, service: str, container: Container) -> ContainerS
         ip_addresses=addresses,
         hostname=(container.attrs.get("Config") or {}).get("Hostname"),
         network_aliases=aliases,
+        network_mode=(container.attrs.get("HostConfig") or {}).get("NetworkMode"),
+        networks=tuple(sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})),
     )
 
 

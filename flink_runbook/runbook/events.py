@@ -8,7 +8,9 @@
     flink.cluster.resumed     the monitor acts on the cluster again (healthy long enough, or reset)
 
 Resource: prefect.resource.id = flink.cluster.<name>, prefect.resource.name = <name>,
-flink.rest-url, flink.recovery = the guard's decision (none, recover, wait, escalate, hold, resume).
+flink.rest-url, flink.recovery = the guard's decision (none, recover, wait, escalate, hold, resume),
+or "started" when the serving process's fault watcher saw the fault and started the recovery itself
+(the trigger matches only "recover", so one fault starts one recovery).
 Payload: flink_version, taskmanagers, jobs (name, state), findings (code, severity, summary),
 decision, reason, recent_recoveries.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from flink_runbook.flink.answers import JobState
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.fault_watch import Fault
 from flink_runbook.runbook.guard import GuardAction, GuardDecision
 
 HEALTHY_EVENT = "flink.cluster.healthy"
@@ -29,6 +32,7 @@ RESUMED_EVENT = "flink.cluster.resumed"
 RESOURCE_PREFIX = "flink.cluster."
 # The label the recover trigger matches: only ticks whose guard said "recover" start one.
 RECOVERY_LABEL = "flink.recovery"
+STARTED_BY_WATCHER = "started"
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,21 @@ def escalation_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[Clu
             payload={"reason": decision.reason, "findings": serious, "recent_recoveries": decision.recent_recoveries},
         )
     ]
+
+
+def fault_event(fault: Fault, rest_url: str, decision: GuardDecision) -> ClusterEvent:
+    """The unhealthy event of a fault the watcher saw (Docker's event stream or its REST watch): the
+    monitor's event with the guard's decision, "started" when the watcher recovers it at once."""
+    label = STARTED_BY_WATCHER if decision.action == GuardAction.RECOVER else decision.action
+    return ClusterEvent(
+        event=UNHEALTHY_EVENT,
+        resource=cluster_resource(fault.cluster, rest_url, label),
+        payload={
+            "seen_by": f"watch:{fault.source}",
+            "fault_at": fault.at,
+            "findings": [{"code": fault.code, "severity": "error", "summary": fault.what}],
+            "decision": str(decision.action),
+            "reason": decision.reason,
+            "recent_recoveries": decision.recent_recoveries,
+        },
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import docker
 
-from flink_runbook.containers.restart import restart_containers, start_or_unpause
+from flink_runbook.containers.restart import reconnect_networks, restart_containers, start_or_unpause
 from flink_runbook.flink.answers import JobState, TaskManagerInfo
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import ClusterSpec
@@ -119,6 +119,21 @@ def _wait_for_return(cluster: ClusterSpec, clients: ClusterClients, jobmanager: 
     except act.RecoveryError:
         parts.append(f"fewer than {expected} TaskManager(s) registered after {timeout_s:.0f}s")
     return "; ".join(parts)
+
+
+def reconnect_container_networks(
+    cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress
+) -> Progress:
+    """`docker network connect` what was cut off its network: the TaskManager's heartbeats reach the
+    JobManager again, before or after Flink timed it out (then it registers again by itself)."""
+
+    def do(planned: PlannedAction, record: ActionRecord) -> None:
+        done = reconnect_networks(_docker(clients), planned.containers)
+        # The JobManager may be one of them (its REST port goes through the network): wait for it too.
+        waited = _wait_for_return(cluster, clients, True, cluster.recovery.registration_grace_s)
+        record.detail = f"{'; '.join(done)}; {waited}"
+
+    return _planned_step(plan, Action.RECONNECT_NETWORKS, progress, do)
 
 
 def unpause_containers(
@@ -273,9 +288,11 @@ def verify_stability(
     window = cluster.recovery.stabilization_s
 
     def do(record: ActionRecord) -> Progress:
+        # No TaskManager was waited for (an unpause, a reconnect): the ones registered now must stay.
+        before = list(progress.taskmanagers) or clients.rest.taskmanagers()
         sleep(window)
         registered = clients.rest.taskmanagers()
-        checks = [taskmanagers_stable(list(progress.taskmanagers), registered, cluster.expected_taskmanagers)]
+        checks = [taskmanagers_stable(before, registered, cluster.expected_taskmanagers)]
         since = {r.job: r.exceptions_since_ms for r in progress.resubmitted}
         followed = {r.job: r.job_id for r in progress.resubmitted}
         for job in cluster.jobs:

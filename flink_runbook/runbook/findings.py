@@ -118,6 +118,18 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
                     subject=state.name,
                 )
             )
+        if state.detached_from:
+            findings.append(
+                Finding(
+                    "CONTAINER_DISCONNECTED",
+                    "critical" if state.role == "jobmanager" else "error",
+                    f"{state.role} container {state.name} runs but is cut off network {state.detached_from}",
+                    f"created on {state.detached_from}, attached now to: {', '.join(state.networks) or 'none'}",
+                    f"`docker network connect {state.detached_from} {state.name}`; a restart alone does not "
+                    "attach it again.",
+                    subject=state.name,
+                )
+            )
         oom_kills = view.oom_kills.get(state.name, 0)
         if state.oom_killed or oom_kills:
             findings.append(

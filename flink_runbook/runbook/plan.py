@@ -2,6 +2,7 @@
 
 Safety rules, each a refusal rather than an attempt (README, "Safety rules"):
 - a JobManager is only ever unpaused or started, never restarted (it would kill every job);
+- a container cut off its network is reconnected (a restart would not attach it again);
 - a paused container is unpaused, not restarted; what is unpaused or started is observed
   again before the rest is planned (plan.observe_again);
 - a TaskManager container is restarted only when it is stopped, or when it runs and no
@@ -48,6 +49,7 @@ def recovery_job_id(cluster: str, job: str, replaces: str | None) -> str:
 class Action(StrEnum):
     """The runbook's fix, step by step, in the order they are carried out."""
 
+    RECONNECT_NETWORKS = "reconnect_networks"
     UNPAUSE_CONTAINERS = "unpause_containers"
     START_JOBMANAGER = "start_jobmanager"
     RESTART_TASKMANAGERS = "restart_taskmanagers"
@@ -61,7 +63,7 @@ class PlannedAction:
     target: str
     reason: str
     finding: str = ""
-    # unpause_containers, start_jobmanager, restart_taskmanagers: the containers, by name.
+    # reconnect_networks, unpause_containers, start_jobmanager, restart_taskmanagers: the containers, by name.
     containers: tuple[str, ...] = ()
     # wait_for_taskmanagers: how many must be registered, with how many free slots, none of them one of these
     # ids (registered from a container being restarted: the old process, not the new one).
@@ -140,7 +142,20 @@ def plan_recovery(
     if any(c.state == "missing" for c in taskmanagers):
         refusals.append("a TaskManager container does not exist; create it (docker compose up -d)")
 
-    # First bring back what is paused or stopped without restarting anything; then look again.
+    # First bring back what is cut off, paused or stopped without restarting anything; then look again.
+    detached = [c for c in containers if c.detached_from]
+    if detached:
+        actions.append(
+            PlannedAction(
+                Action.RECONNECT_NETWORKS,
+                ", ".join(c.name for c in detached),
+                "cut off the network it was created on ("
+                + ", ".join(f"{c.name}: {c.detached_from}" for c in detached)
+                + "): reconnected, since a restart would not attach it again",
+                finding="CONTAINER_DISCONNECTED",
+                containers=tuple(c.name for c in detached),
+            )
+        )
     paused = [c for c in taskmanagers if c.state == "paused"]
     stopped_jm = [c for c in jobmanagers if c.state in STOPPED | {"paused"}]
     if paused:

@@ -195,10 +195,13 @@ def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[Callab
     """Factory: the served deployments of an inventory, on the session's Prefect server; stopped at the end."""
     started: list[ServedDeployments] = []
 
-    def start(inventory: Path, interval_s: float = 5) -> ServedDeployments:
+    def start(inventory: Path, interval_s: float = 5, watch: bool = False) -> ServedDeployments:
+        # watch=False: the scheduled monitor and the trigger are the door these tests are about (a worker has no
+        # other); the fault watcher's door is tests/integration/test_fault_watch.py.
         served = ServedDeployments.start(
-            inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home
-        )
+            inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home,
+            watch=watch,
+        )  # fmt: skip
         started.append(served)
         return served
 

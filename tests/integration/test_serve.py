@@ -51,7 +51,12 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
 
     served = ServedDeployments.start(
-        inventory, prefect_server.api_url, tmp_path / "serve-1.log", interval_s=5, prefect_home=prefect_server.home
+        inventory,
+        prefect_server.api_url,
+        tmp_path / "serve-1.log",
+        interval_s=5,
+        prefect_home=prefect_server.home,
+        watch=False,
     )
     try:
         running = wait_until(
@@ -74,7 +79,12 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
 
     restarted = datetime.now(UTC)
     served = ServedDeployments.start(
-        inventory, prefect_server.api_url, tmp_path / "serve-2.log", interval_s=5, prefect_home=prefect_server.home
+        inventory,
+        prefect_server.api_url,
+        tmp_path / "serve-2.log",
+        interval_s=5,
+        prefect_home=prefect_server.home,
+        watch=False,
     )
     try:
         # With a leaked slot every tick is cancelled for 300 s; a clean stop lets the first tick run.
@@ -99,7 +109,12 @@ def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefec
     stop is left. Made here as Prefect makes them: a scheduled run of the deployment, old parameters."""
     old, new = unreachable_inventory(tmp_path / "old.yaml"), unreachable_inventory(tmp_path / "new.yaml")
     served = ServedDeployments.start(
-        old, prefect_server.api_url, tmp_path / "serve-old.log", interval_s=5, prefect_home=prefect_server.home
+        old,
+        prefect_server.api_url,
+        tmp_path / "serve-old.log",
+        interval_s=5,
+        prefect_home=prefect_server.home,
+        watch=False,
     )
     try:
         served.wait_until_serving()
@@ -114,7 +129,12 @@ def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefec
         ]
     restarted = datetime.now(UTC)
     served = ServedDeployments.start(
-        new, prefect_server.api_url, tmp_path / "serve-new.log", interval_s=5, prefect_home=prefect_server.home
+        new,
+        prefect_server.api_url,
+        tmp_path / "serve-new.log",
+        interval_s=5,
+        prefect_home=prefect_server.home,
+        watch=False,
     )
     try:
         a_finished_tick_since(restarted, "a monitor run of the new serve that ran to the end")

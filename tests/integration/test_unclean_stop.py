@@ -75,7 +75,13 @@ class ServeWithItsOwnServer:
         self.starts += 1
         log = self.logs / f"serve-{self.starts}.log"
         self.served = ServedDeployments.start(
-            self.inventory, None, log, INTERVAL_S, prefect_home=self.home, port=self.port
+            self.inventory,
+            None,
+            log,
+            INTERVAL_S,
+            prefect_home=self.home,
+            port=self.port,
+            watch=False,  # the runner's own runs are what this reconciles
         )
         self.served.wait_until_serving(timeout_s=180)
         return time.time()
@@ -275,7 +281,12 @@ def test_stalled_ticks_raise_the_alarm_and_the_watchdog_frees_the_leaked_slot(pr
     url, received = webhook_inbox
     inventory = unreachable_cluster_inventory(tmp_path, notifications={"escalation_webhook_url": url})
     served = ServedDeployments.start(
-        inventory, prefect_server.api_url, tmp_path / "serve.log", INTERVAL_S, prefect_home=prefect_server.home
+        inventory,
+        prefect_server.api_url,
+        tmp_path / "serve.log",
+        INTERVAL_S,
+        prefect_home=prefect_server.home,
+        watch=False,
     )
     try:
         served.wait_until_serving()

@@ -1,0 +1,224 @@
+"""The fault watcher of the serving process: push where Docker pushes, a cheap REST watch in between.
+
+One thread per Docker engine of the inventory follows its event stream (reconnecting with backoff);
+one thread reads each cluster's `/taskmanagers` and `/jobs/overview` every few seconds. A fault
+(flink_runbook.runbook.fault_watch) goes through the guard rails the monitor uses; when they allow a
+recovery, the recover flow runs at once in this process (a flow run like any other in the UI, with
+no automation, runner poll or subprocess start in front of it), and the event says "started" so the
+trigger does not start a second one. Otherwise the event carries the guard's decision and the
+scheduled monitor goes on as before: it is what sees a frozen-but-running JVM, a partition, a stuck
+job, and what workers run when scaled out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from flink_runbook.containers.docker_events import docker_events
+from flink_runbook.containers.states import DockerUnavailable, docker_client, find_containers
+from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.events import fault_event
+from flink_runbook.runbook.fault_watch import (
+    Fault,
+    FaultDeduper,
+    WatchedContainer,
+    container_fault,
+    rest_fault,
+    restarts_by_itself,
+)
+from flink_runbook.runbook.guard import GuardAction
+
+DEFAULT_REST_INTERVAL_S = 2.0
+REFRESH_CONTAINERS_S = 30.0  # containers recreated by `compose up` get new ids
+MAX_BACKOFF_S = 30.0
+# Docker's restart policy starts a crashed container within about half a second (then backs off).
+POLICY_RESTART_WAIT_S = 3.0
+
+
+class FaultWatcher:
+    def __init__(
+        self,
+        config: Path,
+        say: Callable[[str], None],
+        rest_interval_s: float = DEFAULT_REST_INTERVAL_S,
+        recheck_s: float = 30.0,
+    ) -> None:
+        self.inventory = load_inventory(config)
+        self.say = say
+        self.rest_interval_s = rest_interval_s
+        self.deduper = FaultDeduper(recheck_s)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watched: dict[str, WatchedContainer] = {}
+        self._threads: list[threading.Thread] = []
+        self._recoveries: dict[str, threading.Thread] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        hosts = sorted({c.docker_host or "" for c in self.inventory.clusters})
+        for host in hosts:
+            self._spawn(f"watch docker {host or 'local'}", self._follow_docker, host or None)
+        self._spawn("watch rest", self._watch_rest)
+        self.say(
+            f"watching {len(self.inventory.clusters)} cluster(s): Docker events of {len(hosts)} engine(s), "
+            f"REST every {self.rest_interval_s:g}s; a fault the guard rails allow is recovered in this process"
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_s
+        for name, thread in list(self._recoveries.items()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self.say(f"watch: the recovery of {name} still runs as serve stops; the next monitor tick sees it")
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    # -- sources -------------------------------------------------------------
+
+    def _clusters_on(self, host: str | None) -> list[ClusterSpec]:
+        return [c for c in self.inventory.clusters if (c.docker_host or None) == host]
+
+    def _refresh_containers(self, host: str | None, client: docker.DockerClient) -> None:
+        found = {}
+        for cluster in self._clusters_on(host):
+            for role, containers in find_containers(client, cluster.containers).items():
+                for container in containers:
+                    found[container.id] = WatchedContainer(cluster.name, role, container.name)
+        with self._lock:
+            stale = [cid for cid, w in self._watched.items() if w.cluster in {c.name for c in self._clusters_on(host)}]
+            for cid in stale:
+                del self._watched[cid]
+            self._watched.update(found)
+
+    def _follow_docker(self, host: str | None) -> None:
+        """Docker's events, from the moment the watcher started; a broken stream is followed again from
+        the last event seen (events of that second come twice and are told apart)."""
+        since, backoff, refreshed = time.time(), 1.0, 0.0
+        seen: deque[tuple[str, str, float]] = deque(maxlen=512)
+        where = host or "the local Docker engine"
+        while not self._stopping.is_set():
+            try:
+                client = docker_client(host)
+                self._refresh_containers(host, client)
+                refreshed = time.monotonic()
+                for event in docker_events(client, since):
+                    key = (event.container_id, event.action, event.at)
+                    if key in seen:
+                        continue
+                    seen.append(key)
+                    since = max(since, event.at)
+                    backoff = 1.0
+                    if self._stopping.is_set():
+                        return
+                    if event.action in ("start", "restart") or time.monotonic() - refreshed > REFRESH_CONTAINERS_S:
+                        self._refresh_containers(host, client)
+                        refreshed = time.monotonic()
+                    fault = container_fault(event, self._watched)
+                    if fault is not None:
+                        self._on_fault(fault)
+            except (DockerUnavailable, docker.errors.DockerException, OSError, ValueError) as exc:
+                if self._stopping.is_set():
+                    return
+                self.say(f"watch: the event stream of {where} broke ({str(exc)[:200]}); again in {backoff:.0f}s")
+                self._stopping.wait(backoff)
+                backoff = min(2 * backoff, MAX_BACKOFF_S)
+
+    def _watch_rest(self) -> None:
+        from flink_runbook.tasks.clients import cluster_rest
+
+        clients: dict[str, FlinkRestClient] = {}
+        while not self._stopping.wait(self.rest_interval_s):
+            for cluster in self.inventory.clusters:
+                if self.deduper.running(cluster.name):
+                    continue
+                try:
+                    if cluster.name not in clients:
+                        clients[cluster.name] = cluster_rest(cluster)
+                        clients[cluster.name].read_retries = 0  # the next reading is a few seconds away
+                    rest = clients[cluster.name]
+                    taskmanagers, jobs, error = rest.taskmanagers(), rest.jobs_overview(), None
+                except FlinkRestError as exc:
+                    taskmanagers, jobs, error = None, None, str(exc)
+                except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
+                    self.say(f"watch: cannot read {cluster.rest.url} of {cluster.name}: {str(exc)[:200]}")
+                    continue
+                fault = rest_fault(cluster, taskmanagers, jobs, error, time.time())
+                if fault is not None:
+                    self._on_fault(fault)
+
+    # -- acting --------------------------------------------------------------
+
+    def _on_fault(self, fault: Fault) -> None:
+        with self._lock:
+            if not self.deduper.admit(fault, time.time()):
+                return
+            self.deduper.recovery_started(fault.cluster)  # held while the guard decides: one fault, one recovery
+        thread = threading.Thread(target=self._recover, args=(fault,), name=f"recover {fault.cluster}", daemon=True)
+        self._recoveries[fault.cluster] = thread
+        thread.start()
+
+    def _let_the_restart_policy_act(self, cluster: ClusterSpec, fault: Fault) -> None:
+        """A container whose restart policy restarts it is Docker's to start (within a second): observed
+        before that, it would look stopped and be restarted twice, killing the JVM Docker just started."""
+        try:
+            container = docker_client(cluster.docker_host).containers.get(fault.container)
+        except (DockerUnavailable, docker.errors.DockerException):
+            return  # the recovery observes it and says what it finds
+        policy = ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if not restarts_by_itself(policy, container.attrs.get("State", {}).get("ExitCode")):
+            return
+        deadline = time.monotonic() + POLICY_RESTART_WAIT_S
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            container.reload()
+            if container.status in ("running", "restarting"):
+                return
+            time.sleep(0.1)
+
+    def _recover(self, fault: Fault) -> None:
+        from prefect import tags
+        from prefect.events import emit_event
+
+        from flink_runbook.flows.recover import recover_flow
+        from flink_runbook.tasks.monitor_steps import guard_decision_now
+
+        (cluster,) = self.inventory.select(fault.cluster)
+        late = max(0.0, time.time() - fault.at)
+        try:
+            if fault.code in ("CONTAINER_EXITED", "CONTAINER_OOM_KILLED"):
+                self._let_the_restart_policy_act(cluster, fault)
+            decision = guard_decision_now(cluster, self.inventory.path)
+            event = fault_event(fault, cluster.rest.url, decision)
+            emit_event(event=event.event, resource=event.resource, payload=event.payload)
+            if decision.action != GuardAction.RECOVER:
+                self.say(f"watch: {fault.cluster}: {fault.what}; not recovering: {decision.action}: {decision.reason}")
+                return
+            self.say(f"watch: {fault.cluster}: {fault.what} ({late:.1f}s ago, {fault.source}); recovering now")
+            started = time.monotonic()
+            with tags("flink-runbook", "fault-watch"):
+                state = recover_flow(
+                    config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
+                )
+            self.say(
+                f"watch: {fault.cluster}: recovery {state.type.value} after {time.monotonic() - started:.1f}s"
+                + (f": {state.message}" if state.message else "")
+            )
+        except Exception as exc:  # the watcher outlives one failed recovery; the monitor tick is still there
+            self.say(f"watch: {fault.cluster}: the recovery could not run: {type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            with self._lock:
+                self.deduper.recovery_ended(fault.cluster, time.time())
+                self._recoveries.pop(fault.cluster, None)
