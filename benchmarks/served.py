@@ -28,7 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integrity, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory  # noqa: E402
+from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory  # noqa: E402
 from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
@@ -97,10 +97,7 @@ def main() -> int:
         stack.up()
         jar = build_demo_job_jar(version)
         submit_demo_job(stack.rest, jar)
-        data = demo_inventory(stack.settings, jar)
-        # Back-to-back drills: no cooldown and no flap limit in the way.
-        data["clusters"][0]["monitor"] = {"cooldown_s": 0, "max_recoveries": 100}
-        data["clusters"][0]["recovery"] = {"stabilization_s": 5}
+        data = drill_inventory(stack.settings, jar, work / "state")
         inventory = work / "inventory.yaml"
         inventory.write_text(yaml.safe_dump(data))
 

@@ -13,6 +13,7 @@ event; the recover flow starts in the serving process). From Prefect's record of
     to-task     Running -> the first task starts (the flow's own imports, inventory, the recovery lock)
     diagnose    the first task (observe + classify, FULL: logs too)
     first step  fault -> the first step that changes the cluster starts (unpause)
+    completed   fault -> the recover run COMPLETED (verified: the 5 s stabilisation window included)
 
 Prints numbers; asserts nothing.
 """
@@ -33,15 +34,16 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory  # noqa: E402
+from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory  # noqa: E402
 from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
-PARTS = ("detect", "create", "start", "to-task", "diagnose", "first step")
+PARTS = ("detect", "create", "start", "to-task", "diagnose", "first step", "completed")
 
 
-def breakdown(run_id: str, injected_at, detected_at) -> dict[str, float]:
+def breakdown(run_id: str, injected_at, detected_at) -> tuple[dict[str, float], str]:
+    """The parts of one recovery's start, and the name of its first task."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
@@ -66,7 +68,7 @@ def breakdown(run_id: str, injected_at, detected_at) -> dict[str, float]:
         "to-task": s(first.start_time, run.start_time),
         "diagnose": s(first.end_time, first.start_time) if first.end_time else float("nan"),
         "first step": s(step.start_time, injected_at) if step else float("nan"),
-    }
+    }, first.name
 
 
 def main() -> int:
@@ -88,10 +90,7 @@ def main() -> int:
         stack.up()
         jar = build_demo_job_jar(version)
         submit_demo_job(stack.rest, jar)
-        data = demo_inventory(stack.settings, jar)
-        data["clusters"][0]["monitor"] = {"cooldown_s": 0, "max_recoveries": 100}
-        data["clusters"][0]["recovery"] = {"stabilization_s": 5}
-        data["state_dir"] = str(work / "state")
+        data = drill_inventory(stack.settings, jar, work / "state")
         inventory = work / "inventory.yaml"
         inventory.write_text(yaml.safe_dump(data))
         print(f"Flink {version}; {args.runs} freezes per door; seconds", flush=True)
@@ -108,9 +107,11 @@ def main() -> int:
                     time.sleep(6)
                     result = run_drill(project, lambda: faults.freeze(stack.taskmanager()), timeout_s=300)
                     detected = wait_for_event(project, "flink.cluster.unhealthy", result.injected_at, 10)
-                    row = breakdown(result.recover_run_id, result.injected_at, detected.occurred)
+                    row, first_task = breakdown(result.recover_run_id, result.injected_at, detected.occurred)
+                    row["completed"] = result.recover_s if result.recover_state == "COMPLETED" else float("nan")
                     rows.append(row)
-                    print(f"  {door}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+                    print(f"  {door}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + f" ({first_task})",
+                          flush=True)  # fmt: skip
                     wait_until(
                         stack.rest.jobs_overview, lambda jobs: any(j.state == "RUNNING" for j in jobs), timeout=120,
                         what="the job RUNNING",

@@ -49,7 +49,7 @@ from flink_runbook.demo.job import (  # noqa: E402
     demo_job_args,
     sink_integrity,
 )
-from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, compose_command, demo_inventory  # noqa: E402
+from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, compose_command, drill_inventory  # noqa: E402
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
 from flink_runbook.flink.rest import FlinkRestError  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
@@ -382,13 +382,7 @@ class ServedArmStack(ArmStack):
         self.inventory = self.work / "inventory.yaml"
 
     def write_inventory(self, trial: str) -> None:
-        data = demo_inventory(self.stack.settings, self.jar)
-        cluster = data["clusters"][0]
-        cluster["jobs"][0]["args"] = self.job_args(trial)
-        # Back-to-back trials: no cooldown and no flap limit in the way; the demo's 5 s stabilisation window.
-        cluster["monitor"] = {"cooldown_s": 0, "max_recoveries": 100}
-        cluster["recovery"] = {"stabilization_s": 5}
-        data["state_dir"] = str(self.work / "state")
+        data = drill_inventory(self.stack.settings, self.jar, self.work / "state", self.job_args(trial))
         self.inventory.write_text(yaml.safe_dump(data))
 
     def up(self) -> None:
@@ -449,8 +443,9 @@ def stats(values: list[float | None]) -> str:
 
 
 def print_table(results: list[Trial], arms: str, faults: list[str]) -> None:
-    print("\narm | fault | detect s median [min-max] | RUNNING + output again s | longest output gap s | "
-          "ids lost / duplicated | human needed (none: never recovered)")  # fmt: skip
+    print("\n('-': never happened: not detected by that arm, never recovered, so no gap closes)")
+    print("arm | fault | detect s median [min-max] | RUNNING + output again s | longest output gap s | "
+          "ids lost / duplicated | human needed")  # fmt: skip
     print("---|---|---|---|---|---|---")
     medians: dict[tuple[str, str], float | None] = {}
     for arm in arms:

@@ -179,3 +179,16 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
             }
         ]
     }
+
+
+def drill_inventory(settings: StackSettings, jar: Path, state_dir: Path, job_args: list[str] | None = None) -> dict:
+    """The demo inventory for back-to-back drills (benchmarks): no cooldown and no flap limit in the way,
+    the demo's 5 s stabilisation window, locks and lineage in `state_dir`; `job_args` for another sink dir."""
+    data = demo_inventory(settings, jar)
+    cluster = data["clusters"][0]
+    if job_args is not None:
+        cluster["jobs"][0]["args"] = job_args
+    cluster["monitor"] = {"cooldown_s": 0, "max_recoveries": 100}
+    cluster["recovery"] = {"stabilization_s": 5}
+    data["state_dir"] = str(state_dir)
+    return data

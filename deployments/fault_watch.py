@@ -22,7 +22,7 @@ import docker
 import docker.errors
 
 from flink_runbook.containers.docker_events import docker_events
-from flink_runbook.containers.states import DockerUnavailable, docker_client, find_containers
+from flink_runbook.containers.states import DockerUnavailable, container_state, docker_client, find_containers
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import ClusterSpec, load_inventory
 from flink_runbook.runbook.events import fault_event
@@ -31,6 +31,7 @@ from flink_runbook.runbook.fault_watch import (
     FaultDeduper,
     WatchedContainer,
     container_fault,
+    fault_persists,
     rest_fault,
     restarts_by_itself,
 )
@@ -189,7 +190,6 @@ class FaultWatcher:
             time.sleep(0.1)
 
     def _recover(self, fault: Fault) -> None:
-        from prefect import tags
         from prefect.events import emit_event
 
         from flink_runbook.flows.recover import recover_flow
@@ -208,10 +208,12 @@ class FaultWatcher:
                 return
             self.say(f"watch: {fault.cluster}: {fault.what} ({late:.1f}s ago, {fault.source}); recovering now")
             started = time.monotonic()
-            with tags("flink-runbook", "fault-watch"):
-                state = recover_flow(
-                    config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
-                )
+            # Named, not tagged: a tag is inherited by every task, and each tagged task asks the server for
+            # tag concurrency limits first (one more call that a busy SQLite server answers 503, retried in 2 s).
+            name = f"fault-watch: {cluster.name} {fault.code}".replace("{", "(").replace("}", ")")
+            state = recover_flow.with_options(flow_run_name=name)(
+                config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
+            )
             self.say(
                 f"watch: {fault.cluster}: recovery {state.type.value} after {time.monotonic() - started:.1f}s"
                 + (f": {state.message}" if state.message else "")
@@ -220,5 +222,15 @@ class FaultWatcher:
             self.say(f"watch: {fault.cluster}: the recovery could not run: {type(exc).__name__}: {str(exc)[:300]}")
         finally:
             with self._lock:
-                self.deduper.recovery_ended(fault.cluster, time.time())
+                pending = self.deduper.recovery_ended(fault.cluster, time.time())
                 self._recoveries.pop(fault.cluster, None)
+            if pending is not None and not self._stopping.is_set() and self._still_holds(cluster, pending):
+                self.say(f"watch: {fault.cluster}: {pending.what} while it recovered, and it still holds")
+                self._on_fault(pending)
+
+    def _still_holds(self, cluster: ClusterSpec, fault: Fault) -> bool:
+        try:
+            container = docker_client(cluster.docker_host).containers.get(fault.container)
+        except (DockerUnavailable, docker.errors.DockerException):
+            return False  # gone, or the engine is: the monitor's tick sees it
+        return fault_persists(fault, container_state("", "", container))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flink_runbook.containers.states import ContainerState
+from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.flink.answers import TaskManagerInfo
 
 
@@ -49,3 +49,28 @@ def attribute_taskmanagers(
 def taskmanagers_named_by(taskmanagers: Iterable[TaskManagerInfo], identities: frozenset[str]) -> set[str]:
     """Ids of the TaskManagers that name any of these container names or addresses."""
     return {tm.id for tm in taskmanagers if tm.identities & identities}
+
+
+def restarting_taskmanagers(
+    taskmanagers: Iterable[TaskManagerInfo],
+    containers: Iterable[ContainerState],
+    observed_at_s: float,
+    grace_s: float,
+) -> dict[str, frozenset[str]]:
+    """TaskManager containers (re)started less than grace_s ago (e.g. by their restart policy after a crash)
+    whose new process has not registered yet; each with the registrations of its previous process, which
+    Flink still lists until it notices (a last heartbeat older than the container)."""
+    taskmanagers = list(taskmanagers)
+    containers = [c for c in containers if c.role == "taskmanager"]
+    age_s = {tm.id: (tm.heartbeat_age_ms or 0) / 1000 for tm in taskmanagers}
+    by_container = attribute_taskmanagers(taskmanagers, containers).by_container
+    restarting = {}
+    for container in containers:
+        up_for = seconds_since(container.started_at, observed_at_s)
+        if container.state != "running" or up_for is None or up_for >= grace_s:
+            continue
+        registered = by_container.get(container.name, ())
+        previous = frozenset(i for i in registered if age_s.get(i, 0) >= up_for)
+        if previous or not registered:
+            restarting[container.name] = previous
+    return restarting

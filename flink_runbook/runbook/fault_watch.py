@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flink_runbook.containers.docker_events import DockerEvent
+from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import JobState, JobSummary, TaskManagerInfo
 from flink_runbook.inventory import ClusterSpec
 
@@ -71,6 +72,17 @@ def container_fault(event: DockerEvent, watched: dict[str, WatchedContainer]) ->
     return Fault(container.cluster, "docker", code, what, event.at, container.name)
 
 
+def fault_persists(fault: Fault, state: ContainerState) -> bool:
+    """Whether a container fault still holds in the container's state now (not, e.g., a recovery's own restart)."""
+    return {
+        "CONTAINER_PAUSED": state.state == "paused",
+        "CONTAINER_EXITED": state.state not in ("running", "restarting"),
+        "CONTAINER_OOM_KILLED": state.state not in ("running", "restarting"),
+        "CONTAINER_DISCONNECTED": state.detached_from is not None,
+        "CONTAINER_UNHEALTHY": state.health == "unhealthy",
+    }.get(fault.code, False)
+
+
 def restarts_by_itself(restart_policy: str, exit_code: int | None) -> bool:
     """Whether Docker starts a container that exited on its own again (HostConfig.RestartPolicy.Name)."""
     return restart_policy in ("always", "unless-stopped") or (restart_policy == "on-failure" and bool(exit_code))
@@ -114,9 +126,14 @@ class FaultDeduper:
     recheck_s: float = 30.0
     _running: set[str] = field(default_factory=set)
     _last: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # A Docker fact seen while the cluster's recovery runs: looked at again when it ends (it may be the
+    # recovery's own restart, or a new fault the recovery did not plan for).
+    _pending: dict[str, Fault] = field(default_factory=dict)
 
     def admit(self, fault: Fault, now: float) -> bool:
         if fault.cluster in self._running:
+            if fault.definite:
+                self._pending[fault.cluster] = fault
             return False
         last = self._last.get(fault.cluster)
         if not fault.definite and last and last[0] == fault.code and now - last[1] < self.recheck_s:
@@ -127,11 +144,13 @@ class FaultDeduper:
     def recovery_started(self, cluster: str) -> None:
         self._running.add(cluster)
 
-    def recovery_ended(self, cluster: str, now: float) -> None:
+    def recovery_ended(self, cluster: str, now: float) -> Fault | None:
+        """Returns the last Docker fact seen while it ran, for the caller to check whether it still holds."""
         self._running.discard(cluster)
         # What the REST watch sees right after is the recovery's own aftermath: judged again in recheck_s.
         code = self._last.get(cluster, ("", now))[0]
         self._last[cluster] = (code, now)
+        return self._pending.pop(cluster, None)
 
     def running(self, cluster: str) -> bool:
         return cluster in self._running

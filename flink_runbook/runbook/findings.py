@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flink_runbook.flink.answers import JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec, JobSpec
+from flink_runbook.runbook.attribution import restarting_taskmanagers
 from flink_runbook.runbook.observe import ClusterObservation
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -151,6 +152,23 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
 
 def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     findings: list[Finding] = []
+    restarting = restarting_taskmanagers(
+        seen.taskmanagers, seen.containers.containers, seen.observed_at_ms / 1000, cluster.recovery.registration_grace_s
+    )
+    for name, previous in sorted(restarting.items()):
+        findings.append(
+            Finding(
+                "TASKMANAGER_RESTARTING",
+                "error",
+                f"TaskManager container {name} (re)started moments ago; its TaskManager has not registered yet",
+                "still listed from its previous process: " + ", ".join(sorted(previous))
+                if previous
+                else "no TaskManager registered from it yet",
+                "Wait for it to register (flink-runbook recover waits, then resubmits a job that FAILED meanwhile); "
+                f"read `docker logs {name}` for why it stopped.",
+                subject=name,
+            )
+        )
     jm = seen.jobmanager
     registered = {tm.id for tm in seen.taskmanagers}
     expected = cluster.expected_taskmanagers

@@ -26,7 +26,7 @@ from enum import StrEnum
 from flink_runbook.containers.states import seconds_since
 from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.attribution import attribute_taskmanagers
+from flink_runbook.runbook.attribution import attribute_taskmanagers, restarting_taskmanagers
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.findings import left_cancelled
 from flink_runbook.runbook.observe import RestProblem
@@ -191,6 +191,9 @@ def plan_recovery(
         return RecoveryPlan(cluster=cluster.name, refusals=tuple(refusals))
 
     attribution = attribute_taskmanagers(seen.taskmanagers, taskmanagers)
+    starting = restarting_taskmanagers(
+        seen.taskmanagers, taskmanagers, seen.observed_at_ms / 1000, cluster.recovery.registration_grace_s
+    )
     to_restart = []
     unregistered = []
     for container in taskmanagers:
@@ -201,6 +204,20 @@ def plan_recovery(
             if up_for is not None and up_for < cluster.recovery.registration_grace_s:
                 continue  # (re)started moments ago, e.g. by the restart policy: its TaskManager is registering
             unregistered.append(container)
+    if starting and not to_restart and not unregistered:
+        # Wait for the new processes to register, then plan the jobs from what Flink says after (a job it
+        # restarts by itself is left to it; one that FAILED meanwhile is resubmitted). Never a second restart.
+        actions.append(
+            PlannedAction(
+                Action.WAIT_FOR_TASKMANAGERS,
+                f"{cluster.expected_taskmanagers} TaskManager(s)",
+                f"{', '.join(starting)} (re)started moments ago: waiting for its TaskManager to register",
+                finding=_finding_code(diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "CONTAINER_NOT_RUNNING"),
+                taskmanagers=cluster.expected_taskmanagers,
+                lost_taskmanager_ids=frozenset().union(*starting.values()),
+            )
+        )
+        return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals), observe_again=True)
     if unregistered and attribution.unattributed:
         refusals.append(
             f"TaskManager container(s) {', '.join(c.name for c in unregistered)} run without a registered "

@@ -38,6 +38,8 @@ FLINK_TEST_VERSIONS = [
     resolve_flink_version(v)
     for v in os.environ.get("FLINK_TEST_VERSIONS", ",".join(SUPPORTED_FLINK_VERSIONS.values())).split(",")
 ]
+# Scenarios whose outcome does not depend on the release run on this one only (README says which).
+ONE_VERSION = FLINK_TEST_VERSIONS[0]
 
 
 @pytest.fixture(scope="session")

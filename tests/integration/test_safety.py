@@ -25,13 +25,12 @@ from flink_runbook.flows.recover import run_recover
 from flink_runbook.inventory import ContainerSelector
 from flink_runbook.polling import wait_until
 
-from .conftest import FLINK_TEST_VERSIONS, assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import ONE_VERSION, assert_every_id_exactly_once, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 FAST = {"recovery": {"stabilization_s": 5, "verify_timeout_s": 90}}
 # Scenarios whose logic does not depend on the Flink release run on one (README: what runs on both).
-ONE_VERSION = FLINK_TEST_VERSIONS[0]
 # A TaskManager known to Flink by its hostname, and one by a resource id (the RPC path still has its IP).
 BY_HOSTNAME = {"hostname": "taskmanager", "environment": {"FLINK_PROPERTIES": "taskmanager.host: taskmanager"}}
 BY_RESOURCE_ID = {"environment": {"FLINK_PROPERTIES": "taskmanager.resource-id: tm-resource-1"}}

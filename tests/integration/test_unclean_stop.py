@@ -49,10 +49,9 @@ from flink_runbook.deployments.processes import is_alive, stop_process
 from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from flink_runbook.polling import wait_until
 
-from .conftest import FLINK_TEST_VERSIONS, assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
+from .conftest import ONE_VERSION, assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
 
 REPO = Path(__file__).resolve().parents[2]
-ONE_VERSION = FLINK_TEST_VERSIONS[0]
 INTERVAL_S = 5
 FAST = {
     "recovery": {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20},

@@ -21,6 +21,7 @@ from flink_runbook.runbook.fault_watch import (
     FaultDeduper,
     WatchedContainer,
     container_fault,
+    fault_persists,
     rest_fault,
     restarts_by_itself,
 )
@@ -122,7 +123,8 @@ def test_one_fault_starts_one_recovery():
     # While it runs: neither the Docker fact that follows (its own restart's die) nor the REST watch's reading
     assert not dedupe.admit(fault("CONTAINER_EXITED"), 101)
     assert not dedupe.admit(fault("TASKMANAGERS_MISSING", "rest"), 102)
-    dedupe.recovery_ended("realtime-pipeline", 110)
+    # The Docker fact seen while it ran comes back when it ends, to be checked against the container then
+    assert dedupe.recovery_ended("realtime-pipeline", 110).code == "CONTAINER_EXITED"
     # The same reading right after the recovery is its aftermath: looked at again only after recheck_s
     assert dedupe.admit(fault("TASKMANAGERS_MISSING", "rest"), 111)
     assert not dedupe.admit(fault("TASKMANAGERS_MISSING", "rest"), 120)
@@ -211,3 +213,19 @@ def test_a_docker_engine_that_is_down_is_retried_with_backoff_and_the_rest_watch
     broke = [line for line in said if "broke" in line]
     assert "no-engine.sock" in broke[0] and "again in 1s" in broke[0] and "again in 2s" in broke[1]
     assert all(thread.is_alive() for thread in watcher._threads if thread.name == "watch rest")
+
+
+@pytest.mark.parametrize(
+    "code, state, holds",
+    [
+        ("CONTAINER_PAUSED", disconnected_tm(state="paused"), True),
+        ("CONTAINER_PAUSED", disconnected_tm(networks=("realtime-pipeline_default",)), False),
+        ("CONTAINER_EXITED", disconnected_tm(state="exited"), True),
+        ("CONTAINER_EXITED", disconnected_tm(state="restarting"), False),  # the recovery's own restart, or Docker's
+        ("CONTAINER_DISCONNECTED", disconnected_tm(), True),
+        ("CONTAINER_DISCONNECTED", disconnected_tm(networks=("realtime-pipeline_default",)), False),
+        ("CONTAINER_UNHEALTHY", dataclasses.replace(disconnected_tm(), health="unhealthy"), True),
+    ],
+)
+def test_a_fault_seen_during_a_recovery_is_acted_on_after_it_only_if_it_still_holds(code, state, holds):
+    assert fault_persists(fault(code), state) is holds

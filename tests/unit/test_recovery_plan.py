@@ -78,7 +78,24 @@ def test_running_container_whose_taskmanager_is_lost_is_restarted_unless_it_just
     just_started = with_containers(base, jm_container(), tm_container("running", started_at="2026-11-24T06:16:30Z"))
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, just_started))
     assert not plan.of("restart_taskmanagers")
-    assert [a.action for a in plan.actions] == ["wait_for_taskmanagers", "resubmit_job"]
+    # Its TaskManager is registering: waited for, then the jobs are planned from what Flink says after
+    assert [a.action for a in plan.actions] == ["wait_for_taskmanagers"] and plan.observe_again
+
+
+def test_a_just_restarted_container_still_registered_under_its_previous_process_is_waited_for():
+    # Docker restarted the TaskManager after a crash; Flink has not dropped the old registration yet and the
+    # job still shows RUNNING: the cluster looks healthy to the REST API, but that TaskManager is gone.
+    base = dataclasses.replace(observed("1.20.3", "healthy"), observed_at_ms=int(NOW_S * 1000))
+    old_tm = dataclasses.replace(base.taskmanagers[0], heartbeat_age_ms=5000)
+    base = dataclasses.replace(base, taskmanagers=(old_tm,))
+    restarted = tm_container("running", ip=old_tm.host, started_at="2026-11-24T06:16:37Z")  # 3 s before NOW_S
+    seen = with_containers(base, jm_container(), restarted)
+    plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen))
+    wait = plan.one("wait_for_taskmanagers")
+    assert wait is not None and wait.lost_taskmanager_ids == {old_tm.id} and plan.observe_again
+    # Registered by the new process (a heartbeat newer than the container): nothing to wait for
+    fresh = dataclasses.replace(base, taskmanagers=(dataclasses.replace(old_tm, heartbeat_age_ms=500),))
+    assert plan_recovery(CLUSTER, diagnose(CLUSTER, with_containers(fresh, jm_container(), restarted))).healthy
 
 
 def test_unreachable_but_running_jobmanager_is_not_restarted():
