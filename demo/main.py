@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between monitor ticks (default 10)")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
     parser.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2 for the demo stack")
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="serve without the fault watcher: the monitor detects, the trigger recovers (what a worker does)",
+    )
     parser.add_argument("--once", action="store_true", help="exit after the drill instead of running until Ctrl-C")
     # A second demo side by side (the tests use these): its own compose project, ports and data.
     parser.add_argument("--project", default="realtime-pipeline", help=argparse.SUPPRESS)
@@ -156,7 +161,9 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     earlier_log = log.stat().st_size if log.exists() else 0
     serving_since = datetime.now(UTC)  # an event from before this demo says nothing about this one
-    served = ServedDeployments.start(config, api_url, log, args.interval, prefect_home=args.prefect_home)
+    served = ServedDeployments.start(
+        config, api_url, log, args.interval, prefect_home=args.prefect_home, watch=not args.no_watch
+    )
     cleanup.callback(lambda: (say("Stopping the served deployments ..."), served.stop()))
     served.wait_until_serving()
     with log.open("rb") as lines:  # what this start of serve said about an earlier unclean stop
@@ -164,7 +171,9 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
         for line in lines.read().decode(errors="replace").splitlines():
             if "left by an earlier stop" in line:
                 say(line.partition("serve: ")[2])
+    watcher = "off" if args.no_watch else "on: Docker's events and a REST watch every 2 s, recovering in process"
     say(f"Serving monitor (every {args.interval:.0f}s), recover (triggered) and diagnose; log {log}")
+    say(f"Fault watcher {watcher}")
     say(f"Prefect UI: {ui}/deployments  automations: {ui}/automations  events: {ui}/events")
     for name in clusters:
         wait_for_event(name, "flink.cluster.healthy", since=serving_since, timeout_s=180)
