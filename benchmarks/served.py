@@ -17,20 +17,19 @@ import collections
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_stack import bench_stack  # noqa: E402
 
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integrity, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory  # noqa: E402
-from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
-from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
+from flink_runbook.demo.stack import drill_inventory  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -80,13 +79,8 @@ def main() -> int:
     parser.add_argument("--idle-minutes", type=float, default=60.0)
     parser.add_argument("--flink-version", default=None)
     args = parser.parse_args()
-    os.environ.update(TELEMETRY_OFF)
-    work = Path(tempfile.mkdtemp(prefix="bench-served-"))
-    version = resolve_flink_version(args.flink_version)
-    project = f"bench-{uuid.uuid4().hex[:6]}"
-    stack = DemoStack(StackSettings(data_dir=work / "data", project=project, flink_version=version, rest_port=18091))
-    server = start_local_server(work / "prefect-home", port=4291)
-    os.environ["PREFECT_API_URL"] = server.api_url
+    work, version, stack, server = bench_stack("bench-served-", 18091, 4291, args.flink_version)
+    project = stack.settings.project
     from prefect import get_client  # noqa: F401 - after PREFECT_API_URL is set
 
     from flink_runbook.demo import faults

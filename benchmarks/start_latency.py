@@ -21,22 +21,20 @@ Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_stack import bench_stack  # noqa: E402
 
 from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory  # noqa: E402
-from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
-from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
+from flink_runbook.demo.stack import drill_inventory  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
 PARTS = ("detect", "create", "start", "to-task", "diagnose", "first step", "completed")
@@ -76,13 +74,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--flink-version", default=None)
     args = parser.parse_args()
-    os.environ.update(TELEMETRY_OFF)
-    work = Path(tempfile.mkdtemp(prefix="bench-start-"))
-    version = resolve_flink_version(args.flink_version)
-    project = f"bench-{uuid.uuid4().hex[:6]}"
-    stack = DemoStack(StackSettings(data_dir=work / "data", project=project, flink_version=version, rest_port=18093))
-    server = start_local_server(work / "prefect-home", port=4296)
-    os.environ["PREFECT_API_URL"] = server.api_url
+    work, version, stack, server = bench_stack("bench-start-", 18093, 4296, args.flink_version)
+    project = stack.settings.project
     from flink_runbook.demo import faults
     from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
 

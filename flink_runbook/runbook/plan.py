@@ -113,6 +113,23 @@ def _finding_code(diagnosis: Diagnosis, *codes: str) -> str:
     return next((c for c in codes if c in present), "")
 
 
+def _wait_for_taskmanagers(
+    cluster: ClusterSpec, diagnosis: Diagnosis, reason: str, free_slots: int, lost_ids: frozenset[str]
+) -> PlannedAction:
+    """Wait until the expected TaskManagers are registered with `free_slots`, none of them one of `lost_ids`."""
+    return PlannedAction(
+        Action.WAIT_FOR_TASKMANAGERS,
+        f"{cluster.expected_taskmanagers} TaskManager(s)",
+        reason,
+        finding=_finding_code(
+            diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "TASKMANAGER_RESTARTING", "INSUFFICIENT_SLOTS"
+        ),
+        taskmanagers=cluster.expected_taskmanagers,
+        free_slots=free_slots,
+        lost_taskmanager_ids=lost_ids,
+    )
+
+
 def plan_recovery(
     cluster: ClusterSpec,
     diagnosis: Diagnosis,
@@ -207,16 +224,8 @@ def plan_recovery(
     if starting and not to_restart and not unregistered:
         # Wait for the new processes to register, then plan the jobs from what Flink says after (a job it
         # restarts by itself is left to it; one that FAILED meanwhile is resubmitted). Never a second restart.
-        actions.append(
-            PlannedAction(
-                Action.WAIT_FOR_TASKMANAGERS,
-                f"{cluster.expected_taskmanagers} TaskManager(s)",
-                f"{', '.join(starting)} (re)started moments ago: waiting for its TaskManager to register",
-                finding=_finding_code(diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "CONTAINER_NOT_RUNNING"),
-                taskmanagers=cluster.expected_taskmanagers,
-                lost_taskmanager_ids=frozenset().union(*starting.values()),
-            )
-        )
+        reason = f"{', '.join(starting)} (re)started moments ago: waiting for its TaskManager to register"
+        actions.append(_wait_for_taskmanagers(cluster, diagnosis, reason, 0, frozenset().union(*starting.values())))
         return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals), observe_again=True)
     if unregistered and attribution.unattributed:
         refusals.append(
@@ -303,16 +312,8 @@ def plan_recovery(
         )
     if resubmits or to_restart:
         needed = sum(cluster.job(a.target).parallelism for a in resubmits)
-        actions.append(
-            PlannedAction(
-                Action.WAIT_FOR_TASKMANAGERS,
-                f"{cluster.expected_taskmanagers} TaskManager(s)",
-                f"jobs need {needed} free slot(s) before they can be placed",
-                finding=_finding_code(diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "INSUFFICIENT_SLOTS"),
-                taskmanagers=cluster.expected_taskmanagers,
-                free_slots=needed,
-                lost_taskmanager_ids=attribution.ids_of(c.name for c, _ in to_restart),
-            )
-        )
+        reason = f"jobs need {needed} free slot(s) before they can be placed"
+        lost = attribution.ids_of(c.name for c, _ in to_restart)
+        actions.append(_wait_for_taskmanagers(cluster, diagnosis, reason, needed, lost))
     actions += resubmits
     return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals))
