@@ -7,7 +7,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from flink_runbook.demo.stack import DemoStack, StackSettings
+import yaml
+
+from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job
+from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory
 from flink_runbook.demo.versions import resolve_flink_version
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, LocalPrefectServer, start_local_server
 
@@ -26,3 +29,13 @@ def bench_stack(
     server = start_local_server(work / "prefect-home", port=server_port)
     os.environ["PREFECT_API_URL"] = server.api_url
     return work, version, stack, server
+
+
+def up_with_the_demo_job(stack: DemoStack, work: Path, version: str) -> tuple[Path, Path]:
+    """Bring the stack up with the demo job running; (the job's jar, an inventory for back-to-back drills)."""
+    stack.up()
+    jar = build_demo_job_jar(version)
+    submit_demo_job(stack.rest, jar)
+    inventory = work / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump(drill_inventory(stack.settings, jar, work / "state")))
+    return jar, inventory

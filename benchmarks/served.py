@@ -21,15 +21,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stack import bench_stack  # noqa: E402
+from bench_stack import bench_stack, up_with_the_demo_job  # noqa: E402
 
-from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integrity, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import drill_inventory  # noqa: E402
+from flink_runbook.demo.job import committed_ids, sink_integrity  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,12 +85,7 @@ def main() -> int:
 
     served = None
     try:
-        stack.up()
-        jar = build_demo_job_jar(version)
-        submit_demo_job(stack.rest, jar)
-        data = drill_inventory(stack.settings, jar, work / "state")
-        inventory = work / "inventory.yaml"
-        inventory.write_text(yaml.safe_dump(data))
+        _, inventory = up_with_the_demo_job(stack, work, version)
 
         print(f"Flink {version}, monitor every {args.interval:.0f}s during drills, {args.runs} drills", flush=True)
         served = ServedDeployments.start(

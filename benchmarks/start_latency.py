@@ -26,15 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stack import bench_stack  # noqa: E402
+from bench_stack import bench_stack, up_with_the_demo_job  # noqa: E402
 
-from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job  # noqa: E402
-from flink_runbook.demo.stack import drill_inventory  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
 PARTS = ("detect", "create", "start", "to-task", "diagnose", "first step", "completed")
@@ -80,12 +76,7 @@ def main() -> int:
     from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
 
     try:
-        stack.up()
-        jar = build_demo_job_jar(version)
-        submit_demo_job(stack.rest, jar)
-        data = drill_inventory(stack.settings, jar, work / "state")
-        inventory = work / "inventory.yaml"
-        inventory.write_text(yaml.safe_dump(data))
+        _, inventory = up_with_the_demo_job(stack, work, version)
         print(f"Flink {version}; {args.runs} freezes per door; seconds", flush=True)
         for door, watch, interval in (("trigger (monitor every 5 s, no watcher)", False, 5), ("watcher", True, 60)):
             served = ServedDeployments.start(
