@@ -23,6 +23,13 @@ from flink_runbook.polling import wait_until
 OPEN_STATES = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}
 
 
+def serve_without_watcher(inventory, prefect_server, log) -> ServedDeployments:
+    """Served on the session's server, every 5 s; these inventories point nowhere, so no fault watcher."""
+    return ServedDeployments.start(
+        inventory, prefect_server.api_url, log, interval_s=5, prefect_home=prefect_server.home, watch=False
+    )
+
+
 def monitor_runs(since: datetime | None = None) -> list:
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(
@@ -50,14 +57,7 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     cluster = {"name": name, "rest": {"url": "http://127.0.0.1:9"}, "containers": {"compose_project": name}}
     inventory.write_text(yaml.safe_dump({"clusters": [cluster]}))
 
-    served = ServedDeployments.start(
-        inventory,
-        prefect_server.api_url,
-        tmp_path / "serve-1.log",
-        interval_s=5,
-        prefect_home=prefect_server.home,
-        watch=False,
-    )
+    served = serve_without_watcher(inventory, prefect_server, tmp_path / "serve-1.log")
     try:
         running = wait_until(
             lambda: [r for r in monitor_runs() if r.state_type.value == "RUNNING"],
@@ -78,14 +78,7 @@ def test_stopping_serve_mid_run_cancels_the_run_and_the_next_serve_monitors_at_o
     assert left_open == []
 
     restarted = datetime.now(UTC)
-    served = ServedDeployments.start(
-        inventory,
-        prefect_server.api_url,
-        tmp_path / "serve-2.log",
-        interval_s=5,
-        prefect_home=prefect_server.home,
-        watch=False,
-    )
+    served = serve_without_watcher(inventory, prefect_server, tmp_path / "serve-2.log")
     try:
         # With a leaked slot every tick is cancelled for 300 s; a clean stop lets the first tick run.
         finished = a_finished_tick_since(restarted, "a monitor run that ran to the end after the restart")
@@ -108,14 +101,7 @@ def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefec
     usually drops a paused deployment's scheduled runs; one the scheduler or a trigger adds around the
     stop is left. Made here as Prefect makes them: a scheduled run of the deployment, old parameters."""
     old, new = unreachable_inventory(tmp_path / "old.yaml"), unreachable_inventory(tmp_path / "new.yaml")
-    served = ServedDeployments.start(
-        old,
-        prefect_server.api_url,
-        tmp_path / "serve-old.log",
-        interval_s=5,
-        prefect_home=prefect_server.home,
-        watch=False,
-    )
+    served = serve_without_watcher(old, prefect_server, tmp_path / "serve-old.log")
     try:
         served.wait_until_serving()
     finally:
@@ -128,14 +114,7 @@ def test_runs_an_earlier_serve_scheduled_with_another_inventory_never_run(prefec
             client.create_flow_run_from_deployment(recover.id, parameters={"config": str(old), "cluster": "x"}).id,
         ]
     restarted = datetime.now(UTC)
-    served = ServedDeployments.start(
-        new,
-        prefect_server.api_url,
-        tmp_path / "serve-new.log",
-        interval_s=5,
-        prefect_home=prefect_server.home,
-        watch=False,
-    )
+    served = serve_without_watcher(new, prefect_server, tmp_path / "serve-new.log")
     try:
         a_finished_tick_since(restarted, "a monitor run of the new serve that ran to the end")
     finally:
