@@ -195,7 +195,8 @@ def run_drill(
         interval=0.5,
         what=f"a recover run for {cluster}",
     )[0]
-    say(f"Recover run {first.name} started {_seconds_since(first, injected_at):.1f}s after the fault (the trigger)")
+    door = "the trigger" if first.deployment_id else "the fault watcher, in the serving process"
+    say(f"Recover run {first.name} started {_seconds_since(first, injected_at):.1f}s after the fault ({door})")
     runs = wait_until(
         started_runs,
         lambda found: bool(found) and found[0].state_type is not None and found[0].state_type.value in FINAL_STATES,

@@ -210,7 +210,8 @@ class FaultWatcher:
             started = time.monotonic()
             # Named, not tagged: a tag is inherited by every task, and each tagged task asks the server for
             # tag concurrency limits first (one more call that a busy SQLite server answers 503, retried in 2 s).
-            name = f"fault-watch: {cluster.name} {fault.code}".replace("{", "(").replace("}", ")")
+            # One word, like Prefect's own run names (logs and scripts take a run name to end at a space).
+            name = f"fault-watch-{cluster.name}-{fault.code.lower()}".replace("{", "(").replace("}", ")")
             state = recover_flow.with_options(flow_run_name=name)(
                 config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
             )
