@@ -59,6 +59,7 @@ class FaultWatcher:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watched: dict[str, WatchedContainer] = {}
+        self._clients: dict[str | None, docker.DockerClient] = {}  # per engine, made by its event thread
         self._threads: list[threading.Thread] = []
         self._recoveries: dict[str, threading.Thread] = {}
 
@@ -99,11 +100,9 @@ class FaultWatcher:
             for role, containers in find_containers(client, cluster.containers).items():
                 for container in containers:
                     found[container.id] = WatchedContainer(cluster.name, role, container.name)
+        names = {c.name for c in self._clusters_on(host)}
         with self._lock:
-            stale = [cid for cid, w in self._watched.items() if w.cluster in {c.name for c in self._clusters_on(host)}]
-            for cid in stale:
-                del self._watched[cid]
-            self._watched.update(found)
+            self._watched = {cid: w for cid, w in self._watched.items() if w.cluster not in names} | found
 
     def _follow_docker(self, host: str | None) -> None:
         """Docker's events, from the moment the watcher started; a broken stream is followed again from
@@ -113,7 +112,7 @@ class FaultWatcher:
         where = host or "the local Docker engine"
         while not self._stopping.is_set():
             try:
-                client = docker_client(host)
+                client = self._clients[host] = docker_client(host)
                 self._refresh_containers(host, client)
                 refreshed = time.monotonic()
                 for event in docker_events(client, since):
@@ -137,6 +136,11 @@ class FaultWatcher:
                 self.say(f"watch: the event stream of {where} broke ({str(exc)[:200]}); again in {backoff:.0f}s")
                 self._stopping.wait(backoff)
                 backoff = min(2 * backoff, MAX_BACKOFF_S)
+
+    def _docker(self, cluster: ClusterSpec) -> docker.DockerClient:
+        """The cluster's engine client its event thread made (one connection per engine, no ping per fault)."""
+        client = self._clients.get(cluster.docker_host or None)
+        return client if client is not None else docker_client(cluster.docker_host)
 
     def _watch_rest(self) -> None:
         from flink_runbook.tasks.clients import cluster_rest
@@ -176,7 +180,7 @@ class FaultWatcher:
         """A container whose restart policy restarts it is Docker's to start (within a second): observed
         before that, it would look stopped and be restarted twice, killing the JVM Docker just started."""
         try:
-            container = docker_client(cluster.docker_host).containers.get(fault.container)
+            container = self._docker(cluster).containers.get(fault.container)
         except (DockerUnavailable, docker.errors.DockerException):
             return  # the recovery observes it and says what it finds
         policy = ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
@@ -231,7 +235,7 @@ class FaultWatcher:
 
     def _still_holds(self, cluster: ClusterSpec, fault: Fault) -> bool:
         try:
-            container = docker_client(cluster.docker_host).containers.get(fault.container)
+            container = self._docker(cluster).containers.get(fault.container)
         except (DockerUnavailable, docker.errors.DockerException):
             return False  # gone, or the engine is: the monitor's tick sees it
         return fault_persists(fault, container_state("", "", container))
