@@ -22,9 +22,10 @@ import docker
 import docker.errors
 
 from flink_runbook.containers.docker_events import docker_events
-from flink_runbook.containers.states import DockerUnavailable, container_state, docker_client, find_containers
+from flink_runbook.containers.engines import engine_client, forget_engine
+from flink_runbook.containers.states import DockerUnavailable, container_state, engine_view, find_containers
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
-from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
 from flink_runbook.runbook.events import fault_event
 from flink_runbook.runbook.fault_watch import (
     Fault,
@@ -59,19 +60,18 @@ class FaultWatcher:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watched: dict[str, WatchedContainer] = {}
-        self._clients: dict[str | None, docker.DockerClient] = {}  # per engine, made by its event thread
         self._threads: list[threading.Thread] = []
         self._recoveries: dict[str, threading.Thread] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
-        hosts = sorted({c.docker_host or "" for c in self.inventory.clusters})
-        for host in hosts:
-            self._spawn(f"watch docker {host or 'local'}", self._follow_docker, host or None)
+        engines = sorted({c.docker for c in self.inventory.clusters}, key=lambda e: e.host or "")
+        for engine in engines:
+            self._spawn(f"watch docker {engine.host or 'local'}", self._follow_docker, engine)
         self._spawn("watch rest", self._watch_rest)
         self.say(
-            f"watching {len(self.inventory.clusters)} cluster(s): Docker events of {len(hosts)} engine(s), "
+            f"watching {len(self.inventory.clusters)} cluster(s): Docker events of {len(engines)} engine(s), "
             f"REST every {self.rest_interval_s:g}s; a fault the guard rails allow is recovered in this process"
         )
 
@@ -91,29 +91,30 @@ class FaultWatcher:
 
     # -- sources -------------------------------------------------------------
 
-    def _clusters_on(self, host: str | None) -> list[ClusterSpec]:
-        return [c for c in self.inventory.clusters if (c.docker_host or None) == host]
+    def _clusters_on(self, engine: DockerEngine) -> list[ClusterSpec]:
+        return [c for c in self.inventory.clusters if c.docker == engine]
 
-    def _refresh_containers(self, host: str | None, client: docker.DockerClient) -> None:
+    def _refresh_containers(self, engine: DockerEngine, client: docker.DockerClient) -> None:
         found = {}
-        for cluster in self._clusters_on(host):
-            for role, containers in find_containers(client, cluster.containers).items():
+        view = engine_view(client, oom_lookback_s=0)
+        for cluster in self._clusters_on(engine):
+            for role, containers in find_containers(view, cluster.containers).items():
                 for container in containers:
                     found[container.id] = WatchedContainer(cluster.name, role, container.name)
-        names = {c.name for c in self._clusters_on(host)}
+        names = {c.name for c in self._clusters_on(engine)}
         with self._lock:
             self._watched = {cid: w for cid, w in self._watched.items() if w.cluster not in names} | found
 
-    def _follow_docker(self, host: str | None) -> None:
+    def _follow_docker(self, engine: DockerEngine) -> None:
         """Docker's events, from the moment the watcher started; a broken stream is followed again from
         the last event seen (events of that second come twice and are told apart)."""
         since, backoff, refreshed = time.time(), 1.0, 0.0
         seen: deque[tuple[str, str, float]] = deque(maxlen=512)
-        where = host or "the local Docker engine"
+        where = engine.host or "the local Docker engine"
         while not self._stopping.is_set():
             try:
-                client = self._clients[host] = docker_client(host)
-                self._refresh_containers(host, client)
+                client = engine_client(engine)
+                self._refresh_containers(engine, client)
                 refreshed = time.monotonic()
                 for event in docker_events(client, since):
                     key = (event.container_id, event.action, event.at)
@@ -125,7 +126,7 @@ class FaultWatcher:
                     if self._stopping.is_set():
                         return
                     if event.action in ("start", "restart") or time.monotonic() - refreshed > REFRESH_CONTAINERS_S:
-                        self._refresh_containers(host, client)
+                        self._refresh_containers(engine, client)
                         refreshed = time.monotonic()
                     fault = container_fault(event, self._watched)
                     if fault is not None:
@@ -133,14 +134,14 @@ class FaultWatcher:
             except (DockerUnavailable, docker.errors.DockerException, OSError, ValueError) as exc:
                 if self._stopping.is_set():
                     return
+                forget_engine(engine)
                 self.say(f"watch: the event stream of {where} broke ({str(exc)[:200]}); again in {backoff:.0f}s")
                 self._stopping.wait(backoff)
                 backoff = min(2 * backoff, MAX_BACKOFF_S)
 
     def _docker(self, cluster: ClusterSpec) -> docker.DockerClient:
-        """The cluster's engine client its event thread made (one connection per engine, no ping per fault)."""
-        client = self._clients.get(cluster.docker_host or None)
-        return client if client is not None else docker_client(cluster.docker_host)
+        """The cluster's engine client, shared with its event thread (one per engine, no ping per fault)."""
+        return engine_client(cluster.docker)
 
     def _watch_rest(self) -> None:
         from flink_runbook.tasks.clients import cluster_rest

@@ -155,13 +155,32 @@ class AuditSources:
 
 
 @dataclass(frozen=True)
+class DockerEngine:
+    """The Docker engine that runs a cluster's containers: unix://, tcp:// (TLS with the certificates
+    below) or ssh:// (the `ssh` client, its config and agent); no host: DOCKER_HOST or the local socket."""
+
+    host: str | None = None
+    ca_cert: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    verify_tls: bool = True
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ca_cert or self.client_cert)
+
+    def where(self) -> str:
+        return self.host or "DOCKER_HOST or the local socket"
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """One Flink cluster of the inventory: where to reach it, its containers, its jobs, its settings."""
 
     name: str
     rest: RestSettings
     containers: ContainerSelector
-    docker_host: str | None = None
+    docker: DockerEngine = field(default_factory=DockerEngine)
     expected_taskmanagers: int = 1
     jobs: tuple[JobSpec, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -481,10 +500,31 @@ def _escalation_webhook(section: _Mapping) -> str | None:
     return url
 
 
+DOCKER_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+
+
+def _docker(section: _Mapping, base: Path) -> DockerEngine:
+    host = section.get("host", str)
+    if host is not None and not host.startswith(DOCKER_SCHEMES):
+        section.fail(f"{host!r} is not a Docker host (unix://, tcp:// or ssh://)", "host")
+    tls = section.mapping("tls")
+    engine = DockerEngine(
+        host=host,
+        ca_cert=tls.path_value("ca_cert", base),
+        client_cert=tls.path_value("client_cert", base),
+        client_key=tls.path_value("client_key", base),
+        verify_tls=tls.get("verify", bool, True),
+    )
+    if engine.tls and not (host or "").startswith("tcp://"):
+        tls.fail("TLS certificates are for a tcp:// host only")
+    if bool(engine.client_cert) != bool(engine.client_key):
+        tls.fail("client_cert and client_key go together")
+    tls.done()
+    section.done()
+    return engine
+
+
 def _cluster(section: _Mapping, base: Path, state_dir: Path) -> ClusterSpec:
-    docker_section = section.mapping("docker")
-    docker_host = docker_section.get("host", str)
-    docker_section.done()
     jobs_data = section.get("jobs", list, [])
     jobs = tuple(_job(_Mapping(job, section.path(f"jobs[{i}]"), section.file), base) for i, job in enumerate(jobs_data))
     seen: set[str] = set()
@@ -496,7 +536,7 @@ def _cluster(section: _Mapping, base: Path, state_dir: Path) -> ClusterSpec:
         name=_name(section, "name"),
         rest=_rest(section.mapping("rest", required=True), base),
         containers=_containers(section.mapping("containers", required=True)),
-        docker_host=docker_host,
+        docker=_docker(section.mapping("docker"), base),
         expected_taskmanagers=section.number("expected_taskmanagers", 1, minimum=1, maximum=MAX_COUNT, integer=True),
         jobs=jobs,
         thresholds=_thresholds(section.mapping("thresholds")),

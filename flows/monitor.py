@@ -1,6 +1,7 @@
 """monitor: the runbook's watchdog loop as a scheduled flow.
 
-Each tick checks every cluster of the inventory at once, with the cheap checks
+Each tick checks every cluster of the inventory at once (one bounded pool, a
+deadline per cluster, one query of Prefect per kind of record), with the cheap checks
 only, decides per cluster whether a recovery may start (flink_runbook.recovery_guard),
 and emits events (flink_runbook.cluster_events). It never recovers by itself:
 the recover deployment's trigger starts a recovery from the unhealthy event,
@@ -18,16 +19,18 @@ from prefect.runtime import deployment, flow_run
 
 from flink_runbook.inventory import load_inventory
 from flink_runbook.runbook.guard import GuardAction, decide_recovery
-from flink_runbook.runbook.observe import Depth
-from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.monitor_steps import (
+    check_clusters,
     emit_cluster_events,
     mark_dead_recoveries,
-    read_escalation,
-    read_recovery_history,
+    read_escalations,
+    read_recovery_histories,
     skip_late_backlog,
     store_escalation,
 )
+
+# Above this many clusters a healthy one is not logged by name (the tick's summary line counts them).
+QUIET_ABOVE = 20
 
 
 class ClustersNeedAHuman(RuntimeError):
@@ -43,23 +46,22 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         skipped = skip_late_backlog(str(deployment.id), str(flow_run.id))
         if skipped:
             logger.warning("Skipped %d late monitor runs left over from downtime; this tick checks now", skipped)
-    checks = [diagnose_cluster.submit(cluster, Depth.QUICK) for cluster in clusters]
-    results, escalated = [], []
+    checks = check_clusters(list(clusters), len(clusters))
+    histories = mark_dead_recoveries(list(clusters), read_recovery_histories(list(clusters), inventory.path))
+    escalations = read_escalations([c.name for c in clusters])
+    results, escalated, verdicts = [], [], []
     for cluster, check in zip(clusters, checks, strict=True):
-        try:
-            diagnosis = check.result()
-        except Exception as exc:  # one cluster's failure must not blind the monitor to the others
-            logger.error("%s: the health check failed (%s: %s); the other clusters are checked", cluster.name,
-                         type(exc).__name__, str(exc)[:500])  # fmt: skip
-            results.append({"cluster": cluster.name, "healthy": False, "decision": "none", "reason": str(exc)[:500],
+        diagnosis = check.diagnosis
+        if diagnosis is None:  # not seen: nothing is decided on it, and the other clusters still are
+            logger.error("%s: %s; the other clusters are checked", cluster.name, check.error)
+            results.append({"cluster": cluster.name, "healthy": False, "decision": "none", "reason": check.error,
                             "events": [], "findings": ["CHECK_FAILED"]})  # fmt: skip
             continue
-        escalation = read_escalation(cluster.name)
-        history = mark_dead_recoveries(cluster, read_recovery_history(cluster, inventory.path))
-        decision = decide_recovery(diagnosis.healthy, history, escalation, cluster.monitor, time.time())
+        escalation = escalations.get(cluster.name)
+        decision = decide_recovery(diagnosis.healthy, histories[cluster.name], escalation, cluster.monitor, time.time())
         if decision.escalation != escalation:
             store_escalation(cluster.name, decision.escalation)
-        events = emit_cluster_events(diagnosis, decision)
+        verdicts.append((diagnosis, decision))
         serious = [f.code for f in diagnosis.findings if f.severity in ("error", "critical")]
         summary = f"{cluster.name}: {'healthy' if diagnosis.healthy else 'UNHEALTHY ' + ', '.join(serious)}"
         if decision.action in (GuardAction.ESCALATE, GuardAction.HOLD) and not diagnosis.healthy:
@@ -70,7 +72,8 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
             )
             escalated.append(cluster.name)
         elif diagnosis.healthy and decision.action == GuardAction.NONE:
-            logger.info("%s", summary)
+            if len(clusters) <= QUIET_ABOVE:
+                logger.info("%s", summary)
         else:
             logger.warning("%s; %s: %s", summary, decision.action, decision.reason)
         results.append(
@@ -79,10 +82,14 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
                 "healthy": diagnosis.healthy,
                 "decision": decision.action,
                 "reason": decision.reason,
-                "events": events,
                 "findings": [f.code for f in diagnosis.findings],
             }
         )
+    emitted = emit_cluster_events(verdicts, len(verdicts))
+    for result in results:
+        result.setdefault("events", emitted.get(result["cluster"], []))
+    healthy = sum(1 for r in results if r["healthy"])
+    logger.info("%d of %d cluster(s) healthy", healthy, len(clusters))
     if escalated:
         raise ClustersNeedAHuman(
             f"escalated and still unhealthy: {', '.join(escalated)}; the monitor does not recover them until "

@@ -7,10 +7,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.fleet_check import observe_and_diagnose
 from flink_runbook.runbook.incident_report import diagnosis_report
-from flink_runbook.runbook.lineage import remember_job_ids
-from flink_runbook.runbook.observe import Depth, observe_cluster
+from flink_runbook.runbook.observe import Depth
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.options import READ_ONLY
 
@@ -22,16 +22,10 @@ def diagnose_cluster(cluster: ClusterSpec, depth: Depth) -> Diagnosis:
     The ids the configured jobs run under are remembered on this host (their lineage): after a JobManager
     restart forgets them, a recovery restores each job from its own checkpoints.
     """
-    seen = observe_cluster(cluster, cluster_clients(cluster), depth)
-    try:
-        remember_job_ids(
-            cluster.state_dir, cluster.name, {v.name: v.info.id for v in seen.jobs if v.info and not v.duplicate_ids}
-        )
-    except OSError as exc:  # the checks still count; a recovery after a JobManager restart will refuse to guess
-        get_run_logger().warning(
-            "Cluster %s: cannot remember its job ids in %s: %s", cluster.name, cluster.state_dir, exc
-        )
-    return diagnose(cluster, seen)
+    diagnosis, lineage_warning = observe_and_diagnose(cluster, cluster_clients(cluster), depth)
+    if lineage_warning:
+        get_run_logger().warning("Cluster %s: %s", cluster.name, lineage_warning)
+    return diagnosis
 
 
 @task(name="write incident report", task_run_name="write incident report of {cluster.name}", cache_policy=NO_CACHE)

@@ -29,6 +29,7 @@ from prefect.variables import Variable
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.events import RESUMED_EVENT, cluster_event, cluster_resource, escalation_events
+from flink_runbook.runbook.fleet_check import ClusterCheck, check_fleet
 from flink_runbook.runbook.guard import (
     Escalation,
     GuardDecision,
@@ -38,60 +39,117 @@ from flink_runbook.runbook.guard import (
     recovers_cluster,
 )
 from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
+from flink_runbook.tasks.clients import secret_value
 from flink_runbook.tasks.options import READ_ONLY
 
 RECOVER_FLOW_NAME = "recover"
 
 
+ESCALATION_PREFIX = "flink-escalation-"
+
+
 def escalation_variable(cluster_name: str) -> str:
     """The Prefect Variable that holds a cluster's escalation (visible and deletable in the UI)."""
-    return f"flink-escalation-{cluster_name}"
+    return f"{ESCALATION_PREFIX}{cluster_name}"
 
 
-@task(name="read recovery history", task_run_name="read recovery history of {cluster.name}", **READ_ONLY)
-def read_recovery_history(cluster: ClusterSpec, config: Path) -> list[RecoveryRun]:
-    """The recover flow runs acting on this cluster expected to start within the monitor's window."""
-    since = datetime.now(UTC) - timedelta(seconds=cluster.monitor.window_s)
+# The most the Prefect API answers per page.
+PAGE = 200
+
+
+@task(name="check the clusters", task_run_name="check {n_clusters} cluster(s)", cache_policy=NO_CACHE)
+def check_clusters(clusters: list[ClusterSpec], n_clusters: int) -> list[ClusterCheck]:
+    """The runbook's cheap checks of every cluster at once (flink_runbook.runbook.fleet_check): a bounded
+    pool, one look per Docker engine, a deadline per cluster. One task run per tick, whatever the fleet."""
+    checks = check_fleet(clusters, secret=secret_value)
+    logger = get_run_logger()
+    for check in checks:
+        if check.lineage_warning:
+            logger.warning("Cluster %s: %s", check.cluster, check.lineage_warning)
+    return checks
+
+
+@task(name="read recovery history", **READ_ONLY)
+def read_recovery_histories(clusters: list[ClusterSpec], config: Path) -> dict[str, list[RecoveryRun]]:
+    """The recover flow runs acting on each cluster expected to start within its monitor window: one
+    query (paged) for the whole fleet, not one per cluster."""
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=max(c.monitor.window_s for c in clusters))
+    runs = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[RECOVER_FLOW_NAME])),
-            flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since)),
-            limit=200,
-        )
-    return [
-        RecoveryRun(
-            name=run.name,
-            state=run.state_type.value if run.state_type else "UNKNOWN",
-            expected_start=(run.expected_start_time or run.created or since).timestamp(),
-            ended_at=run.end_time.timestamp() if run.end_time else None,
-            id=str(run.id),
-        )
-        for run in runs
-        if recovers_cluster(run.parameters, cluster.name, config)
-    ]
+        while True:
+            page = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[RECOVER_FLOW_NAME])),
+                flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since)),
+                limit=PAGE,
+                offset=len(runs),
+            )
+            runs.extend(page)
+            if len(page) < PAGE:
+                break
+    histories = {}
+    for cluster in clusters:
+        window_start = (now - timedelta(seconds=cluster.monitor.window_s)).timestamp()
+        histories[cluster.name] = [
+            RecoveryRun(
+                name=run.name,
+                state=run.state_type.value if run.state_type else "UNKNOWN",
+                expected_start=(run.expected_start_time or run.created or since).timestamp(),
+                ended_at=run.end_time.timestamp() if run.end_time else None,
+                id=str(run.id),
+            )
+            for run in runs
+            if recovers_cluster(run.parameters, cluster.name, config)
+        ]
+        histories[cluster.name] = [r for r in histories[cluster.name] if r.expected_start >= window_start]
+    return histories
 
 
-@task(name="mark dead recoveries", task_run_name="mark dead recoveries of {cluster.name}", cache_policy=NO_CACHE)
-def mark_dead_recoveries(cluster: ClusterSpec, runs: list[RecoveryRun]) -> list[RecoveryRun]:
+@task(name="mark dead recoveries", cache_policy=NO_CACHE)
+def mark_dead_recoveries(
+    clusters: list[ClusterSpec], histories: dict[str, list[RecoveryRun]]
+) -> dict[str, list[RecoveryRun]]:
     """A recover run SIGKILLed mid-way stays RUNNING in Prefect; the host lock it held was freed by the
-    kernel. Such a run is set Crashed (so the guard neither waits an hour for it nor cools down from it)."""
-    path = lock_file(cluster.state_dir, cluster.name)
-    holder = read_holder(path)
-    dead = dead_runs(runs, holder, is_held(cluster.state_dir, cluster.name))
-    if not dead:
-        return runs
-    message = f"its process is gone: it no longer holds the recovery lock {path} (pid {holder.pid} on {holder.host})"
+    kernel. Such a run is set Crashed (so the guard neither waits an hour for it nor cools down from it).
+    Across hosts the zombie automation does the same from missing heartbeats (deployments/scale_up.py)."""
+    marked = dict(histories)
+    for cluster in clusters:
+        path = lock_file(cluster.state_dir, cluster.name)
+        holder = read_holder(path)
+        runs = histories.get(cluster.name, [])
+        dead = dead_runs(runs, holder, is_held(cluster.state_dir, cluster.name))
+        if not dead:
+            continue
+        message = (
+            f"its process is gone: it no longer holds the recovery lock {path} (pid {holder.pid} on {holder.host})"
+        )
+        with get_client(sync_client=True) as client:
+            for run_id in dead:
+                client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+        get_run_logger().warning(
+            "Cluster %s: recover run(s) %s marked Crashed: %s", cluster.name, sorted(dead), message
+        )
+        marked[cluster.name] = [replace(r, state="CRASHED", ended_at=time.time()) if r.id in dead else r for r in runs]
+    return marked
+
+
+@task(name="read escalations", **READ_ONLY)
+def read_escalations(cluster_names: list[str]) -> dict[str, Escalation]:
+    """The escalated clusters among these (one query for the fleet: variables named flink-escalation-*)."""
+    wanted = {escalation_variable(name): name for name in cluster_names}
+    found: dict[str, Escalation] = {}
+    offset = 0
     with get_client(sync_client=True) as client:
-        for run_id in dead:
-            client.set_flow_run_state(run_id, Crashed(message=message), force=True)
-    get_run_logger().warning("Cluster %s: recover run(s) %s marked Crashed: %s", cluster.name, sorted(dead), message)
-    return [replace(r, state="CRASHED", ended_at=time.time()) if r.id in dead else r for r in runs]
-
-
-@task(name="read escalation", task_run_name="read escalation of {cluster_name}", **READ_ONLY)
-def read_escalation(cluster_name: str) -> Escalation | None:
-    stored = Variable.get(escalation_variable(cluster_name), default=None)
-    return Escalation.from_dict(stored) if isinstance(stored, dict) else None
+        while True:
+            body = {"variables": {"name": {"like_": f"{ESCALATION_PREFIX}%"}}, "limit": PAGE, "offset": offset}
+            page = client.request("POST", "/variables/filter", json=body).json()
+            for variable in page:
+                name, value = variable.get("name"), variable.get("value")
+                if name in wanted and isinstance(value, dict):
+                    found[wanted[name]] = Escalation.from_dict(value)
+            offset += len(page)
+            if len(page) < PAGE:
+                return found
 
 
 @task(name="store escalation", task_run_name="store escalation of {cluster_name}", cache_policy=NO_CACHE)
@@ -106,16 +164,21 @@ def store_escalation(cluster_name: str, escalation: Escalation | None) -> None:
 def guard_decision_now(cluster: ClusterSpec, config: Path, own_run_id: str | None = None) -> GuardDecision:
     """What the guard rails say about recovering this unhealthy cluster now (escalation, a recovery in
     flight, cooldown, flap limit), from Prefect's record; `own_run_id` is the asking run, not counted."""
-    runs = [r for r in read_recovery_history.fn(cluster, config) if r.id != own_run_id]
-    return decide_recovery(False, runs, read_escalation.fn(cluster.name), cluster.monitor, time.time())
+    runs = [r for r in read_recovery_histories.fn([cluster], config)[cluster.name] if r.id != own_run_id]
+    escalation = read_escalations.fn([cluster.name]).get(cluster.name)
+    return decide_recovery(False, runs, escalation, cluster.monitor, time.time())
 
 
-@task(name="emit cluster events", task_run_name="emit events for {diagnosis.cluster}", cache_policy=NO_CACHE)
-def emit_cluster_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[str]:
-    events = [cluster_event(diagnosis, decision), *escalation_events(diagnosis, decision)]
-    for event in events:
-        emit_event(event=event.event, resource=event.resource, payload=event.payload)
-    return [event.event for event in events]
+@task(name="emit cluster events", task_run_name="emit events for {n_clusters} cluster(s)", cache_policy=NO_CACHE)
+def emit_cluster_events(verdicts: list[tuple[Diagnosis, GuardDecision]], n_clusters: int) -> dict[str, list[str]]:
+    """Each cluster's health event (and escalation events); returns the event names by cluster."""
+    emitted = {}
+    for diagnosis, decision in verdicts:
+        events = [cluster_event(diagnosis, decision), *escalation_events(diagnosis, decision)]
+        for event in events:
+            emit_event(event=event.event, resource=event.resource, payload=event.payload)
+        emitted[diagnosis.cluster] = [event.event for event in events]
+    return emitted
 
 
 @task(name="skip the late backlog", cache_policy=NO_CACHE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import docker
@@ -91,17 +91,6 @@ def network_facts(attrs: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(addresses), tuple(aliases)
 
 
-def docker_client(docker_host: str | None) -> docker.DockerClient:
-    """A client for the cluster's engine: its configured host, else DOCKER_HOST / the local socket."""
-    try:
-        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        where = docker_host or "DOCKER_HOST or the local socket"
-        raise DockerUnavailable(f"cannot reach the Docker engine at {where}: {exc}") from exc
-    return client
-
-
 def container_state(role: str, service: str, container: Container) -> ContainerState:
     state = container.attrs.get("State", {})
     health = (state.get("Health") or {}).get("Status")
@@ -126,32 +115,69 @@ def container_state(role: str, service: str, container: Container) -> ContainerS
     )
 
 
-def find_containers(client: docker.DockerClient, selector: ContainerSelector) -> dict[str, list[Container]]:
-    """The cluster's containers by role; a role with none found maps to []."""
+@dataclass(frozen=True)
+class EngineView:
+    """One Docker engine at one moment: every container (`docker ps -a`, the listing only) and the times of
+    its recent OOM kills. Taken once per engine per check, whatever number of clusters run there."""
+
+    client: docker.DockerClient
+    listed: tuple[dict, ...]  # the engine's listing: Id, Names, Labels, State
+    oom_kill_times: dict[str, tuple[float, ...]] = field(default_factory=dict)  # container id -> epoch s
+    taken_at: float = 0.0
+
+
+def engine_view(client: docker.DockerClient, oom_lookback_s: float) -> EngineView:
+    """List the engine's containers and its OOM events of the last `oom_lookback_s`.
+
+    State.OOMKilled is cleared when the restart policy restarts the container;
+    the engine's 'oom' events are the evidence that survives the restart.
+    """
+    now = time.time()
+    listed = tuple(client.api.containers(all=True))
+    events = client.events(
+        since=int(now - oom_lookback_s), until=int(now), decode=True, filters={"event": "oom", "type": "container"}
+    )
+    times: dict[str, list[float]] = {}
+    for event in events:
+        container_id = event.get("id") or event.get("Actor", {}).get("ID")
+        if container_id:
+            times.setdefault(container_id, []).append(float(event.get("time", now)))
+    return EngineView(client, listed, {i: tuple(t) for i, t in times.items()}, now)
+
+
+def _listed_name(listed: dict) -> str:
+    return next((n.lstrip("/") for n in listed.get("Names") or []), "")
+
+
+def find_containers(view: EngineView, selector: ContainerSelector) -> dict[str, list[Container]]:
+    """The cluster's containers by role, inspected; a role with none found maps to []."""
     found: dict[str, list[Container]] = {}
     for role in ROLES:
         names = selector.jobmanager_names if role == "jobmanager" else selector.taskmanager_names
         if names:
-            containers = []
-            for name in names:
-                with contextlib.suppress(docker.errors.NotFound):
-                    container = client.containers.get(name)
-                    # The engine also resolves an id prefix; only the container of exactly that name counts.
-                    if container.name == name:
-                        containers.append(container)
+            # Exactly these names (the engine would also resolve an id prefix; the listing does not).
+            chosen = [c for c in view.listed if _listed_name(c) in names]
         else:
             service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
-            labels = [f"{PROJECT_LABEL}={selector.compose_project}", f"{SERVICE_LABEL}={service}"]
-            listed = client.containers.list(all=True, filters={"label": labels})
-            containers = [c for c in listed if c.labels.get(ONEOFF_LABEL, "False") != "True"]
+            chosen = [
+                c
+                for c in view.listed
+                if (c.get("Labels") or {}).get(PROJECT_LABEL) == selector.compose_project
+                and (c.get("Labels") or {}).get(SERVICE_LABEL) == service
+                and (c.get("Labels") or {}).get(ONEOFF_LABEL, "False") != "True"
+            ]
+        containers = []
+        for listed in chosen:
+            with contextlib.suppress(docker.errors.NotFound):  # removed since the listing
+                containers.append(view.client.containers.get(listed["Id"]))
         found[role] = sorted(containers, key=lambda c: c.name)
     return found
 
 
-def container_states(client: docker.DockerClient, selector: ContainerSelector) -> list[ContainerState]:
+def container_states(view: EngineView, selector: ContainerSelector) -> list[ContainerState]:
     """State of every container of the cluster; expected but absent ones are reported as missing."""
     states: list[ContainerState] = []
-    for role, containers in find_containers(client, selector).items():
+    for role, containers in find_containers(view, selector).items():
         names = selector.jobmanager_names if role == "jobmanager" else selector.taskmanager_names
         default_service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
         for container in containers:
@@ -163,25 +189,11 @@ def container_states(client: docker.DockerClient, selector: ContainerSelector) -
     return states
 
 
-def recent_oom_kills(client: docker.DockerClient, container_ids: list[str], lookback_s: float) -> dict[str, int]:
-    """How many times the kernel OOM-killed in each container lately, from Docker's event log.
-
-    State.OOMKilled is cleared when the restart policy restarts the container;
-    the engine's 'oom' events are the evidence that survives the restart.
-    """
-    if not container_ids:
-        return {}
-    now = int(time.time())
-    events = client.events(
-        since=now - int(lookback_s), until=now, decode=True, filters={"event": "oom", "type": "container"}
-    )
-    counts: dict[str, int] = {}
-    wanted = set(container_ids)
-    for event in events:
-        container_id = event.get("id") or event.get("Actor", {}).get("ID")
-        if container_id in wanted:
-            counts[container_id] = counts.get(container_id, 0) + 1
-    return counts
+def recent_oom_kills(view: EngineView, container_ids: list[str], lookback_s: float) -> dict[str, int]:
+    """How many times the kernel OOM-killed in each of these containers within `lookback_s` of the view."""
+    since = view.taken_at - lookback_s
+    counts = {i: sum(1 for t in view.oom_kill_times.get(i, ()) if t >= since) for i in container_ids}
+    return {i: n for i, n in counts.items() if n}
 
 
 def log_tail(client: docker.DockerClient, container_id: str, lines: int) -> str:

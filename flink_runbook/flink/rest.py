@@ -8,6 +8,7 @@ and what came back.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -103,6 +104,23 @@ class FlinkRestClient:
         self.read_retries = read_retries
         self.backoff_seconds = backoff_seconds
         self.session = session or requests.Session()
+        # An absolute time.monotonic() by which every call must be done (None: each call's own limits only).
+        self.deadline: float | None = None
+
+    def until(self, deadline: float) -> FlinkRestClient:
+        """This client (same session) with every call cut short at `deadline` (time.monotonic()): a health
+        check that must end in time, whatever the server does; no retry is started that cannot finish."""
+        bounded = copy.copy(self)
+        bounded.deadline = deadline
+        return bounded
+
+    def _left_s(self, method: str, url: str) -> float | None:
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise FlinkRestError(f"{method} not attempted: the check's deadline had passed", url=url)
+        return left
 
     # -- transport ---------------------------------------------------------
 
@@ -116,21 +134,33 @@ class FlinkRestClient:
             try:
                 response = self._bounded(method, url, **kwargs)
             except requests.RequestException as exc:
-                if attempt < retries:
+                if attempt < retries and self._may_retry(attempt + 1):
                     attempt += 1
                     time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
                     continue
-                raise FlinkRestError(f"{method} failed: {exc.__class__.__name__}: {exc}", url=url) from exc
-            if response.status_code >= 500 and attempt < retries:
+                cut = self.deadline is not None and time.monotonic() >= self.deadline - 0.1
+                why = f"{exc.__class__.__name__}: {exc}" + (" (cut at the check's deadline)" if cut else "")
+                raise FlinkRestError(f"{method} failed: {why}", url=url) from exc
+            if response.status_code >= 500 and attempt < retries and self._may_retry(attempt + 1):
                 attempt += 1
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
                 continue
             return self._decode(method, url, response)
 
+    def _may_retry(self, attempt: int) -> bool:
+        """Whether the backoff before `attempt` still leaves time for it before the check's deadline."""
+        backoff = self.backoff_seconds * 2 ** (attempt - 1)
+        return self.deadline is None or time.monotonic() + backoff < self.deadline
+
     def _bounded(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One HTTP call within one deadline and one size limit (an answer over either is an error)."""
-        response = self.session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
-        deadline = time.monotonic() + self.call_deadline  # from the headers on: an upload's time is not counted
+        left = self._left_s(method, url)
+        timeout, call_deadline = self.timeout, self.call_deadline
+        if left is not None:
+            timeout = (min(timeout[0], left), min(timeout[1], left))
+            call_deadline = min(call_deadline, left)
+        response = self.session.request(method, url, timeout=timeout, stream=True, **kwargs)
+        deadline = time.monotonic() + call_deadline  # from the headers on: an upload's time is not counted
         chunks, size = [], 0
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -141,7 +171,7 @@ class FlinkRestClient:
                     )
                 if time.monotonic() > deadline:
                     raise FlinkRestError(
-                        f"{method} did not finish answering within {self.call_deadline:.0f}s "
+                        f"{method} did not finish answering within {call_deadline:.0f}s "
                         f"({size} bytes so far); the server is stuck or trickling",
                         url=url,
                     )

@@ -19,11 +19,13 @@ import docker
 import docker.errors
 import requests
 
+from flink_runbook.containers.engines import engine_client, forget_engine
 from flink_runbook.containers.states import (
     ContainerState,
     DockerUnavailable,
+    EngineView,
     container_states,
-    docker_client,
+    engine_view,
     log_tail,
     recent_oom_kills,
 )
@@ -71,12 +73,32 @@ class ClusterClients:
 
 
 def connect(cluster: ClusterSpec, secret: Callable[[str], str] | None = None) -> ClusterClients:
-    """Build a cluster's clients, the one place this is done. `secret(name)` resolves a Secret block."""
+    """Build a cluster's clients, the one place this is done. `secret(name)` resolves a Secret block.
+    The Docker client is the engine's, shared with every cluster there (flink_runbook.containers.engines)."""
     rest = rest_client(cluster.rest, secret=secret)
     try:
-        return ClusterClients(rest, docker_client(cluster.docker_host))
+        return ClusterClients(rest, engine_client(cluster.docker))
     except DockerUnavailable as exc:
         return ClusterClients(rest, None, str(exc))
+
+
+@dataclass(frozen=True)
+class EngineLook:
+    """What asking a Docker engine for its containers gave: a view, or why there is none."""
+
+    view: EngineView | None
+    error: str | None = None
+
+
+def look_at_engine(clients: ClusterClients, cluster: ClusterSpec, oom_lookback_s: float | None = None) -> EngineLook:
+    """The engine of the cluster as it is now; a failure is an answer (and the engine's client is dropped)."""
+    if clients.docker is None:
+        return EngineLook(None, clients.docker_error or "no Docker client")
+    try:
+        return EngineLook(engine_view(clients.docker, oom_lookback_s or cluster.thresholds.oom_lookback_s))
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        forget_engine(cluster.docker)
+        return EngineLook(None, f"asking the Docker engine at {cluster.docker.where()} failed: {exc}")
 
 
 @dataclass(frozen=True)
@@ -129,9 +151,12 @@ class ClusterObservation:
     depth: Depth = Depth.QUICK
 
 
-def observe_cluster(cluster: ClusterSpec, clients: ClusterClients, depth: Depth = Depth.QUICK) -> ClusterObservation:
-    """The runbook's checks of one cluster: containers, JobManager, TaskManagers, jobs (and, FULL, logs)."""
-    containers = check_containers(cluster, clients)
+def observe_cluster(
+    cluster: ClusterSpec, clients: ClusterClients, depth: Depth = Depth.QUICK, engine: EngineLook | None = None
+) -> ClusterObservation:
+    """The runbook's checks of one cluster: containers, JobManager, TaskManagers, jobs (and, FULL, logs).
+    `engine`: its Docker engine as already seen this pass (the monitor looks once per engine)."""
+    containers = check_containers(cluster, engine or look_at_engine(clients, cluster))
     jobmanager, taskmanagers, jobs = check_jobmanager(cluster, clients.rest)
     logs = collect_logs(cluster, clients, containers) if depth == Depth.FULL else {}
     return ClusterObservation(
@@ -218,15 +243,16 @@ def check_job(
     return JobView(name=name, info=info, duplicate_ids=duplicates)
 
 
-def check_containers(cluster: ClusterSpec, clients: ClusterClients) -> ContainersView:
+def check_containers(cluster: ClusterSpec, engine: EngineLook) -> ContainersView:
     """Runbook step: `docker ps --filter name=flink`, plus exit codes, OOM kills and restarts."""
-    if clients.docker is None:
-        return ContainersView(error=clients.docker_error or "no Docker client")
+    if engine.view is None:
+        return ContainersView(error=engine.error or "no Docker client")
     try:
-        states = container_states(clients.docker, cluster.containers)
+        states = container_states(engine.view, cluster.containers)
         ids = [s.container_id for s in states if s.container_id]
-        oom = recent_oom_kills(clients.docker, ids, cluster.thresholds.oom_lookback_s)
+        oom = recent_oom_kills(engine.view, ids, cluster.thresholds.oom_lookback_s)
     except (docker.errors.DockerException, requests.RequestException) as exc:
+        forget_engine(cluster.docker)
         return ContainersView(error=f"asking the Docker engine about cluster {cluster.name} failed: {exc}")
     by_id = {s.container_id: s.name for s in states}
     return ContainersView(containers=tuple(states), oom_kills={by_id[i]: n for i, n in oom.items()})

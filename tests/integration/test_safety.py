@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flink_runbook.containers.states import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, container_states
+from flink_runbook.containers.states import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, container_states, engine_view
 from flink_runbook.demo import faults
 from flink_runbook.demo.drill import recover_runs, wait_for_event
 from flink_runbook.demo.image import flink_image_tag
@@ -146,13 +146,14 @@ def test_oneoff_containers_and_id_prefixes_are_not_the_clusters(running_stack, d
         name=f"{project}-taskmanager-run-0a1b2c",
     )  # fmt: skip
     try:
-        states = container_states(docker_client, ContainerSelector(compose_project=project))
+        states = container_states(engine_view(docker_client, 0), ContainerSelector(compose_project=project))
         assert oneoff.name not in {s.name for s in states}
         assert [s.name for s in states if s.role == "taskmanager"] == [stack.taskmanager().name]
         # An explicit name that is only a prefix of a container's id is no match: reported missing.
         prefix = stack.taskmanager().id[:12]
         by_name = container_states(
-            docker_client, ContainerSelector(jobmanager_names=(stack.jobmanager().name,), taskmanager_names=(prefix,))
+            engine_view(docker_client, 0),
+            ContainerSelector(jobmanager_names=(stack.jobmanager().name,), taskmanager_names=(prefix,)),
         )
         assert [(s.name, s.state) for s in by_name if s.role == "taskmanager"] == [(prefix, "missing")]
     finally:
