@@ -139,6 +139,9 @@ class MonitorSettings:
     max_recoveries: int = 3  # flap protection: at most this many within window_s, then escalate to a human
     window_s: float = 3600.0
     resume_after_healthy_s: float = 600.0  # after an escalation, act again once the cluster was healthy this long
+    # The monitor's check of the cluster ends by then, whatever it is waiting for (a probe's timeout):
+    # a JobManager that cannot answer its few small GETs within it counts as unreachable.
+    check_deadline_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -470,7 +473,7 @@ def _monitor(section: _Mapping) -> MonitorSettings:
     return _numbers(
         section,
         MonitorSettings,
-        minimum={"cooldown_s": 0, "resume_after_healthy_s": 0},
+        minimum={"cooldown_s": 0, "resume_after_healthy_s": 0, "check_deadline_s": 0.2},
         integer=frozenset({"max_recoveries"}),
     )
 

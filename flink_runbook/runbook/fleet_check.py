@@ -22,10 +22,9 @@ from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.lineage import remember_job_ids
 from flink_runbook.runbook.observe import ClusterClients, Depth, EngineLook, connect, look_at_engine, observe_cluster
 
-# How long one cluster's check may take, from its start (a monitor tick is 30 s).
-DEFAULT_DEADLINE_S = 10.0
-# Checks running at once: enough to hide network latency, few enough for a 2-core worker.
-DEFAULT_PARALLEL = 16
+# Checks running at once: enough that clusters hanging until their deadline do not hold up the rest,
+# few enough that a healthy check's share of one interpreter stays far inside its deadline.
+DEFAULT_PARALLEL = 32
 # What a check may overrun its deadline by (its last call ending) before it is called timed out.
 GRACE_S = 1.0
 
@@ -80,16 +79,16 @@ class _EngineLooks:
 def check_fleet(
     clusters: Sequence[ClusterSpec],
     *,
-    deadline_s: float = DEFAULT_DEADLINE_S,
     parallel: int = DEFAULT_PARALLEL,
     secret: Callable[[str], str] | None = None,
 ) -> list[ClusterCheck]:
-    """Check every cluster (QUICK depth), at most `parallel` at a time, each within `deadline_s` of its start.
-    Results in the inventory's order; never raises for what one cluster does."""
+    """Check every cluster (QUICK depth), at most `parallel` at a time, each within its monitor's
+    check_deadline_s of its start. Results in the inventory's order; never raises for what one cluster does."""
     lookback: dict[DockerEngine, float] = {}
     for cluster in clusters:
         lookback[cluster.docker] = max(lookback.get(cluster.docker, 0.0), cluster.thresholds.oom_lookback_s)
     looks = _EngineLooks(lookback)
+    cut_at = [c.monitor.check_deadline_s + GRACE_S for c in clusters]
     todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     for index in range(len(clusters)):
         todo.put(index)
@@ -102,7 +101,7 @@ def check_fleet(
         begun = started[index]
         try:
             clients = connect(cluster, secret)
-            clients = replace(clients, rest=clients.rest.until(begun + deadline_s))
+            clients = replace(clients, rest=clients.rest.until(begun + cluster.monitor.check_deadline_s))
             diagnosis, warning = observe_and_diagnose(cluster, clients, Depth.QUICK, looks.look(cluster, clients))
             return ClusterCheck(cluster.name, diagnosis, None, time.monotonic() - begun, warning)
         except Exception as exc:  # one cluster's failure must not blind the monitor to the others
@@ -127,13 +126,13 @@ def check_fleet(
     with done:
         while len(results) < len(clusters):
             now = time.monotonic()
-            overdue = [i for i, t in started.items() if i not in results and now > t + deadline_s + GRACE_S]
+            overdue = [i for i, t in started.items() if i not in results and now > t + cut_at[i]]
             for index in overdue:
-                name = clusters[index].name
+                name, deadline_s = clusters[index].name, clusters[index].monitor.check_deadline_s
                 error = f"the health check did not finish within {deadline_s:g}s (a Docker engine or JobManager hangs)"
                 results[index] = ClusterCheck(name, None, error, now - started[index])
                 spawn()  # its thread is stuck: the pool keeps its size for the clusters still to check
-            running = [t + deadline_s + GRACE_S for i, t in started.items() if i not in results]
+            running = [t + cut_at[i] for i, t in started.items() if i not in results]
             done.wait(timeout=max(0.05, min(running) - now) if running else 0.5)
     for _ in range(workers + len(clusters)):
         todo.put(None)  # every live worker stops; a stuck one finds the queue closed when it wakes

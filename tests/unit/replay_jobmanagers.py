@@ -80,8 +80,19 @@ class ReplayFleet:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="replay jobmanagers")
+        self._error: OSError | None = None
+        self._servers: list[asyncio.Server] = []
 
     def _run(self) -> None:
+        try:
+            self._start()
+        except OSError as exc:  # a port taken: said in __enter__, not lost in this thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._loop.run_forever()
+
+    def _start(self) -> None:
         asyncio.set_event_loop(self._loop)
         routes = {(e.version, e.scenario): None for e in self.endpoints}
         routes = {key: _routes(*key) for key in routes}
@@ -91,11 +102,12 @@ class ReplayFleet:
             for e in self.endpoints
         ]
         self._ready.set()
-        self._loop.run_forever()
 
     def __enter__(self) -> ReplayFleet:
         self._thread.start()
         self._ready.wait(30)
+        if self._error is not None:
+            raise RuntimeError(f"the replayed JobManagers could not listen: {self._error}") from self._error
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,7 +22,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def fleet_inventory(tmp_path: Path, clusters: list[tuple[str, int, str]]) -> Path:
+def fleet_inventory(tmp_path: Path, clusters: list[tuple[str, int, str]], deadline_s: float) -> Path:
     """(name, REST port, Docker host) per cluster; the demo job's name, as recorded."""
     path = tmp_path / "fleet.yaml"
     path.write_text(
@@ -36,6 +36,7 @@ def fleet_inventory(tmp_path: Path, clusters: list[tuple[str, int, str]]) -> Pat
                         "docker": {"host": host},
                         "containers": {"compose_project": name},
                         "jobs": [{"name": "realtime-cdc-demo"}],
+                        "monitor": {"check_deadline_s": deadline_s},
                     }
                     for name, port, host in clusters
                 ],
@@ -74,10 +75,10 @@ def test_every_cluster_is_judged_in_order_and_a_hanging_one_is_cut_at_its_deadli
     ]
     names = ["ok-22", "ok-120", "failed-120", "hangs", "slow", "failed-22", "refuses"]
     inventory = load_inventory(
-        fleet_inventory(tmp_path, [(n, p, no_engine) for n, p in zip(names, [*ports, refused], strict=True)])
+        fleet_inventory(tmp_path, [(n, p, no_engine) for n, p in zip(names, [*ports, refused], strict=True)], 2.0)
     )
     with ReplayFleet(endpoints):
-        checks = check_fleet(inventory.clusters, deadline_s=2.0, parallel=3)
+        checks = check_fleet(inventory.clusters, parallel=3)
     assert [c.cluster for c in checks] == names
     by_name = {c.cluster: c for c in checks}
     for name in names:
@@ -98,10 +99,10 @@ def test_a_docker_engine_that_never_answers_costs_its_clusters_only(tmp_path, si
     no_engine = f"unix://{tmp_path}/no-docker.sock"
     hosts = [silent_engine, no_engine, no_engine, no_engine]
     inventory = load_inventory(
-        fleet_inventory(tmp_path, [(f"c{i}", p, h) for i, (p, h) in enumerate(zip(ports, hosts, strict=True))])
+        fleet_inventory(tmp_path, [(f"c{i}", p, h) for i, (p, h) in enumerate(zip(ports, hosts, strict=True))], 1.5)
     )
     with ReplayFleet([Endpoint(p) for p in ports]):
-        checks = check_fleet(inventory.clusters, deadline_s=1.5, parallel=1)  # one thread: it must be replaced
+        checks = check_fleet(inventory.clusters, parallel=1)  # one thread: it must be replaced
     assert checks[0].diagnosis is None
     assert "did not finish within 1.5s" in checks[0].error
     for check in checks[1:]:
