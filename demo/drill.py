@@ -185,7 +185,7 @@ def run_drill(
 
     def started_runs() -> list[FlowRun]:
         # Two ticks may both ask for a recovery before the first run exists (the trigger's action takes a few
-        # seconds); the deployment's CANCEL_NEW drops the second before it starts. The recovery is the run that ran.
+        # seconds); the second queues behind the first's lock and ends Cancelled. The recovery is the first run.
         return [r for r in recover_runs(cluster, injected_at) if r.start_time is not None]
 
     first = wait_until(

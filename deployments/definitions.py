@@ -2,10 +2,10 @@
 
 monitor   every 30 s (interval configurable); one at a time, a tick that overlaps is cancelled
 recover   on demand and from the trigger on flink.cluster.unhealthy (flink.recovery=recover);
-          one at a time, a second is cancelled (CANCEL_NEW). Prefect cannot key a deployment
-          limit on a parameter, so the per-cluster guarantee is the flow's own global
-          concurrency limit flink-recover-<cluster>; this limit serialises recoveries across
-          clusters, which shared Docker hosts want anyway.
+          no deployment limit (Prefect cannot key one on a parameter, and one limit would
+          serialise every cluster): one recovery per cluster is the flow's own global
+          concurrency limit flink-recover-<cluster> plus the host lock, and a triggered run
+          that queued behind another recovery of its cluster with nothing left ends Cancelled.
 diagnose  on demand
 audit     daily at 06:00 UTC, report only (fix=False); --fix stays a human's decision
 """
@@ -58,7 +58,6 @@ def build_deployments(config: Path, monitor_interval_s: float = 30.0) -> list[Ru
             name="recover",
             parameters={"config": str(config)},
             triggers=[recover_trigger(config)],
-            concurrency_limit=ONE_AT_A_TIME,
             tags=["flink-runbook"],
         ),
         diagnose_flow.to_deployment(name="diagnose", parameters={"config": str(config)}, tags=["flink-runbook"]),

@@ -107,8 +107,11 @@ def stop_orphaned_server(home: Path, api_url: str) -> int | None:
     return pid
 
 
-def start_local_server(home: Path, port: int = 4200, timeout_s: float = 120) -> LocalPrefectServer:
-    """Start a Prefect server whose database lives in `home` (SQLite); wait until it answers."""
+def start_local_server(
+    home: Path, port: int = 4200, timeout_s: float = 120, database_url: str | None = None
+) -> LocalPrefectServer:
+    """Start a Prefect server whose database lives in `home` (SQLite), or at `database_url` (PostgreSQL:
+    postgresql+asyncpg://...); wait until it answers."""
     api_url = f"http://127.0.0.1:{port}/api"
     home.mkdir(parents=True, exist_ok=True)
     orphan = stop_orphaned_server(home, api_url)
@@ -130,6 +133,8 @@ def start_local_server(home: Path, port: int = 4200, timeout_s: float = 120) -> 
         "PREFECT_SERVER_CONCURRENCY_INITIAL_DEPLOYMENT_LEASE_DURATION": "60",
     }
     env.pop("PREFECT_API_URL", None)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],

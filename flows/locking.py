@@ -7,8 +7,10 @@ visible in the UI and spans hosts that share the server.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
@@ -22,6 +24,15 @@ from flink_runbook.runbook.host_lock import cluster_lock
 # The lease is renewed every 45 s while the recovery runs; a recovery whose process died frees the
 # lock 60 s later (Prefect's default, 300 s, kept a cluster unrecoverable for five minutes).
 LOCK_LEASE_S = 60
+# Taking a free Prefect slot is one API call; longer means another recovery held it (on another host).
+FREE_SLOT_S = 2.0
+
+
+@dataclass(frozen=True)
+class RecoveryTurn:
+    """This run holds the cluster's recovery; `waited` says whether another recovery held it first."""
+
+    waited: bool
 
 
 def recovery_lock_name(cluster_name: str) -> str:
@@ -29,7 +40,7 @@ def recovery_lock_name(cluster_name: str) -> str:
 
 
 @contextmanager
-def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iterator[None]:
+def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iterator[RecoveryTurn]:
     """Hold the cluster's host lock, then its Prefect recovery slot (limit 1); a second recovery waits.
 
     Always in this order, so two recoveries never hold one each. strict=True: if the limit cannot be
@@ -37,11 +48,12 @@ def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iter
     a holder that died can be told from a live one.
     """
     run_id = str(flow_run.id) if flow_run.id else None
-    with cluster_lock(cluster.state_dir, cluster.name, run_id, timeout_s):
+    with cluster_lock(cluster.state_dir, cluster.name, run_id, timeout_s) as host_turn:
         name = recovery_lock_name(cluster.name)
         with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # a concurrent run made it
             client.upsert_global_concurrency_limit_by_name(name, 1)
         holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run.id else None
+        asked = time.monotonic()
         with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LOCK_LEASE_S,
                          holder=holder):  # fmt: skip
-            yield
+            yield RecoveryTurn(waited=host_turn.waited or time.monotonic() - asked > FREE_SLOT_S)

@@ -6,11 +6,12 @@ The runbook's fix, driven by what it observes: a crash half-way is finished by t
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from flink_runbook.flows.locking import one_recovery_at_a_time
 from flink_runbook.inventory import ClusterSpec, load_inventory
@@ -50,16 +51,22 @@ def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progre
 
 def recover_cluster(cluster: ClusterSpec, config: Path, dry_run: bool = False, guarded: bool = False) -> RecoveryResult:
     started_at, started = utc_now_iso(), time.monotonic()
-    progress, after = None, None
+    progress, after, superseded = None, None, False
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
     else:
-        with one_recovery_at_a_time(cluster):
+        with one_recovery_at_a_time(cluster) as turn:
             # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
             before = diagnose_cluster(cluster, Depth.FULL)
             held = guard_refusal(cluster, config) if guarded and not before.healthy else None
-            plan = RecoveryPlan(cluster.name, refusals=(held,)) if held else plan_cluster_recovery(cluster, before)
+            # A triggered run that queued behind another recovery of this cluster, with nothing left to do
+            # once that one ended, is a duplicate: cancelled (as the deployment's CANCEL_NEW did, per cluster).
+            superseded = guarded and turn.waited and (before.healthy or held is not None)
+            if superseded:
+                plan = RecoveryPlan(cluster.name)
+            else:
+                plan = RecoveryPlan(cluster.name, refusals=(held,)) if held else plan_cluster_recovery(cluster, before)
             progress = Progress()
             if plan.actions:
                 progress = _act(cluster, plan, progress)
@@ -77,6 +84,8 @@ def recover_cluster(cluster: ClusterSpec, config: Path, dry_run: bool = False, g
     # Report: the verdict, as an artifact of the run
     duration_s = time.monotonic() - started
     result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
+    if superseded:
+        result = replace(result, status=RecoveryStatus.SUPERSEDED)
     return write_recovery_report(result)
 
 
@@ -92,6 +101,9 @@ def recover_flow(
     inventory = load_inventory(config)
     clusters = inventory.to_act_on(cluster, all_clusters)
     results = [recover_cluster(spec, inventory.path, dry_run, guarded).to_dict() for spec in clusters]
+    if all(r["status"] == RecoveryStatus.SUPERSEDED for r in results):
+        # Not a recovery: the guard rails do not count it (cooldown, flap limit).
+        return Cancelled(message="another recovery of the cluster ran first; nothing was left for this run")
     not_ok = [f"{r['cluster']} {r['status']}" for r in results if not RecoveryStatus(r["status"]).ok]
     if not_ok:
         # A red run in the UI. Prefect needs an exception as a failed state's data; it carries the results.

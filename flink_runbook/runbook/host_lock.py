@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -32,6 +32,8 @@ class LockHolder:
     flow_run_id: str | None
     since: float
     released: bool = False  # let go on the way out; a dead holder never says so
+    # Whether another recovery held the lock when this one asked (it waited for it to end).
+    waited: bool = False
 
 
 def lock_file(state_dir: Path, cluster: str) -> Path:
@@ -53,11 +55,13 @@ def cluster_lock(
     holder = None
     try:
         deadline = time.monotonic() + timeout_s
+        waited = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                waited = True
                 if time.monotonic() >= deadline:
                     other = read_holder(path)
                     who = f"pid {other.pid} (flow run {other.flow_run_id})" if other else "another process"
@@ -66,12 +70,12 @@ def cluster_lock(
                         "is still running, not starting a second one"
                     ) from None
                 time.sleep(poll_s)
-        holder = LockHolder(os.getpid(), socket.gethostname(), flow_run_id, time.time())
+        holder = LockHolder(os.getpid(), socket.gethostname(), flow_run_id, time.time(), waited=waited)
         _write(fd, holder)
         yield holder
     finally:
         if holder is not None:
-            _write(fd, LockHolder(holder.pid, holder.host, holder.flow_run_id, holder.since, released=True))
+            _write(fd, replace(holder, released=True))
         os.close(fd)  # closing releases the flock
 
 

@@ -22,11 +22,15 @@ class RecoveryStatus(StrEnum):
     RECOVERED = "recovered"  # done and verified
     FAILED = "failed"
     REFUSED = "refused"  # nothing safe to do: a human decides
+    # A triggered run that found another recovery of the cluster holding it, and nothing left once that ended.
+    SUPERSEDED = "superseded"
 
     @property
     def ok(self) -> bool:
-        """A run that needs nobody: healthy, recovered, or a dry run's plan."""
-        return self in (RecoveryStatus.HEALTHY, RecoveryStatus.RECOVERED, RecoveryStatus.PLANNED)
+        """A run that needs nobody: healthy, recovered, a dry run's plan, or another run's recovery."""
+        return self in (
+            RecoveryStatus.HEALTHY, RecoveryStatus.RECOVERED, RecoveryStatus.PLANNED, RecoveryStatus.SUPERSEDED
+        )  # fmt: skip
 
 
 @dataclass
@@ -81,6 +85,8 @@ def utc_now_iso() -> str:
 def next_steps(result: RecoveryResult) -> list[str]:
     if result.status == RecoveryStatus.HEALTHY:
         return ["Nothing: the cluster was healthy."]
+    if result.status == RecoveryStatus.SUPERSEDED:
+        return ["Nothing: another recovery of this cluster ran first (this run waited for it); see that run's report."]
     if result.status == RecoveryStatus.PLANNED:
         return ["This was a dry run: nothing was changed. Run without --dry-run to carry out the plan."]
     if result.status == RecoveryStatus.RECOVERED:
@@ -104,6 +110,7 @@ def recovery_report(result: RecoveryResult) -> str:
         RecoveryStatus.RECOVERED: "RECOVERED",
         RecoveryStatus.FAILED: "RECOVERY FAILED",
         RecoveryStatus.REFUSED: "RECOVERY REFUSED",
+        RecoveryStatus.SUPERSEDED: "another recovery ran first, nothing left to do",
     }[RecoveryStatus(result.status)]
     out = [f"# Recovery of Flink cluster {result.cluster}: {title}", ""]
     out.append(f"Started {result.started_at}, took {result.duration_s:.1f}s.")

@@ -51,8 +51,10 @@ def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_st
             assert [s.schedule.interval.total_seconds() for s in monitor.schedules] == [30]
             assert [(s.schedule.cron, s.schedule.timezone) for s in audit.schedules] == [("0 6 * * *", "UTC")]
             assert audit.parameters == {"config": "stack/inventory.yaml"}  # reports only: fix stays False
+            assert monitor.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+            # Recoveries of different clusters run in parallel: the exclusion is per cluster, in the flow.
+            assert recover.concurrency_limit is None and recover.global_concurrency_limit is None
             for deployment in (monitor, recover):
-                assert deployment.concurrency_options.collision_strategy.value == "CANCEL_NEW"
                 assert deployment.work_pool_name == "flink-runbook"
             (trigger,) = client.read_automations_by_name("flink-runbook: recover an unhealthy cluster")
             assert trigger.trigger.expect == {"flink.cluster.unhealthy"}

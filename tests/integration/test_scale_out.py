@@ -1,0 +1,147 @@
+"""The scaled shape, end to end: PostgreSQL + a Prefect server on it + 2 process workers, deployed from
+prefect.yaml; a TaskManager frozen on each of two demo stacks; one worker SIGKILLed (with its flow runs,
+as when its host dies) during one of the recoveries.
+
+The two workers stand for two hosts: each has a state directory of its own (XDG_STATE_HOME: its own host
+locks and job lineage), so nothing but the Prefect server excludes a second recovery of a cluster, and
+only the flow-run heartbeats + the zombie automation tell that the killed recovery is gone. On one
+release (what differs between releases is covered by the recovery tests on both). Checks the sinks:
+every id exactly once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flink_runbook.demo import faults
+from flink_runbook.demo.drill import recover_runs
+from flink_runbook.demo.job import build_demo_job_jar, committed_ids
+from flink_runbook.demo.stack import demo_inventory
+from flink_runbook.deployments.processes import flow_run_processes, parent_pid
+from flink_runbook.deployments.scale_up import POOL, scale_up
+from flink_runbook.polling import wait_until
+
+from .conftest import ONE_VERSION, assert_every_id_exactly_once, free_local_port, run_demo_job
+
+FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
+MONITOR_S = 10
+
+
+def two_cluster_inventory(stacks, jar, directory):
+    """Both stacks in one inventory, no state_dir: each worker ("host") keeps its own."""
+    clusters = []
+    for stack in stacks:
+        cluster = demo_inventory(stack.settings, jar)["clusters"][0]
+        cluster.update(recovery=FAST_RECOVERY, monitor={"cooldown_s": 0})
+        clusters.append(cluster)
+    path = directory / "fleet.yaml"
+    path.write_text(yaml.safe_dump({"clusters": clusters}))
+    return path
+
+
+def finished(run) -> bool:
+    return run.state_type is not None and run.state_type.value in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+@pytest.mark.timeout(900)
+def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_recovery_is_finished(
+    start_stack, tmp_path
+):
+    jar = build_demo_job_jar(ONE_VERSION)
+    stacks = [start_stack(ONE_VERSION), start_stack(ONE_VERSION)]
+    for stack in stacks:
+        run_demo_job(stack, jar)
+    inventory = two_cluster_inventory(stacks, jar, tmp_path)
+    # PostgreSQL runs as its own user: its home must be reachable for it (pytest's tmp_path is not).
+    home = Path(tempfile.mkdtemp(prefix="flink-runbook-scale-", dir="/var/tmp"))
+    home.chmod(0o755)
+    scaled = scale_up(
+        home, inventory, workers=0, port=free_local_port(), database_port=free_local_port(),
+        monitor_interval_s=MONITOR_S,
+    )  # fmt: skip
+    try:
+        for name in ("host-a", "host-b"):
+            scaled.add_worker(name, limit=2, environment={"XDG_STATE_HOME": str(tmp_path / name)})
+        with temporary_settings(updates={PREFECT_API_URL: scaled.api_url}):
+            with get_client(sync_client=True) as client:
+                deployments = {d.name: d for d in client.read_deployments()}
+                assert deployments["recover"].global_concurrency_limit is None  # clusters are not serialised
+                wait_until(
+                    lambda: {w.name for w in client.read_workers_for_work_pool(POOL) if w.status.value == "ONLINE"},
+                    lambda online: {"host-a", "host-b"} <= online,
+                    timeout=60,
+                    what="both workers online",
+                )
+            wait_until(
+                lambda: [len(committed_ids(s.output_dir)) for s in stacks],
+                lambda counts: min(counts) >= 40,
+                timeout=90,
+                what="40 committed ids on each stack",
+            )
+            before = [len(committed_ids(s.output_dir)) for s in stacks]
+            frozen_at = datetime.now(UTC)
+            for stack in stacks:
+                faults.freeze(stack.taskmanager())
+            names = [s.settings.project for s in stacks]
+
+            # The first recovery whose process runs is killed with its worker, as when its host dies.
+            def running_recovery():
+                processes = flow_run_processes()
+                for name in names:
+                    for run in recover_runs(name, frozen_at):
+                        pids = [pid for pid, run_id in processes.items() if run_id == str(run.id)]
+                        if run.state_type.value == "RUNNING" and pids:
+                            return name, run, pids[0]
+                return None
+
+            victim, killed_run, pid = wait_until(running_recovery, bool, timeout=120, interval=0.2,
+                                                 what="a running recover run")  # fmt: skip
+            time.sleep(1.0)  # inside the recovery: it holds the cluster's Prefect slot
+            worker = next(n for n, w in scaled.workers.items() if w.pid == parent_pid(pid))
+            killed_at = time.monotonic()
+            scaled.kill_worker(worker)
+            print(f"\nkilled {worker} (pid {pid}'s worker) during {killed_run.name} of {victim}")
+
+            def settled(name: str):
+                runs = recover_runs(name, frozen_at)
+                done = [r for r in runs if r.state_type.value == "COMPLETED"]
+                return runs if done and all(finished(r) for r in runs) else None
+
+            outcome = {name: wait_until(lambda n=name: settled(n), bool, timeout=420, interval=2,
+                                        what=f"a completed recovery of {name}")  # fmt: skip
+                       for name in names}  # fmt: skip
+            healed_s = time.monotonic() - killed_at
+            for name, runs in outcome.items():
+                print(name, [(r.name, r.state_type.value, r.start_time, r.end_time) for r in runs])
+            print(f"{victim}: recovered {healed_s:.0f}s after its worker was killed")
+
+        # The killed run was marked Crashed (by its missing heartbeats: no other host could know), and a
+        # recovery on the other worker finished what it left.
+        states = {r.id: r.state_type.value for r in outcome[victim]}
+        assert states[killed_run.id] == "CRASHED", states
+        survivor = [r for r in outcome[victim] if r.state_type.value == "COMPLETED"]
+        assert len(survivor) == 1, outcome[victim]
+        assert survivor[0].start_time > killed_run.start_time
+        # The other cluster: one recovery did the work; any duplicate ended Cancelled, never a second actor.
+        other = next(n for n in names if n != victim)
+        assert [r.state_type.value for r in outcome[other]].count("COMPLETED") == 1, outcome[other]
+        assert set(r.state_type.value for r in outcome[other]) <= {"COMPLETED", "CANCELLED"}
+        # In parallel: the other cluster's recovery ran while the victim's was running (before the kill).
+        first_other = next(r for r in outcome[other] if r.state_type.value == "COMPLETED")
+        assert first_other.start_time < survivor[0].start_time
+        for stack, count in zip(stacks, before, strict=True):
+            stack.taskmanager().reload()
+            assert stack.taskmanager().status == "running"
+            assert_every_id_exactly_once(stack, at_least=count + 40)
+    finally:
+        scaled.stop()
+        shutil.rmtree(home, ignore_errors=True)
