@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down serve test unit lint bench bench-versus bench-start
+.PHONY: bootstrap demo demo-down serve scale-up test unit lint bench bench-versus bench-start bench-fleet bench-scale-out
 
 bootstrap:
 	@scripts/bootstrap
@@ -18,6 +18,12 @@ demo: bootstrap
 ## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
 serve: bootstrap
 	$(PY) -m flink_runbook.deployments.serve $(ARGS)
+
+## The scaled shape on this machine: PostgreSQL + a Prefect server on it + WORKERS process workers,
+## deployed from prefect.yaml (UI http://127.0.0.1:4300). ARGS="--config my-inventory.yaml --interval 30".
+WORKERS ?= 2
+scale-up: bootstrap
+	$(PY) -m flink_runbook.deployments.scale_up --workers $(WORKERS) $(ARGS)
 
 demo-down: bootstrap
 	$(PY) -m flink_runbook.cli stack down
@@ -46,3 +52,11 @@ bench-versus: bootstrap
 ## Where the seconds go between a fault and the recovery's first step, trigger's door against the watcher's.
 bench-start: bootstrap
 	$(PY) benchmarks/start_latency.py $(ARGS)
+
+## The monitor's tick for 1, 10, 100 and 500 clusters, and with 10 % of them hanging (about 5 minutes).
+bench-fleet: bootstrap
+	$(PY) benchmarks/fleet.py $(ARGS)
+
+## Recoveries on PostgreSQL + 2 workers: one cluster alone, two together, a worker killed (about 10 minutes).
+bench-scale-out: bootstrap
+	$(PY) benchmarks/scale_out.py $(ARGS)

@@ -26,7 +26,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
 from flink_runbook.deployments.local_server import TELEMETRY_OFF
-from flink_runbook.deployments.processes import die_with_parent
+from flink_runbook.deployments.processes import die_with_parent, flow_run_processes
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.events import cluster_resource_id
 from flink_runbook.runbook.guard import recovers_cluster
@@ -138,6 +138,18 @@ def recover_runs(cluster: str, since: datetime | None, config: Path | None = Non
         if (recovers_cluster(r.parameters, cluster, config) if config else r.parameters.get("cluster") == cluster)
     ]
     return sorted(runs, key=lambda r: r.start_time or r.expected_start_time or datetime.now(UTC))
+
+
+def running_recovery(clusters: list[str], since: datetime) -> tuple[str, FlowRun, int] | None:
+    """A recover run of one of these clusters that is RUNNING with its process on this host:
+    (cluster, run, pid), or None (for drills that kill a recovery's worker mid-way)."""
+    processes = flow_run_processes()
+    for cluster in clusters:
+        for run in recover_runs(cluster, since):
+            pids = [pid for pid, run_id in processes.items() if run_id == str(run.id)]
+            if run.state_type is not None and run.state_type.value == "RUNNING" and pids:
+                return cluster, run, pids[0]
+    return None
 
 
 def wait_for_event(cluster: str, name: str, since: datetime | None, timeout_s: float):

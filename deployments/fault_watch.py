@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -144,27 +145,37 @@ class FaultWatcher:
         return engine_client(cluster.docker)
 
     def _watch_rest(self) -> None:
+        """/taskmanagers and /jobs/overview of every cluster each interval, at most 32 at once, each cut at
+        its monitor's check_deadline_s: a JobManager that hangs costs its own cluster a reading, not the
+        others theirs."""
         from flink_runbook.tasks.clients import cluster_rest
 
         clients: dict[str, FlinkRestClient] = {}
-        while not self._stopping.wait(self.rest_interval_s):
-            for cluster in self.inventory.clusters:
-                if self.deduper.running(cluster.name):
-                    continue
-                try:
-                    if cluster.name not in clients:
-                        clients[cluster.name] = cluster_rest(cluster)
-                        clients[cluster.name].read_retries = 0  # the next reading is a few seconds away
-                    rest = clients[cluster.name]
-                    taskmanagers, jobs, error = rest.taskmanagers(), rest.jobs_overview(), None
-                except FlinkRestError as exc:
-                    taskmanagers, jobs, error = None, None, str(exc)
-                except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
-                    self.say(f"watch: cannot read {cluster.rest.url} of {cluster.name}: {str(exc)[:200]}")
-                    continue
-                fault = rest_fault(cluster, taskmanagers, jobs, error, time.time())
-                if fault is not None:
-                    self._on_fault(fault)
+
+        def read(cluster: ClusterSpec) -> tuple[list | None, list | None, str | None] | None:
+            try:
+                if cluster.name not in clients:
+                    clients[cluster.name] = cluster_rest(cluster)
+                    clients[cluster.name].read_retries = 0  # the next reading is a few seconds away
+                rest = clients[cluster.name].until(time.monotonic() + cluster.monitor.check_deadline_s)
+                return rest.taskmanagers(), rest.jobs_overview(), None
+            except FlinkRestError as exc:
+                return None, None, str(exc)
+            except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
+                self.say(f"watch: cannot read {cluster.rest.url} of {cluster.name}: {str(exc)[:200]}")
+                return None
+
+        with ThreadPoolExecutor(
+            max_workers=min(32, len(self.inventory.clusters)), thread_name_prefix="watch rest"
+        ) as pool:
+            while not self._stopping.wait(self.rest_interval_s):
+                due = [c for c in self.inventory.clusters if not self.deduper.running(c.name)]
+                for cluster, reading in zip(due, pool.map(read, due), strict=True):
+                    if reading is None:
+                        continue
+                    fault = rest_fault(cluster, *reading, time.time())
+                    if fault is not None:
+                        self._on_fault(fault)
 
     # -- acting --------------------------------------------------------------
 

@@ -221,7 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=4300, help="the Prefect server's port (default 4300)")
     parser.add_argument("--database-port", type=int, default=54329, help="PostgreSQL's port (default 54329)")
     parser.add_argument("--interval", type=float, default=None, help="the monitor's interval (default prefect.yaml's)")
+    parser.add_argument(
+        "--deploy-only",
+        action="store_true",
+        help="only deploy prefect.yaml (for --config) and the zombie automation to the server at PREFECT_API_URL",
+    )
     return parser
+
+
+def deploy_only(api_url: str, home: Path, config: Path, interval: float | None) -> int:
+    """The several-hosts set-up: deploy to a server that runs elsewhere; workers are started per host."""
+    home.mkdir(parents=True, exist_ok=True)
+    deploy_everything(api_url, render_prefect_yaml(config.resolve(), home / "prefect.yaml", interval))
+    ensure_zombie_automation(api_url)
+    say(f"deployed prefect.yaml for {config} and automation {ZOMBIE_AUTOMATION!r} to {api_url}")
+    say(f"on each host: PREFECT_API_URL={api_url} PREFECT_FLOWS_HEARTBEAT_FREQUENCY={HEARTBEAT_S} "
+        f"prefect worker start --pool {POOL} --limit 4")  # fmt: skip
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +251,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scale-up: {exc}", file=sys.stderr)
         return EXIT_USAGE
     os.environ.update(TELEMETRY_OFF)
+    if args.deploy_only:
+        api_url = os.environ.get("PREFECT_API_URL")
+        if not api_url:
+            print("scale-up: --deploy-only needs PREFECT_API_URL (the shared server's API)", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            return deploy_only(api_url, args.home, args.config, args.interval)
+        except PrefectServerError as exc:
+            print(f"scale-up: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     try:
         scaled = scale_up(
             args.home, args.config, args.workers, args.limit, args.port, args.database_port, args.interval

@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events import emit_event
 from prefect.states import Cancelled, Crashed
 from prefect.variables import Variable
@@ -81,12 +82,14 @@ def read_recovery_histories(clusters: list[ClusterSpec], config: Path) -> dict[s
             page = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[RECOVER_FLOW_NAME])),
                 flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since)),
+                sort=FlowRunSort.ID_DESC,  # a stable order, so pages neither overlap nor skip
                 limit=PAGE,
                 offset=len(runs),
             )
             runs.extend(page)
             if len(page) < PAGE:
                 break
+    runs = list({run.id: run for run in runs}.values())  # a run created while paging may come twice
     histories = {}
     for cluster in clusters:
         window_start = (now - timedelta(seconds=cluster.monitor.window_s)).timestamp()

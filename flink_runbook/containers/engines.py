@@ -34,7 +34,7 @@ def _new_client(engine: DockerEngine) -> docker.DockerClient:
     if engine.tls:
         cert = (str(engine.client_cert), str(engine.client_key)) if engine.client_cert else None
         ca = str(engine.ca_cert) if engine.ca_cert else None
-        options["tls"] = docker.tls.TLSConfig(client_cert=cert, ca_cert=ca, verify=engine.verify_tls and (ca or True))
+        options["tls"] = docker.tls.TLSConfig(client_cert=cert, ca_cert=ca, verify=engine.verify_tls)
     if engine.host.startswith("ssh://"):
         options["use_ssh_client"] = True  # the ssh binary, its config and agent (no paramiko needed)
     return docker.DockerClient(base_url=engine.host, **options)

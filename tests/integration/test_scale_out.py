@@ -23,10 +23,10 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flink_runbook.demo import faults
-from flink_runbook.demo.drill import recover_runs
+from flink_runbook.demo.drill import recover_runs, running_recovery
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids
 from flink_runbook.demo.stack import demo_inventory
-from flink_runbook.deployments.processes import flow_run_processes, parent_pid
+from flink_runbook.deployments.processes import parent_pid
 from flink_runbook.deployments.scale_up import POOL, scale_up
 from flink_runbook.polling import wait_until
 
@@ -94,17 +94,8 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
             names = [s.settings.project for s in stacks]
 
             # The first recovery whose process runs is killed with its worker, as when its host dies.
-            def running_recovery():
-                processes = flow_run_processes()
-                for name in names:
-                    for run in recover_runs(name, frozen_at):
-                        pids = [pid for pid, run_id in processes.items() if run_id == str(run.id)]
-                        if run.state_type.value == "RUNNING" and pids:
-                            return name, run, pids[0]
-                return None
-
-            victim, killed_run, pid = wait_until(running_recovery, bool, timeout=120, interval=0.2,
-                                                 what="a running recover run")  # fmt: skip
+            victim, killed_run, pid = wait_until(lambda: running_recovery(names, frozen_at), bool, timeout=120,
+                                                 interval=0.2, what="a running recover run")  # fmt: skip
             time.sleep(1.0)  # inside the recovery: it holds the cluster's Prefect slot
             worker = next(n for n, w in scaled.workers.items() if w.pid == parent_pid(pid))
             killed_at = time.monotonic()

@@ -1,0 +1,194 @@
+"""docker.host per cluster, against a second Docker daemon this test starts (its own socket, data and exec
+roots, and a TLS-only tcp:// listener on 127.0.0.1 with certificates made here): the engine's client is
+made once and reused across ticks, an engine that is down is a finding of its own clusters only, and one
+that comes back is reconnected. The clusters on the second engine answer REST from replayed recordings of
+real Flink 2.2.0; the local cluster is the shared real demo stack.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+
+from flink_runbook.containers.engines import engine_client
+from flink_runbook.demo.stack import demo_inventory
+from flink_runbook.inventory import load_inventory
+from flink_runbook.polling import wait_until
+from flink_runbook.runbook.fleet_check import check_fleet
+from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
+
+from .conftest import free_local_port
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    return {n: directory / f"{n}.pem" for n in ("ca", "server", "server-key", "client", "client-key")}
+
+
+class SecondDaemon:
+    def __init__(self, root: Path, certs: dict[str, Path], tcp_port: int) -> None:
+        self.root, self.certs, self.tcp_port = root, certs, tcp_port
+        self.socket = root / "docker.sock"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        config = self.root / "daemon.json"
+        config.write_text("{}")
+        self.process = subprocess.Popen(
+            [
+                "dockerd", "--config-file", str(config), "--host", f"unix://{self.socket}",
+                "--host", f"tcp://127.0.0.1:{self.tcp_port}", "--tlsverify", f"--tlscacert={self.certs['ca']}",
+                f"--tlscert={self.certs['server']}", f"--tlskey={self.certs['server-key']}",
+                "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "--pidfile", str(self.root / "docker.pid"), "--bridge", "none", "--iptables=false",
+            ],
+            stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_until(lambda: self.answers(), bool, timeout=60, what=f"the second Docker daemon on {self.socket}")
+
+    def answers(self) -> bool:
+        try:
+            return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=3).ping()
+        except docker.errors.DockerException:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+
+@pytest.fixture
+def second_daemon():
+    root = Path(tempfile.mkdtemp(prefix="frd-", dir="/tmp"))  # a unix socket path must stay short
+    certs_dir = root / "certs"
+    certs_dir.mkdir()
+    daemon = SecondDaemon(root, make_certificates(certs_dir), free_local_port())
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def empty_image(client: docker.DockerClient) -> str:
+    """An image made here (the daemon can pull none): one file, enough to create containers from."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    client.api.import_image_from_data(data.getvalue(), repository="frtest-empty", tag="1")
+    return "frtest-empty:1"
+
+
+def codes(check) -> set[str]:
+    return {f.code for f in check.diagnosis.findings}
+
+
+def test_clusters_on_another_engine_over_unix_and_tls(running_stack, second_daemon, tmp_path):
+    on_b = docker.DockerClient(base_url=f"unix://{second_daemon.socket}")
+    image = empty_image(on_b)
+    for name in ("beta-jobmanager", "beta-taskmanager"):
+        on_b.containers.create(image, command=["/marker"], name=name)
+    rest_ports = [free_local_port(), free_local_port()]
+    local = demo_inventory(running_stack.settings)["clusters"][0]
+    certs = second_daemon.certs
+
+    def on_engine_b(name: str, port: int, docker_section: dict) -> dict:
+        return {
+            "name": name,
+            "rest": {"url": f"http://127.0.0.1:{port}"},
+            "docker": docker_section,
+            "containers": {"names": {"jobmanager": ["beta-jobmanager"], "taskmanager": ["beta-taskmanager"]}},
+            "jobs": [{"name": "realtime-cdc-demo"}],
+        }
+
+    tls = {"ca_cert": str(certs["ca"]), "client_cert": str(certs["client"]), "client_key": str(certs["client-key"])}
+    inventory_file = tmp_path / "hosts.yaml"
+    inventory_file.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "clusters": [
+                    local,
+                    on_engine_b("beta-unix", rest_ports[0], {"host": f"unix://{second_daemon.socket}"}),
+                    on_engine_b(
+                        "beta-tls", rest_ports[1], {"host": f"tcp://127.0.0.1:{second_daemon.tcp_port}", "tls": tls}
+                    ),  # fmt: skip
+                ],
+            }
+        )
+    )
+    clusters = load_inventory(inventory_file).clusters
+    with ReplayFleet([Endpoint(p, "2.2.0", "healthy") for p in rest_ports]):
+        first = check_fleet(clusters)
+        by_name = {c.cluster: c for c in first}
+        assert by_name[local["name"]].diagnosis.healthy, codes(by_name[local["name"]])
+        for name in ("beta-unix", "beta-tls"):
+            seen = {c.name: c.state for c in by_name[name].diagnosis.observation.containers.containers}
+            assert seen == {"beta-jobmanager": "created", "beta-taskmanager": "created"}, (name, seen)
+            assert "DOCKER_UNREACHABLE" not in codes(by_name[name])
+        clients = {c.docker: engine_client(c.docker) for c in clusters}
+        check_fleet(clusters)
+        assert all(engine_client(engine) is client for engine, client in clients.items())  # reused, not remade
+
+        second_daemon.stop()  # engine B goes down: its clusters' finding, nobody else's
+        down = {c.cluster: c for c in check_fleet(clusters)}
+        assert down[local["name"]].diagnosis.healthy, codes(down[local["name"]])
+        for name in ("beta-unix", "beta-tls"):
+            assert "DOCKER_UNREACHABLE" in codes(down[name]), codes(down[name])
+            assert down[name].diagnosis.observation.jobmanager.reachable  # its REST was still judged
+
+        second_daemon.start()  # back: the next tick reconnects
+        again = {c.cluster: c for c in check_fleet(clusters)}
+        for name in ("beta-unix", "beta-tls"):
+            assert "DOCKER_UNREACHABLE" not in codes(again[name]), codes(again[name])
+
+
+def test_a_tls_host_without_the_clients_certificate_is_refused_by_the_engine(second_daemon, tmp_path):
+    inventory_file = tmp_path / "no-cert.yaml"
+    inventory_file.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "clusters": [
+                    {
+                        "name": "beta-no-cert",
+                        "rest": {"url": f"http://127.0.0.1:{free_local_port()}"},
+                        "docker": {
+                            "host": f"tcp://127.0.0.1:{second_daemon.tcp_port}",
+                            "tls": {"ca_cert": str(second_daemon.certs["ca"])},
+                        },  # fmt: skip
+                        "containers": {"compose_project": "beta"},
+                    }
+                ],
+            }
+        )
+    )
+    (check,) = check_fleet(load_inventory(inventory_file).clusters)
+    assert "DOCKER_UNREACHABLE" in codes(check)
+    assert f"127.0.0.1:{second_daemon.tcp_port}" in check.diagnosis.observation.containers.error
