@@ -107,11 +107,16 @@ class ServedDeployments:
 
 def cluster_events(cluster: str, names: list[str], since: datetime | None) -> list:
     """The cluster's events of these names since `since` (None: the last day), oldest first."""
+    return resource_events(cluster_resource_id(cluster), names, since)
+
+
+def resource_events(resource_id: str, names: list[str], since: datetime | None) -> list:
+    """A resource's events of these names since `since` (None: the last day), oldest first."""
     with get_client(sync_client=True) as client:
         page = client.read_events(
             filter=EventFilter(
                 event=EventNameFilter(name=names),
-                resource=EventResourceFilter(id=[cluster_resource_id(cluster)]),
+                resource=EventResourceFilter(id=[resource_id]),
                 occurred=EventOccurredFilter(since=since) if since else EventOccurredFilter(),
                 order="ASC",
             ),
@@ -141,13 +146,14 @@ def recover_runs(cluster: str, since: datetime | None, config: Path | None = Non
 
 
 def running_recovery(clusters: list[str], since: datetime) -> tuple[str, FlowRun, int] | None:
-    """A recover run of one of these clusters that is RUNNING with its process on this host:
-    (cluster, run, pid), or None (for drills that kill a recovery's worker mid-way)."""
+    """A recover run of one of these clusters that is RUNNING with its process on this host and whose first
+    heartbeat the server has: (cluster, run, pid), or None (for drills that kill a recovery's worker)."""
     processes = flow_run_processes()
     for cluster in clusters:
         for run in recover_runs(cluster, since):
             pids = [pid for pid, run_id in processes.items() if run_id == str(run.id)]
-            if run.state_type is not None and run.state_type.value == "RUNNING" and pids:
+            running = run.state_type is not None and run.state_type.value == "RUNNING" and pids
+            if running and resource_events(f"prefect.flow-run.{run.id}", ["prefect.flow-run.heartbeat"], since):
                 return cluster, run, pids[0]
     return None
 

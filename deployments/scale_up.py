@@ -91,7 +91,8 @@ def deploy_everything(api_url: str, prefect_file: Path) -> None:
 
 def ensure_zombie_automation(api_url: str) -> None:
     """Mark a flink-runbook flow run Crashed when it sent no heartbeat for SILENT_FOR_S (Prefect's documented
-    zombie-run automation, limited to the runs of these deployments by their tag)."""
+    zombie-run automation, limited to the runs of these deployments by their tag, and extended to a run
+    left Pending or Running without a first heartbeat: the guard would wait for either forever)."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -108,10 +109,14 @@ def ensure_zombie_automation(api_url: str) -> None:
             name=ZOMBIE_AUTOMATION,
             description=f"A run of a flink-runbook deployment that sent no heartbeat for {SILENT_FOR_S}s lost its "
             "process (worker killed, host down): Crashed, so the monitor's guard lets the next recovery start.",
+            # After Pending (a worker is starting its process), Running (the first heartbeat follows at
+            # once) or a heartbeat, the next sign of life is due within the window: a run whose process
+            # died before it ever beat is caught too.
             trigger=EventTrigger(
-                after={"prefect.flow-run.heartbeat"},
+                after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending", "prefect.flow-run.Running"},
                 expect={
                     "prefect.flow-run.heartbeat",
+                    "prefect.flow-run.Running",
                     "prefect.flow-run.Completed",
                     "prefect.flow-run.Failed",
                     "prefect.flow-run.Cancelled",

@@ -22,6 +22,8 @@ from flink_runbook.inventory import DockerEngine
 ENGINE_TIMEOUT_S = 30
 # Concurrent calls per engine: the monitor checks many clusters of one engine at once.
 ENGINE_POOL_SIZE = 32
+# The API version a TLS client starts with, only to ask the engine for its own.
+MIN_API_VERSION = "1.24"
 
 _clients: dict[DockerEngine, docker.DockerClient] = {}
 _lock = threading.Lock()
@@ -37,7 +39,14 @@ def _new_client(engine: DockerEngine) -> docker.DockerClient:
         options["tls"] = docker.tls.TLSConfig(client_cert=cert, ca_cert=ca, verify=engine.verify_tls)
     if engine.host.startswith("ssh://"):
         options["use_ssh_client"] = True  # the ssh binary, its config and agent (no paramiko needed)
-    return docker.DockerClient(base_url=engine.host, **options)
+    if not engine.tls:
+        return docker.DockerClient(base_url=engine.host, **options)
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA: the engine's own CA from the
+    # inventory must win, so the environment is not read, from the first call (the API version) on.
+    client = docker.DockerClient(base_url=engine.host, version=MIN_API_VERSION, **options)
+    client.api.trust_env = False
+    client.api._version = client.version(api_version=False)["ApiVersion"]
+    return client
 
 
 def engine_client(engine: DockerEngine) -> docker.DockerClient:

@@ -26,7 +26,7 @@ from flink_runbook.polling import wait_until
 from flink_runbook.runbook.fleet_check import check_fleet
 from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
 
-from .conftest import free_local_port
+from .conftest import ONE_VERSION, free_local_port
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
@@ -80,7 +80,7 @@ class SecondDaemon:
             self.process.wait(60)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def second_daemon():
     root = Path(tempfile.mkdtemp(prefix="frd-", dir="/tmp"))  # a unix socket path must stay short
     certs_dir = root / "certs"
@@ -109,6 +109,7 @@ def codes(check) -> set[str]:
     return {f.code for f in check.diagnosis.findings}
 
 
+@pytest.mark.parametrize("flink_version", [ONE_VERSION], indirect=True)  # nothing here depends on the release
 def test_clusters_on_another_engine_over_unix_and_tls(running_stack, second_daemon, tmp_path):
     on_b = docker.DockerClient(base_url=f"unix://{second_daemon.socket}")
     image = empty_image(on_b)
@@ -150,7 +151,8 @@ def test_clusters_on_another_engine_over_unix_and_tls(running_stack, second_daem
         assert by_name[local["name"]].diagnosis.healthy, codes(by_name[local["name"]])
         for name in ("beta-unix", "beta-tls"):
             seen = {c.name: c.state for c in by_name[name].diagnosis.observation.containers.containers}
-            assert seen == {"beta-jobmanager": "created", "beta-taskmanager": "created"}, (name, seen)
+            error = by_name[name].diagnosis.observation.containers.error
+            assert seen == {"beta-jobmanager": "created", "beta-taskmanager": "created"}, (name, seen, error)
             assert "DOCKER_UNREACHABLE" not in codes(by_name[name])
         clients = {c.docker: engine_client(c.docker) for c in clusters}
         check_fleet(clusters)
