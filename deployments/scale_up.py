@@ -34,7 +34,7 @@ from flink_runbook.deployments.local_server import (
 )
 from flink_runbook.deployments.postgres import LocalPostgres, PostgresError, start_postgres
 from flink_runbook.deployments.processes import die_with_parent, flow_run_children, stop_process
-from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.inventory import inventory_problem
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = "flink-runbook"
@@ -250,10 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.workers <= 32 or args.limit < 1 or (args.interval is not None and args.interval < 5):
         print("scale-up: --workers must be 1 to 32, --limit at least 1, --interval at least 5 s", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        load_inventory(args.config)
-    except InventoryError as exc:
-        print(f"scale-up: {exc}", file=sys.stderr)
+    if problem := inventory_problem(args.config):
+        print(f"scale-up: {problem}", file=sys.stderr)
         return EXIT_USAGE
     os.environ.update(TELEMETRY_OFF)
     if args.deploy_only:

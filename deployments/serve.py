@@ -40,7 +40,7 @@ from flink_runbook.deployments.local_server import (
     start_local_server,
 )
 from flink_runbook.deployments.watchdog import DEFAULT_STALLED_AFTER
-from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.inventory import inventory_problem, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -264,10 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        load_inventory(args.config)
-    except InventoryError as exc:
-        print(f"serve: {exc}", file=sys.stderr)
+    if problem := inventory_problem(args.config):
+        print(f"serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
     os.environ.update(TELEMETRY_OFF)
     # Pick up a triggered recover run within 5 s instead of Prefect's default 10 s.

@@ -577,3 +577,12 @@ def load_inventory(path: str | Path) -> Inventory:
         if names.index(name) != index:
             raise InventoryError(f"{file}: clusters[{index}].name: {name!r} appears twice")
     return Inventory(path=file, clusters=clusters, escalation_webhook_url=webhook)
+
+
+def inventory_problem(path: str | Path) -> str | None:
+    """What is wrong with the inventory file, for a command to refuse it before it starts anything; None: fine."""
+    try:
+        load_inventory(path)
+    except InventoryError as exc:
+        return str(exc)
+    return None

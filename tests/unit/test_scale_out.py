@@ -3,6 +3,9 @@ client cache, a recovery that queued behind another, and the superseded verdict.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -113,3 +116,22 @@ def test_a_superseded_recovery_needs_nobody_and_says_whose_report_to_read():
     assert next_steps(result) == [
         "Nothing: another recovery of this cluster ran first (this run waited for it); see that run's report."
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "no/such/inventory.yaml"], "no/such/inventory.yaml"),
+        (["--workers", "0"], "--workers must be 1 to 32"),
+        (["--deploy-only"], "--deploy-only needs PREFECT_API_URL"),
+    ],
+)
+def test_scale_up_refuses_bad_input_before_starting_anything(tmp_path, args, message):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flink_runbook.deployments.scale_up", "--home", str(tmp_path / "home"), *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()  # nothing was started or written
