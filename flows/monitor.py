@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
+from prefect.utilities.annotations import quote
 
 from flink_runbook.inventory import load_inventory
 from flink_runbook.runbook.guard import GuardAction, decide_recovery
@@ -46,8 +47,10 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         skipped = skip_late_backlog(str(deployment.id), str(flow_run.id))
         if skipped:
             logger.warning("Skipped %d late monitor runs left over from downtime; this tick checks now", skipped)
-    checks = check_clusters(list(clusters), len(clusters))
-    histories = mark_dead_recoveries(list(clusters), read_recovery_histories(list(clusters), inventory.path))
+    # quote(): the fleet goes to the tasks as it is; Prefect does not walk 500 clusters' fields for task inputs.
+    fleet = quote(list(clusters))
+    checks = check_clusters(fleet, len(clusters))
+    histories = mark_dead_recoveries(fleet, quote(read_recovery_histories(fleet, inventory.path)))
     escalations = read_escalations([c.name for c in clusters])
     results, escalated, verdicts = [], [], []
     for cluster, check in zip(clusters, checks, strict=True):
@@ -85,7 +88,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
                 "findings": [f.code for f in diagnosis.findings],
             }
         )
-    emitted = emit_cluster_events(verdicts, len(verdicts))
+    emitted = emit_cluster_events(quote(verdicts), len(verdicts))
     for result in results:
         result.setdefault("events", emitted.get(result["cluster"], []))
     healthy = sum(1 for r in results if r["healthy"])
