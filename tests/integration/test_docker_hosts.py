@@ -47,11 +47,28 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     return {n: directory / f"{n}.pem" for n in ("ca", "server", "server-key", "client", "client-key")}
 
 
+# The second daemon's own bridge. Never `--bridge none`: dockerd then deletes docker0 from the host's
+# network, which is the first daemon's (its containers on the default bridge could not start any more).
+BRIDGE = "frtest-br0"
+BRIDGE_ADDRESS = "10.231.0.1/24"
+
+
+def ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True)
+
+
 class SecondDaemon:
     def __init__(self, root: Path, certs: dict[str, Path], tcp_port: int) -> None:
         self.root, self.certs, self.tcp_port = root, certs, tcp_port
         self.socket = root / "docker.sock"
         self.process: subprocess.Popen | None = None
+        ip("link", "del", BRIDGE, check=False)  # left by an earlier run
+        ip("link", "add", BRIDGE, "type", "bridge")
+        ip("addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE)
+        ip("link", "set", BRIDGE, "up")
+
+    def remove_bridge(self) -> None:
+        ip("link", "del", BRIDGE, check=False)
 
     def start(self) -> None:
         config = self.root / "daemon.json"
@@ -62,7 +79,7 @@ class SecondDaemon:
                 "--host", f"tcp://127.0.0.1:{self.tcp_port}", "--tlsverify", f"--tlscacert={self.certs['ca']}",
                 f"--tlscert={self.certs['server']}", f"--tlskey={self.certs['server-key']}",
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.root / "docker.pid"), "--bridge", "none", "--iptables=false",
+                "--pidfile", str(self.root / "docker.pid"), "--bridge", BRIDGE, "--iptables=false",
             ],
             stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -91,6 +108,7 @@ def second_daemon():
         yield daemon
     finally:
         daemon.stop()
+        daemon.remove_bridge()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -169,6 +187,13 @@ def test_clusters_on_another_engine_over_unix_and_tls(running_stack, second_daem
         again = {c.cluster: c for c in check_fleet(clusters)}
         for name in ("beta-unix", "beta-tls"):
             assert "DOCKER_UNREACHABLE" not in codes(again[name]), codes(again[name])
+
+
+def test_the_first_daemons_default_bridge_is_left_alone(second_daemon, docker_client):
+    """Starting (and restarting) a second daemon never takes the first one's network away."""
+    assert b"docker0" in subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).stdout
+    network = docker_client.networks.get("bridge")
+    assert network.attrs["Options"].get("com.docker.network.bridge.name", "docker0") == "docker0"
 
 
 def test_a_tls_host_without_the_clients_certificate_is_refused_by_the_engine(second_daemon, tmp_path):
