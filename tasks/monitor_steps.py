@@ -91,20 +91,26 @@ def read_recovery_histories(clusters: list[ClusterSpec], config: Path) -> dict[s
                 break
     runs = list({run.id: run for run in runs}.values())  # a run created while paging may come twice
     histories = {}
-    for cluster in clusters:
-        window_start = (now - timedelta(seconds=cluster.monitor.window_s)).timestamp()
-        histories[cluster.name] = [
+    recorded = [
+        (
+            run.parameters,
             RecoveryRun(
                 name=run.name,
                 state=run.state_type.value if run.state_type else "UNKNOWN",
                 expected_start=(run.expected_start_time or run.created or since).timestamp(),
                 ended_at=run.end_time.timestamp() if run.end_time else None,
                 id=str(run.id),
-            )
-            for run in runs
-            if recovers_cluster(run.parameters, cluster.name, config)
+            ),
+        )
+        for run in runs
+    ]
+    for cluster in clusters:
+        window_start = (now - timedelta(seconds=cluster.monitor.window_s)).timestamp()
+        histories[cluster.name] = [
+            recovery
+            for parameters, recovery in recorded
+            if recovery.expected_start >= window_start and recovers_cluster(parameters, cluster.name, config)
         ]
-        histories[cluster.name] = [r for r in histories[cluster.name] if r.expected_start >= window_start]
     return histories
 
 

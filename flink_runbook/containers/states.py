@@ -127,13 +127,15 @@ class EngineView:
 
 
 def engine_view(client: docker.DockerClient, oom_lookback_s: float) -> EngineView:
-    """List the engine's containers and its OOM events of the last `oom_lookback_s`.
+    """List the engine's containers and its OOM events of the last `oom_lookback_s` (0: not asked for).
 
     State.OOMKilled is cleared when the restart policy restarts the container;
     the engine's 'oom' events are the evidence that survives the restart.
     """
     now = time.time()
     listed = tuple(client.api.containers(all=True))
+    if oom_lookback_s <= 0:  # only which containers there are (the fault watcher's refresh)
+        return EngineView(client, listed, {}, now)
     events = client.events(
         since=int(now - oom_lookback_s), until=int(now), decode=True, filters={"event": "oom", "type": "container"}
     )
