@@ -133,6 +133,9 @@ def start_local_server(
         "PREFECT_SERVER_CONCURRENCY_INITIAL_DEPLOYMENT_LEASE_DURATION": "60",
     }
     env.pop("PREFECT_API_URL", None)
+    # The UI asks the API where this says; Prefect's default is port 4200 whatever port the server is on,
+    # so on any other port the UI would load and then wait forever on a server that is not there.
+    env["PREFECT_UI_API_URL"] = api_url
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     with log_path.open("ab") as log:
