@@ -176,6 +176,19 @@ class DockerEngine:
         return self.host or "DOCKER_HOST or the local socket"
 
 
+APPROVAL_POLICIES = ("never", "risky", "always")
+# What a notification is sent for (notifications.events); all of them unless the inventory names some.
+NOTICE_EVENTS = ("unhealthy", "recovery_started", "recovered", "recovery_failed", "escalated", "approval_needed")
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Prefect notification blocks ("slack-webhook/oncall") that hear about this cluster, and for what."""
+
+    blocks: tuple[str, ...] = ()
+    events: frozenset[str] = frozenset(NOTICE_EVENTS)
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """One Flink cluster of the inventory: where to reach it, its containers, its jobs, its settings."""
@@ -190,6 +203,11 @@ class ClusterSpec:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     audit: AuditSources = field(default_factory=AuditSources)
+    # Who decides a risky step (a fresh start, an older checkpoint, starting a JobManager, anything after an
+    # escalation): never a human, a human for risky steps, a human for every recovery. Unanswered: rejected.
+    approval: str = "risky"
+    approval_timeout_s: float = 900.0
+    notifications: Notifications = field(default_factory=Notifications)
     # Host-level state shared by every recovery of this inventory, whichever Prefect server it talks to.
     state_dir: Path = field(default_factory=default_state_dir)
 
@@ -497,10 +515,29 @@ def _audit(section: _Mapping, base: Path) -> AuditSources:
     return sources
 
 
-def _escalation_webhook(section: _Mapping) -> str | None:
+def _notification_blocks(section: _Mapping, inherited: Notifications) -> Notifications:
+    """blocks: Prefect notification blocks as type-slug/name; events: a subset of NOTICE_EVENTS. A cluster's
+    own section replaces what it names and inherits the rest from the top level."""
+    blocks = section.strings("blocks") if "blocks" in section.data else inherited.blocks
+    for index, block in enumerate(blocks):
+        if not re.fullmatch(r"[a-z0-9-]+/[A-Za-z0-9_.-]+", block):
+            section.fail(
+                f"{block!r} is not a Prefect block as type/name (e.g. slack-webhook/oncall, "
+                "custom-webhook/pager; `prefect block ls` lists them)",
+                f"blocks[{index}]",
+            )
+    events = section.strings("events") if "events" in section.data else tuple(inherited.events)
+    for index, event in enumerate(events):
+        if event not in NOTICE_EVENTS:
+            section.fail(f"{event!r} is not one of: {', '.join(NOTICE_EVENTS)}", f"events[{index}]")
+    return Notifications(blocks=blocks, events=frozenset(events))
+
+
+def _notifications(section: _Mapping) -> tuple[str | None, Notifications]:
     url = _http_url(section, "escalation_webhook_url", required=False)
+    notifications = _notification_blocks(section, Notifications())
     section.done()
-    return url
+    return url, notifications
 
 
 DOCKER_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
@@ -527,7 +564,14 @@ def _docker(section: _Mapping, base: Path) -> DockerEngine:
     return engine
 
 
-def _cluster(section: _Mapping, base: Path, state_dir: Path) -> ClusterSpec:
+def _approval(section: _Mapping) -> str:
+    policy = section.get("approval", str, "risky")
+    if policy not in APPROVAL_POLICIES:
+        section.fail(f"expected one of {', '.join(APPROVAL_POLICIES)}, got {policy!r}", "approval")
+    return policy
+
+
+def _cluster(section: _Mapping, base: Path, state_dir: Path, notifications: Notifications) -> ClusterSpec:
     jobs_data = section.get("jobs", list, [])
     jobs = tuple(_job(_Mapping(job, section.path(f"jobs[{i}]"), section.file), base) for i, job in enumerate(jobs_data))
     seen: set[str] = set()
@@ -546,10 +590,19 @@ def _cluster(section: _Mapping, base: Path, state_dir: Path) -> ClusterSpec:
         recovery=_recovery(section.mapping("recovery")),
         monitor=_monitor(section.mapping("monitor")),
         audit=_audit(section.mapping("audit"), base),
+        approval=_approval(section),
+        approval_timeout_s=section.number("approval_timeout_s", 900.0, minimum=1),
+        notifications=_cluster_notifications(section.mapping("notifications"), notifications),
         state_dir=state_dir,
     )
     section.done()
     return cluster
+
+
+def _cluster_notifications(section: _Mapping, inherited: Notifications) -> Notifications:
+    notifications = _notification_blocks(section, inherited)
+    section.done()
+    return notifications
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -567,10 +620,11 @@ def load_inventory(path: str | Path) -> Inventory:
     if not clusters_data:
         top.fail("needs at least one cluster", "clusters")
     state_dir = top.path_value("state_dir", base) or default_state_dir()
+    webhook, notifications = _notifications(top.mapping("notifications"))
     clusters = tuple(
-        _cluster(_Mapping(c, f"clusters[{i}]", file), base, state_dir) for i, c in enumerate(clusters_data)
+        _cluster(_Mapping(c, f"clusters[{i}]", file), base, state_dir, notifications)
+        for i, c in enumerate(clusters_data)
     )
-    webhook = _escalation_webhook(top.mapping("notifications"))
     top.done()
     names = [c.name for c in clusters]
     for index, name in enumerate(names):

@@ -10,17 +10,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.states import Cancelled, Failed
 
+from flink_runbook.flows.approval import APPROVAL_MODES, ask_for_approval
 from flink_runbook.flows.locking import one_recovery_at_a_time
+from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.approval import ApprovalDecision, needs_approval, not_approved_refusal, risky_steps
+from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.execute import Progress
+from flink_runbook.runbook.guard import Escalation
+from flink_runbook.runbook.notices import recovery_outcome_notice, recovery_started_notice
 from flink_runbook.runbook.observe import Depth
 from flink_runbook.runbook.plan import RecoveryPlan
 from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, utc_now_iso
 from flink_runbook.runbook.verdict import RecoveryNotDone
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
+from flink_runbook.tasks.monitor_steps import read_escalations, store_escalation
+from flink_runbook.tasks.notify_steps import notify_operators, run_url
 from flink_runbook.tasks.recover_steps import (
     guard_refusal,
     judge_recovery,
@@ -36,22 +45,79 @@ from flink_runbook.tasks.recover_steps import (
     write_recovery_report,
 )
 
+keep_engine_lines_out_of_the_way()
 
-def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
+
+class LiveProgress:
+    """The recovery's progress bar in the UI (a progress artifact), moved on after every step."""
+
+    def __init__(self, cluster: ClusterSpec, plan: RecoveryPlan) -> None:
+        # Every planned action, one verification per job, the stability window.
+        self.total = len(plan.actions) + len(plan.resubmits) + 1
+        self.artifact = create_progress_artifact(
+            progress=0.0, key=f"recover-{cluster.name}-progress", description=f"Recovery of {cluster.name}: steps done"
+        )
+
+    def moved(self, progress: Progress) -> Progress:
+        update_progress_artifact(self.artifact, progress=min(100.0, 100.0 * len(progress.steps) / self.total))
+        return progress
+
+
+def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress, live: LiveProgress) -> Progress:
     """The runbook's fix, one task per step; once a step fails, the later ones are not attempted."""
-    progress = reconnect_networks(cluster, plan, progress)
-    progress = unpause_containers(cluster, plan, progress)
-    progress = start_jobmanager(cluster, plan, progress)
-    progress = restart_taskmanagers(cluster, plan, progress)
-    progress = wait_for_taskmanagers(cluster, plan, progress)
+    progress = live.moved(reconnect_networks(cluster, plan, progress))
+    progress = live.moved(unpause_containers(cluster, plan, progress))
+    progress = live.moved(start_jobmanager(cluster, plan, progress))
+    progress = live.moved(restart_taskmanagers(cluster, plan, progress))
+    progress = live.moved(wait_for_taskmanagers(cluster, plan, progress))
     for planned in plan.resubmits:
-        progress = resubmit_job(cluster, planned, progress)
+        progress = live.moved(resubmit_job(cluster, planned, progress))
     return progress
 
 
-def recover_cluster(cluster: ClusterSpec, config: Path, dry_run: bool = False, guarded: bool = False) -> RecoveryResult:
+def _tell_the_story(cluster: ClusterSpec, diagnosis: Diagnosis, plan: RecoveryPlan) -> None:
+    """What was seen and what will be done, first in the run's log."""
+    logger = get_run_logger()
+    seen = "; ".join(f"{f.code}: {f.summary}" for f in diagnosis.findings if f.severity in ("error", "critical"))
+    logger.info("SEEN on %s: %s", cluster.name, seen or "healthy")
+    if plan.actions:
+        logger.info("PLAN for %s: %s", cluster.name, "; then ".join(f"{a.action} {a.target} ({a.reason})"
+                                                                  for a in plan.actions))  # fmt: skip
+    for refusal in plan.refusals:
+        logger.error("REFUSED on %s: %s", cluster.name, refusal)
+
+
+def _approved(
+    cluster: ClusterSpec, plan: RecoveryPlan, diagnosis: Diagnosis, mode: str, asked: list[ApprovalDecision]
+) -> RecoveryPlan:
+    """The plan as the approval gate lets it run: unchanged, replanned from a new look after a wait, or
+    refused. A human's no (or no answer) escalates the cluster: the monitor does not ask again every tick."""
+    escalation = read_escalations([cluster.name]).get(cluster.name)
+    risks = risky_steps(plan, escalation.reason if escalation else None)
+    if not needs_approval(cluster.approval, plan, risks):
+        return plan
+    decision = ask_for_approval(cluster, plan, diagnosis, risks, mode, len(asked))
+    asked.append(decision)
+    if not decision.approved:
+        if decision.asked:
+            store_escalation(cluster.name, Escalation(time.time(), f"recovery {not_approved_refusal(decision)}"))
+        return RecoveryPlan(cluster.name, refusals=(*plan.refusals, not_approved_refusal(decision)))
+    if not decision.asked:
+        return plan
+    # Minutes may have passed: act on the cluster as it is now, and only on what was approved.
+    again = plan_cluster_recovery(cluster, diagnose_cluster(cluster, Depth.FULL))
+    if again.actions and risky_steps(again, escalation.reason if escalation else None) != risks:
+        return RecoveryPlan(cluster.name, refusals=(
+            "the cluster changed while the recovery waited for approval; what was approved is not what would be "
+            "done now: run recover again to be asked about the new plan",))  # fmt: skip
+    return again
+
+
+def recover_cluster(
+    cluster: ClusterSpec, config: Path, dry_run: bool = False, guarded: bool = False, approval_mode: str = "pause"
+) -> RecoveryResult:
     started_at, started = utc_now_iso(), time.monotonic()
-    progress, after, superseded = None, None, False
+    progress, after, superseded, asked = None, None, False, []
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
@@ -67,40 +133,60 @@ def recover_cluster(cluster: ClusterSpec, config: Path, dry_run: bool = False, g
                 plan = RecoveryPlan(cluster.name)
             else:
                 plan = RecoveryPlan(cluster.name, refusals=(held,)) if held else plan_cluster_recovery(cluster, before)
+            _tell_the_story(cluster, before, plan)
+            plan = _approved(cluster, plan, before, approval_mode, asked)
             progress = Progress()
             if plan.actions:
-                progress = _act(cluster, plan, progress)
+                notify_operators(cluster, recovery_started_notice(cluster.name, before, plan, run_url()))
+                live = LiveProgress(cluster, plan)
+                progress = _act(cluster, plan, progress, live)
                 if plan.observe_again and not progress.stopped:
                     # Containers came back (unpaused, JobManager started): plan the rest from what is seen now
                     seen_again = diagnose_cluster(cluster, Depth.FULL)
-                    rest = plan_cluster_recovery(cluster, seen_again)
-                    progress = _act(cluster, rest, progress)
+                    rest = _approved(cluster, plan_cluster_recovery(cluster, seen_again), seen_again, approval_mode,
+                                     asked)  # fmt: skip
+                    live.total += len(rest.actions) + len(rest.resubmits)
+                    progress = _act(cluster, rest, progress, live)
                     plan = plan.followed_by(rest)
                 # Verify: each job runs, restored, with zero exceptions and a new checkpoint; then it stays so
                 for job in progress.resubmitted:
-                    progress = verify_job(cluster, job, progress)
-                progress = verify_stability(cluster, plan, progress)
+                    progress = live.moved(verify_job(cluster, job, progress))
+                progress = live.moved(verify_stability(cluster, plan, progress))
                 after = diagnose_cluster(cluster, Depth.FULL)
     # Report: the verdict, as an artifact of the run
     duration_s = time.monotonic() - started
     result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
     if superseded:
         result = replace(result, status=RecoveryStatus.SUPERSEDED)
-    return write_recovery_report(result)
+    result = replace(result, run_url=run_url(), approval=asked[-1].to_dict() if asked else None)
+    result = write_recovery_report(result)
+    outcome = None if dry_run or superseded else recovery_outcome_notice(result)
+    if outcome is not None and (result.actions or result.refusals) and not before.healthy:
+        notify_operators(cluster, outcome)
+    return result
 
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
 def recover_flow(
-    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False, guarded: bool = False
+    config: str,
+    cluster: str | None = None,
+    dry_run: bool = False,
+    all_clusters: bool = False,
+    guarded: bool = False,
+    approval_mode: str = "pause",
 ) -> list[dict[str, Any]]:
     """Recover the cluster named `cluster` of the inventory `config`, or every cluster with `all_clusters`.
 
     `guarded` (the monitor's trigger sets it): the run checks the guard rails itself (escalation,
     cooldown, flap limit) and does nothing they do not allow, whoever posted the event.
+    `approval_mode`: how a step that needs a human is approved: pause (this run waits for the UI's or
+    the API's answer), yes, prompt (a terminal), refuse (the CLI sets the last three).
     """
+    if approval_mode not in APPROVAL_MODES:
+        raise ValueError(f"approval_mode must be one of {', '.join(APPROVAL_MODES)}, not {approval_mode!r}")
     inventory = load_inventory(config)
     clusters = inventory.to_act_on(cluster, all_clusters)
-    results = [recover_cluster(spec, inventory.path, dry_run, guarded).to_dict() for spec in clusters]
+    results = [recover_cluster(spec, inventory.path, dry_run, guarded, approval_mode).to_dict() for spec in clusters]
     if all(r["status"] == RecoveryStatus.SUPERSEDED for r in results):
         # Not a recovery: the guard rails do not count it (cooldown, flap limit).
         return Cancelled(message="another recovery of the cluster ran first; nothing was left for this run")
@@ -113,13 +199,15 @@ def recover_flow(
 
 
 def run_recover(
-    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False
-) -> list[dict[str, Any]]:
+    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False,
+    approval_mode: str = "refuse",
+) -> list[dict[str, Any]]:  # fmt: skip
     """Run the recover flow and return its results whether or not it failed (for the CLI and tests).
 
     A run that failed for another reason than the recovery's verdict raises what failed it.
     """
-    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, all_clusters=all_clusters, return_state=True)
+    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, all_clusters=all_clusters,
+                         approval_mode=approval_mode, return_state=True)  # fmt: skip
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RecoveryNotDone):
         return outcome.results

@@ -8,6 +8,7 @@ not submitted again), and a second `recover` run finishes what a failed one left
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,14 @@ from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
 from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus, recovery_report
 from flink_runbook.runbook.restore_point import list_retained_checkpoints
+from flink_runbook.runbook.timeline_chart import svg_data_uri, timeline_svg
 from flink_runbook.runbook.verdict import verdict
 from flink_runbook.runbook.verify import Check
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.monitor_steps import guard_decision_now
 from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
+
+WAIT_LINE_EVERY_S = 5.0
 
 
 def _logged(cluster: ClusterSpec, before: Progress, after: Progress) -> Progress:
@@ -96,12 +100,18 @@ def verify_job(cluster: ClusterSpec, job: Resubmitted, progress: Progress) -> Pr
         progress=0.0, key=f"recover-{cluster.name}-verify", description=f"Verifying {job.job} on {cluster.name}"
     )
 
+    started, said = time.monotonic(), [-WAIT_LINE_EVERY_S]
+    deadline = cluster.recovery.verify_timeout_s
+
     def show(checks: list[Check]) -> None:
         passed = sum(c.passed for c in checks)
         update_progress_artifact(artifact, progress=100.0 * passed / len(checks))
-        if passed < len(checks):
+        elapsed = time.monotonic() - started
+        if passed < len(checks) and elapsed - said[0] >= WAIT_LINE_EVERY_S:  # a line per few seconds, not a flood
+            said[0] = elapsed
             waiting = "; ".join(c.detail for c in checks if not c.passed)
-            logger.info("verify %s: %d/%d checks pass; waiting (%s)", job.job, passed, len(checks), waiting)
+            logger.info("verify %s: %d/%d checks pass after %.0fs of %.0fs; waiting for: %s", job.job, passed,
+                        len(checks), elapsed, deadline, waiting)  # fmt: skip
 
     return _logged(cluster, progress, execute.verify_job(cluster, job, cluster_clients(cluster), progress, show))
 
@@ -114,11 +124,13 @@ judge_recovery = task(name="judge recovery", task_run_name="judge recovery of {p
 
 @task(name="write recovery report", task_run_name="write recovery report of {result.cluster}", cache_policy=NO_CACHE)
 def write_recovery_report(result: RecoveryResult) -> RecoveryResult:
-    """The verdict, as a Markdown artifact of the run and one log line."""
+    """The verdict, as a Markdown artifact of the run (its timeline as a chart) and one log line."""
+    chart = timeline_svg(result)
     create_markdown_artifact(
-        key=f"recover-{result.cluster}", markdown=recovery_report(result),
+        key=f"recover-{result.cluster}", markdown=recovery_report(result, svg_data_uri(chart) if chart else None),
         description=f"Recovery of Flink cluster {result.cluster}",
     )  # fmt: skip
     log = get_run_logger().info if result.status.ok else get_run_logger().error
-    log("Recovery of %s: %s in %.1fs", result.cluster, result.status, result.duration_s)
+    mttr = f", MTTR {result.mttr_s:.1f}s from the first sign of the fault" if result.mttr_s is not None else ""
+    log("DONE: recovery of %s %s in %.1fs%s", result.cluster, result.status, result.duration_s, mttr)
     return result

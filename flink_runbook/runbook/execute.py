@@ -25,9 +25,11 @@ from flink_runbook.runbook import act
 from flink_runbook.runbook.findings import left_cancelled
 from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
-from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, StepStatus, utc_now_iso
+from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, Milestone, StepStatus, utc_now_iso
 from flink_runbook.runbook.restore_point import RestorePoint
 from flink_runbook.runbook.verify import (
+    JOB_RUNNING_CHECK,
+    NEW_CHECKPOINT_CHECK,
     Check,
     job_checks,
     new_exceptions,
@@ -64,6 +66,7 @@ class Progress:
     taskmanagers: tuple[TaskManagerInfo, ...] = ()  # registered once they were back
     resubmitted: tuple[Resubmitted, ...] = ()
     resubmitted_at: float | None = None  # epoch seconds of the last resubmission (sink freshness counts from it)
+    milestones: tuple[Milestone, ...] = ()  # a job RUNNING, its first new checkpoint: for the timeline
 
     @property
     def stopped(self) -> bool:
@@ -75,7 +78,7 @@ def _step(
     progress: Progress, action: str, target: str, reason: str, do: Callable[[ActionRecord], Progress | None]
 ) -> Progress:
     """Run one step and put it on the timeline; an exception fails the step (recorded), not the recovery run."""
-    record = ActionRecord(action=action, target=target, reason=reason, started_at=utc_now_iso())
+    record = ActionRecord(action=action, target=target, reason=reason, started_at=utc_now_iso(), started_s=time.time())
     started = time.monotonic()
     updated = None
     try:
@@ -245,14 +248,26 @@ def verify_job(
         return progress
     job = cluster.job(resubmitted.job)
     since = progress.resubmitted_at or time.time()
+    first_passed: dict[str, float] = {}  # check name -> when it first passed: the timeline's milestones
 
     def checks_now() -> list[Check]:
         followed = check_job(clients.rest, job.name, job_id=resubmitted.job_id).info
         checks = job_checks(followed, resubmitted.restore_point, resubmitted.exceptions_since_ms)
         if job.sink_output_dir:
             checks.append(sink_fresh(job.sink_output_dir, newest_output_mtime(job.sink_output_dir), since))
+        now = time.time()
+        for check in checks:
+            if check.passed:
+                first_passed.setdefault(check.name, now)
         on_checks(checks)
         return checks
+
+    def milestones() -> tuple[Milestone, ...]:
+        named = {
+            JOB_RUNNING_CHECK: f"job {job.name} RUNNING",
+            NEW_CHECKPOINT_CHECK: f"job {job.name} first new checkpoint",
+        }
+        return tuple(Milestone(label, first_passed[check]) for check, label in named.items() if check in first_passed)
 
     def do(record: ActionRecord) -> Progress:
         try:
@@ -270,7 +285,7 @@ def verify_job(
             checks = exc.last
             record.status = StepStatus.FAILED
             record.detail = "; ".join(c.detail for c in checks if not c.passed)
-        return replace(progress, checks=(*progress.checks, *checks))
+        return replace(progress, checks=(*progress.checks, *checks), milestones=(*progress.milestones, *milestones()))
 
     return _step(progress, VERIFY_JOB, job.name, "RUNNING, restored, no exceptions, a new checkpoint", do)
 

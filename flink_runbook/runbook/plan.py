@@ -78,6 +78,7 @@ class PlannedAction:
     exceptions_since_ms: int = 0
     job_id: str | None = None  # the id it is submitted under (recovery_job_id)
     notes: tuple[str, ...] = ()  # what the choice of restore point passed over, and what that means
+    older_than_newest: bool = False  # a newer restore point was passed over (gone, empty, outside the directory)
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,7 @@ def plan_recovery(
                 exceptions_since_ms=0,
                 job_id=recovery_job_id(cluster.name, view.name, replaces),
                 notes=choice.notes,
+                older_than_newest=point is not None and bool(choice.notes),
             )
         )
     if resubmits or to_restart:

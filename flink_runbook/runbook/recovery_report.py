@@ -42,6 +42,7 @@ class ActionRecord:
     started_at: str | None = None
     duration_s: float | None = None
     detail: str = ""
+    started_s: float | None = None  # epoch seconds, for the timeline chart
 
 
 @dataclass
@@ -50,6 +51,14 @@ class JobRecord:
     old_id: str | None
     new_id: str | None = None
     restored_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A moment of the incident on the timeline: the fault seen, a job RUNNING, its first new checkpoint."""
+
+    name: str
+    at_s: float  # epoch seconds
 
 
 @dataclass
@@ -67,6 +76,17 @@ class RecoveryResult:
     findings_after: list[dict] = field(default_factory=list)
     started_at: str = ""
     duration_s: float = 0.0
+    milestones: list[Milestone] = field(default_factory=list)
+    # From the first sign of the fault (the job's failure in Flink's exception history, or this run's first
+    # look) to the recovery verified: the incident's time to recover; None unless it recovered.
+    mttr_s: float | None = None
+    approval: dict | None = None  # the gate's decision (ApprovalDecision.to_dict), when it was asked
+    run_url: str | None = None  # the recover run in the Prefect UI
+
+    @property
+    def fault_at_s(self) -> float | None:
+        return min((m.at_s for m in self.milestones if m.name == FAULT_OBSERVED or m.name.endswith(JOB_FAILED)),
+                   default=None)  # fmt: skip
 
     @property
     def verified(self) -> bool:
@@ -78,8 +98,17 @@ class RecoveryResult:
         return data
 
 
+FAULT_OBSERVED = "fault observed"
+JOB_FAILED = "failed (Flink's exception history)"
+RECOVERED = "recovered (verified)"
+
+
 def utc_now_iso() -> str:
     return datetime.now(tz=UTC).isoformat(timespec="seconds")
+
+
+def utc_iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def next_steps(result: RecoveryResult) -> list[str]:
@@ -103,7 +132,32 @@ def next_steps(result: RecoveryResult) -> list[str]:
     return steps
 
 
-def recovery_report(result: RecoveryResult) -> str:
+def timeline_table(result: RecoveryResult) -> list[str]:
+    """Steps and milestones in time order, each with its time of day, its offset from the fault, and how long."""
+    zero = result.fault_at_s
+    rows: list[tuple[float, str]] = []
+    for m in result.milestones:
+        rows.append((m.at_s, f"| {utc_iso(m.at_s)[11:23]} | {_offset(m.at_s, zero)} | | **{m.name}** | | |"))
+    unstarted = []
+    for a in result.actions:
+        took = f"{a.duration_s:.1f}s" if a.duration_s is not None else ""
+        detail = f"{a.status}: {a.detail}" if a.detail else a.status
+        line = f"{a.action} {a.target}"
+        if a.started_s is None:
+            unstarted.append(f"| | | | {line} | {a.reason} | {detail} |")
+        else:
+            rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
+                         f"{line} | {a.reason} | {detail} |"))  # fmt: skip
+    header = ["| at (UTC) | from fault | took | what | why | result |", "|---|---|---|---|---|---|"]
+    return header + [line for _, line in sorted(rows, key=lambda r: r[0])] + unstarted
+
+
+def _offset(at_s: float, zero: float | None) -> str:
+    return f"{at_s - zero:+.1f}s" if zero is not None else ""
+
+
+def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str:
+    """The report as Markdown; `chart_uri`: the timeline chart as an image URI (timeline_chart)."""
     title = {
         RecoveryStatus.HEALTHY: "healthy, nothing to do",
         RecoveryStatus.PLANNED: "dry run",
@@ -113,14 +167,20 @@ def recovery_report(result: RecoveryResult) -> str:
         RecoveryStatus.SUPERSEDED: "another recovery ran first, nothing left to do",
     }[RecoveryStatus(result.status)]
     out = [f"# Recovery of Flink cluster {result.cluster}: {title}", ""]
-    out.append(f"Started {result.started_at}, took {result.duration_s:.1f}s.")
+    summary = f"Started {result.started_at}, took {result.duration_s:.1f}s"
+    if result.mttr_s is not None:
+        summary += f"; time to recover from the first sign of the fault (MTTR): **{result.mttr_s:.1f}s**"
+    out.append(summary + ".")
+    if result.approval:
+        decided = "approved" if result.approval["approved"] else "NOT approved"
+        reason = f": {result.approval['reason']}" if result.approval["reason"] else ""
+        out += ["", f"Approval: {decided} by {result.approval['by']}{reason} (after {result.approval['waited_s']}s)."]
     out += ["", "## What was wrong", ""]
     out += [f"- **{f['code']}** ({f['severity']}): {f['summary']}" for f in result.findings_before] or ["Nothing."]
-    out += ["", "## Timeline", "", "| step | target | reason | result | started | took |", "|---|---|---|---|---|---|"]
-    for a in result.actions:
-        took = f"{a.duration_s:.1f}s" if a.duration_s is not None else ""
-        detail = f"{a.status}: {a.detail}" if a.detail else a.status
-        out.append(f"| {a.action} | {a.target} | {a.reason} | {detail} | {a.started_at or ''} | {took} |")
+    out += ["", "## Timeline", ""]
+    if chart_uri:
+        out += [f"![Timeline of the recovery of {result.cluster}]({chart_uri})", ""]
+    out += timeline_table(result)
     out += ["", "## TaskManagers", ""]
     out.append(f"- before: {', '.join(result.taskmanagers_before) or 'none registered'}")
     out.append(f"- after: {', '.join(result.taskmanagers_after) or 'none registered'}")

@@ -7,7 +7,20 @@ from typing import Any
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.execute import Progress
 from flink_runbook.runbook.plan import RecoveryPlan
-from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, RecoveryResult, RecoveryStatus, StepStatus
+from flink_runbook.runbook.recovery_report import (
+    FAULT_OBSERVED,
+    JOB_FAILED,
+    RECOVERED,
+    ActionRecord,
+    JobRecord,
+    Milestone,
+    RecoveryResult,
+    RecoveryStatus,
+    StepStatus,
+)
+
+# A failure in the exception history older than this before the run looked is not this incident's.
+FAILURE_LOOKBACK_S = 3600
 
 
 class RecoveryNotDone(RuntimeError):
@@ -23,6 +36,21 @@ class RecoveryNotDone(RuntimeError):
 
 def findings_summary(diagnosis: Diagnosis) -> list[dict]:
     return [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in diagnosis.findings]
+
+
+def fault_milestones(before: Diagnosis) -> list[Milestone]:
+    """When the fault began: each broken job's newest failure in Flink's exception history (within the
+    hour), and when this run first saw the cluster."""
+    seen_s = before.observation.observed_at_ms / 1000
+    out = [Milestone(FAULT_OBSERVED, seen_s)]
+    for view in before.observation.jobs:
+        info = view.info
+        if info is None or info.fully_running or not info.exceptions:
+            continue
+        failed_ms = info.exceptions[0].timestamp_ms
+        if failed_ms and seen_s - FAILURE_LOOKBACK_S <= failed_ms / 1000 <= seen_s:
+            out.append(Milestone(f"job {view.name} {JOB_FAILED}", failed_ms / 1000))
+    return sorted(out, key=lambda m: m.at_s)
 
 
 def verdict(
@@ -60,6 +88,7 @@ def verdict(
         ]
         return result
     result.actions, result.jobs, result.checks = list(progress.steps), list(progress.jobs), list(progress.checks)
+    result.milestones = fault_milestones(before) + sorted(progress.milestones, key=lambda m: m.at_s)
     if after is not None:
         result.findings_after = findings_summary(after)
         result.taskmanagers_after = [tm.id for tm in after.observation.taskmanagers]
@@ -72,6 +101,10 @@ def verdict(
     )
     if worked:
         result.status = RecoveryStatus.RECOVERED
+        ends = [a.started_s + (a.duration_s or 0) for a in progress.steps if a.started_s is not None]
+        if ends and result.fault_at_s is not None:
+            result.milestones.append(Milestone(RECOVERED, max(ends)))
+            result.mttr_s = round(max(ends) - result.fault_at_s, 1)
     elif plan.refusals and not plan.actions:
         result.status = RecoveryStatus.REFUSED
     else:

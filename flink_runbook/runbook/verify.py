@@ -16,6 +16,10 @@ class Check:
     detail: str
 
 
+JOB_RUNNING_CHECK = "job running"
+NEW_CHECKPOINT_CHECK = "a new checkpoint completed"
+
+
 def new_exceptions(info: JobInfo, since_ms: int) -> list[str]:
     """Exception messages recorded after `since_ms` (a job Flink restarted keeps its older history)."""
     return [e.message for e in info.exceptions if (e.timestamp_ms or 0) > since_ms]
@@ -25,10 +29,10 @@ def job_checks(info: JobInfo | None, restore_point: RestorePoint | None, since_m
     """RUNNING with every task running, restored from the chosen point, no exception since `since_ms`,
     a new checkpoint."""
     if info is None:
-        return [Check("job running", False, "the JobManager knows no job of this name")]
+        return [Check(JOB_RUNNING_CHECK, False, "the JobManager knows no job of this name")]
     checks = [
         Check(
-            "job running",
+            JOB_RUNNING_CHECK,
             info.fully_running,
             f"state {info.state}, {info.vertices_running}/{info.vertices_total} tasks running",
         )
@@ -59,7 +63,7 @@ def job_checks(info: JobInfo | None, restore_point: RestorePoint | None, since_m
     base_id = restored.id if restored else 0
     checks.append(
         Check(
-            "a new checkpoint completed",
+            NEW_CHECKPOINT_CHECK,
             latest is not None and latest.id > base_id,
             f"latest completed checkpoint {latest.id if latest else 'none'} (restored {base_id or 'none'})",
         )

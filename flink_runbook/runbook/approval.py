@@ -1,0 +1,95 @@
+"""Which recovery steps a human approves first, and what they are shown (pure).
+
+Safe alone: reconnecting, unpausing or restarting a dead TaskManager, resubmitting a job from its own
+newest retained checkpoint. Risky (README, "Approvals"): starting a job fresh, restoring an older
+checkpoint than the newest, starting a stopped JobManager, and anything on an escalated cluster.
+A question nobody answers is a "no": the gate never acts on silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.plan import Action, RecoveryPlan
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """What the gate decided: approved or not, by whom (a person, --yes, the policy), and why."""
+
+    approved: bool
+    by: str
+    reason: str = ""
+    waited_s: float = 0.0
+    asked: bool = False  # a human was asked (not decided by the policy alone)
+
+    def to_dict(self) -> dict:
+        return {"approved": self.approved, "by": self.by, "reason": self.reason, "waited_s": round(self.waited_s, 1),
+                "asked": self.asked}  # fmt: skip
+
+
+NOT_NEEDED = ApprovalDecision(approved=True, by="policy", reason="no step needs a human")
+
+
+def risky_steps(plan: RecoveryPlan, escalated: str | None = None) -> tuple[str, ...]:
+    """What in the plan deserves a human, each said as what will change."""
+    risks = []
+    if escalated and plan.actions:
+        risks.append(f"the cluster is escalated ({escalated}): a human owns it until the escalation is reset")
+    for action in plan.of(Action.START_JOBMANAGER):
+        risks.append(
+            f"starts the stopped JobManager container {action.target}: every job it ran restarts from its "
+            "high-availability state, or is resubmitted"
+        )
+    for action in plan.resubmits:
+        if action.restore_point is None:
+            risks.append(
+                f"starts job {action.target} FRESH, from no checkpoint: its state is lost, and its source "
+                "starts over (records replayed or skipped)"
+            )
+        elif action.older_than_newest:
+            risks.append(
+                f"restores job {action.target} from the older {action.restore_point.kind} "
+                f"{action.restore_point.checkpoint_id}, not the newest: " + "; ".join(action.notes)
+            )
+    return tuple(risks)
+
+
+def needs_approval(policy: str, plan: RecoveryPlan, risks: tuple[str, ...]) -> bool:
+    """never: no human; risky: when a step is risky; always: every plan that changes something."""
+    if policy == "never" or not plan.actions:
+        return False
+    return policy == "always" or bool(risks)
+
+
+def approval_request(
+    cluster: str, plan: RecoveryPlan, diagnosis: Diagnosis, risks: tuple[str, ...], timeout_s: float
+) -> str:
+    """The question, in Markdown: why a human, what was seen, what will be done, what changes."""
+    out = [f"# Approve the recovery of Flink cluster {cluster}?", ""]
+    out += ["## Why you are asked", ""]
+    out += [f"- {risk}" for risk in risks] or ["- the cluster's approval policy is `always`"]
+    out += ["", "## What was seen", ""]
+    out += [f"- **{f.code}** ({f.severity}): {f.summary}" for f in diagnosis.findings] or ["- nothing wrong"]
+    out += ["", "## What will be done", "", "| step | target | why | restore point |", "|---|---|---|---|"]
+    for a in plan.actions:
+        point = ""
+        if a.action == Action.RESUBMIT_JOB:
+            point = f"{a.restore_point.kind} {a.restore_point.checkpoint_id}" if a.restore_point else "none (fresh)"
+        out.append(f"| {a.action} | {a.target} | {a.reason} | {point} |")
+    out += [f"- refused either way: {r}" for r in plan.refusals]
+    out += [
+        "",
+        "## How to answer",
+        "",
+        f"Resume this run with **approve** checked (and a reason) to go ahead, unchecked to reject. "
+        f"Nothing is changed until then; unanswered after {timeout_s:.0f} s it counts as rejected.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def not_approved_refusal(decision: ApprovalDecision) -> str:
+    """The refusal a recovery reports when the gate said no."""
+    why = f": {decision.reason}" if decision.reason else ""
+    return f"not approved by {decision.by}{why}; nothing was changed. Run recover again to be asked again"

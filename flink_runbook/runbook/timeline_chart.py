@@ -1,0 +1,59 @@
+"""The incident as a picture: each recovery step as a bar from the fault on, the milestones as lines (pure).
+
+matplotlib (Agg, SVG): the chart is embedded in the Markdown report as a data: URI, which the Prefect
+UI shows as an image; no file and no server is needed to see it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus
+
+# Colour per step result; tests look for DONE_COLOUR in a screenshot of the report.
+DONE_COLOUR = "#2f855a"
+STATUS_COLOURS = {StepStatus.DONE: DONE_COLOUR, StepStatus.FAILED: "#c53030", StepStatus.SKIPPED: "#a0aec0"}
+MILESTONE_COLOUR = "#2b6cb0"
+
+
+def timeline_svg(result: RecoveryResult) -> str | None:
+    """An SVG Gantt chart of the recovery, seconds from the first sign of the fault; None when nothing ran."""
+    steps = [a for a in result.actions if a.started_s is not None]
+    if not steps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the chart is a file's content
+    from matplotlib.figure import Figure
+
+    zero = result.fault_at_s if result.fault_at_s is not None else min(a.started_s for a in steps)
+    rows = len(steps)
+    figure = Figure(figsize=(9, 1.2 + 0.42 * rows), dpi=100)
+    axes = figure.subplots()
+    for row, step in enumerate(steps):
+        start, took = step.started_s - zero, max(step.duration_s or 0.0, 0.05)
+        axes.barh(row, took, left=start, height=0.6, color=STATUS_COLOURS.get(step.status, "#718096"))
+        axes.text(start + took, row, f" {took:.1f}s", va="center", fontsize=8)
+    axes.set_yticks(range(rows), [f"{a.action} {a.target}"[:48] for a in steps], fontsize=8)
+    axes.invert_yaxis()
+    for milestone in result.milestones:
+        at = milestone.at_s - zero
+        axes.axvline(at, color=MILESTONE_COLOUR, linestyle="--", linewidth=1)
+        axes.text(at, -0.75, f" {milestone.name} ({at:+.1f}s)", rotation=20, fontsize=7, color=MILESTONE_COLOUR,
+                  va="bottom")  # fmt: skip
+    axes.set_xlabel("seconds from the first sign of the fault" if result.fault_at_s else "seconds")
+    axes.set_ylim(rows - 0.4, -0.6 - 0.5 * max(1, len(result.milestones) ** 0.5))
+    axes.grid(axis="x", alpha=0.3)
+    title = f"Recovery of {result.cluster}: {result.status}"
+    if result.mttr_s is not None:
+        title += f", MTTR {result.mttr_s:.1f}s"
+    axes.set_title(title, fontsize=10, loc="left", pad=38)
+    figure.tight_layout()
+    out = io.StringIO()
+    figure.savefig(out, format="svg")
+    return out.getvalue()
+
+
+def svg_data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
