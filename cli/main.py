@@ -119,16 +119,28 @@ def recover(args: argparse.Namespace) -> int:
     load_inventory(args.config).to_act_on(args.cluster, args.all)
     from flink_runbook.flows.recover import run_recover
 
+    # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
+    mode = "yes" if args.yes else ("prompt" if sys.stdin.isatty() and sys.stderr.isatty() else "refuse")
     try:
         results = run_recover(
-            config=str(args.config), cluster=args.cluster, dry_run=args.dry_run, all_clusters=args.all
-        )
+            config=str(args.config), cluster=args.cluster, dry_run=args.dry_run, all_clusters=args.all,
+            approval_mode=mode,
+        )  # fmt: skip
     except Exception as exc:  # the run failed for another reason than its verdict: say which
         print(f"flink-runbook: the recover run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print_results(results, args.json, recovery_lines)
     ok = all(RecoveryStatus(r["status"]).ok for r in results)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def status(args: argparse.Namespace) -> int:
+    if args.watch is not None and args.watch < 1:
+        raise UsageError(f"--watch must be at least 1 second, not {args.watch}")
+    _load_selection(args)
+    from flink_runbook.cli.status import show_status
+
+    return show_status(str(args.config), args.cluster, args.json, args.watch)
 
 
 def monitor_check(args: argparse.Namespace) -> int:
@@ -218,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover_cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     recover_cmd.add_argument("--all", action="store_true", help="every cluster of the inventory (else --cluster NAME)")
+    recover_cmd.add_argument(
+        "--yes", action="store_true", help="approve risky steps (else asked on a terminal, refused without one)"
+    )
+    status_cmd = inventory_command("status", status, "every cluster on one screen: health, jobs, guard, last incident")
+    status_cmd.add_argument("--watch", type=float, nargs="?", const=5.0, default=None, metavar="SECONDS",
+                            help="refresh every SECONDS (default 5) until Ctrl-C")  # fmt: skip
 
     monitor_cmd = commands.add_parser(
         "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"

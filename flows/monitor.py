@@ -18,8 +18,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.utilities.annotations import quote
 
-from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.guard import GuardAction, decide_recovery
+from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.guard import GuardAction, GuardDecision, decide_recovery
+from flink_runbook.runbook.notices import escalated_notice, unhealthy_notice
 from flink_runbook.tasks.monitor_steps import (
     check_clusters,
     emit_cluster_events,
@@ -29,6 +32,9 @@ from flink_runbook.tasks.monitor_steps import (
     skip_late_backlog,
     store_escalation,
 )
+from flink_runbook.tasks.notify_steps import notify_operators, run_url, wants_notice
+
+keep_engine_lines_out_of_the_way()
 
 # Above this many clusters a healthy one is not logged by name (the tick's summary line counts them).
 QUIET_ABOVE = 20
@@ -36,6 +42,14 @@ QUIET_ABOVE = 20
 
 class ClustersNeedAHuman(RuntimeError):
     """At least one cluster is escalated and still unhealthy: the monitor no longer acts on it."""
+
+
+def _tell_on_call(cluster: ClusterSpec, diagnosis: Diagnosis, decision: GuardDecision) -> None:
+    """Unhealthy (once: when the monitor starts a recovery) and escalated, to the cluster's blocks."""
+    if decision.action == GuardAction.RECOVER and wants_notice(cluster, "unhealthy"):
+        notify_operators(cluster, unhealthy_notice(cluster.name, diagnosis, run_url()))
+    elif decision.action == GuardAction.ESCALATE and wants_notice(cluster, "escalated"):
+        notify_operators(cluster, escalated_notice(cluster.name, diagnosis, decision.reason))
 
 
 @flow(name="monitor", description="Cheap health check of every cluster; events that trigger recover, with guard rails.")
@@ -64,6 +78,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         decision = decide_recovery(diagnosis.healthy, histories[cluster.name], escalation, cluster.monitor, time.time())
         if decision.escalation != escalation:
             store_escalation(cluster.name, decision.escalation)
+        _tell_on_call(cluster, diagnosis, decision)
         verdicts.append((diagnosis, decision))
         serious = [f.code for f in diagnosis.findings if f.severity in ("error", "critical")]
         summary = f"{cluster.name}: {'healthy' if diagnosis.healthy else 'UNHEALTHY ' + ', '.join(serious)}"

@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -145,17 +146,22 @@ def mark_dead_recoveries(
 @task(name="read escalations", **READ_ONLY)
 def read_escalations(cluster_names: list[str]) -> dict[str, Escalation]:
     """The escalated clusters among these (one query for the fleet: variables named flink-escalation-*)."""
-    wanted = {escalation_variable(name): name for name in cluster_names}
-    found: dict[str, Escalation] = {}
+    values = variables_by_cluster(ESCALATION_PREFIX, cluster_names)
+    return {name: Escalation.from_dict(value) for name, value in values.items() if isinstance(value, dict)}
+
+
+def variables_by_cluster(prefix: str, cluster_names: list[str]) -> dict[str, Any]:
+    """The values of the Prefect Variables named prefix + cluster name, for these clusters: one paged query."""
+    wanted = {f"{prefix}{name}": name for name in cluster_names}
+    found: dict[str, Any] = {}
     offset = 0
     with get_client(sync_client=True) as client:
         while True:
-            body = {"variables": {"name": {"like_": f"{ESCALATION_PREFIX}%"}}, "limit": PAGE, "offset": offset}
+            body = {"variables": {"name": {"like_": f"{prefix}%"}}, "limit": PAGE, "offset": offset}
             page = client.request("POST", "/variables/filter", json=body).json()
             for variable in page:
-                name, value = variable.get("name"), variable.get("value")
-                if name in wanted and isinstance(value, dict):
-                    found[wanted[name]] = Escalation.from_dict(value)
+                if variable.get("name") in wanted:
+                    found[wanted[variable["name"]]] = variable.get("value")
             offset += len(page)
             if len(page) < PAGE:
                 return found

@@ -23,9 +23,14 @@ def run_url() -> str | None:
     return f"{base.rstrip('/')}/runs/flow-run/{flow_run.id}" if base and flow_run.id else None
 
 
+def wants_notice(cluster: ClusterSpec, event: str) -> bool:
+    """Whether any block hears of this event on this cluster (no task run for a notice nobody gets)."""
+    return bool(cluster.notifications.blocks) and event in cluster.notifications.events
+
+
 def send_notice(cluster: ClusterSpec, notice: Notice) -> list[str]:
     """Send to every block of the cluster that wants this event; returns the blocks it reached."""
-    if notice.event not in cluster.notifications.events:
+    if not wants_notice(cluster, notice.event):
         return []
     logger = get_run_logger()
     reached = []

@@ -31,6 +31,7 @@ from flink_runbook.runbook.timeline_chart import svg_data_uri, timeline_svg
 from flink_runbook.runbook.verdict import verdict
 from flink_runbook.runbook.verify import Check
 from flink_runbook.tasks.clients import cluster_clients
+from flink_runbook.tasks.incident_steps import record_incident
 from flink_runbook.tasks.monitor_steps import guard_decision_now
 from flink_runbook.tasks.options import CHANGES_CLUSTER, READ_ONLY
 
@@ -130,6 +131,7 @@ def write_recovery_report(result: RecoveryResult) -> RecoveryResult:
         key=f"recover-{result.cluster}", markdown=recovery_report(result, svg_data_uri(chart) if chart else None),
         description=f"Recovery of Flink cluster {result.cluster}",
     )  # fmt: skip
+    record_incident(result)
     log = get_run_logger().info if result.status.ok else get_run_logger().error
     mttr = f", MTTR {result.mttr_s:.1f}s from the first sign of the fault" if result.mttr_s is not None else ""
     log("DONE: recovery of %s %s in %.1fs%s", result.cluster, result.status, result.duration_s, mttr)
