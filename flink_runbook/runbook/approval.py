@@ -38,10 +38,11 @@ def risky_steps(plan: RecoveryPlan, escalated: str | None = None) -> tuple[str, 
     if escalated and plan.actions:
         risks.append(f"the cluster is escalated ({escalated}): a human owns it until the escalation is reset")
     for action in plan.of(Action.START_JOBMANAGER):
-        risks.append(
-            f"starts the stopped JobManager container {action.target}: every job it ran restarts from its "
-            "high-availability state, or is resubmitted"
-        )
+        if action.starts_stopped:  # an unpause continues the same process: safe
+            risks.append(
+                f"starts the stopped JobManager container {', '.join(action.starts_stopped)}: a new JobManager "
+                "process; every job it ran restarts from its high-availability state, or is resubmitted"
+            )
     for action in plan.resubmits:
         if action.restore_point is None:
             risks.append(

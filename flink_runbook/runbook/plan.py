@@ -79,6 +79,8 @@ class PlannedAction:
     job_id: str | None = None  # the id it is submitted under (recovery_job_id)
     notes: tuple[str, ...] = ()  # what the choice of restore point passed over, and what that means
     older_than_newest: bool = False  # a newer restore point was passed over (gone, empty, outside the directory)
+    # start_jobmanager: the containers that are stopped (started, a new process), not paused (unpaused).
+    starts_stopped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def plan_recovery(
                 "JobManager container is " + ", ".join(f"{c.name} {c.state}" for c in stopped_jm),
                 finding="CONTAINER_NOT_RUNNING",
                 containers=tuple(c.name for c in stopped_jm),
+                starts_stopped=tuple(c.name for c in stopped_jm if c.state != "paused"),
             )
         )
     if actions:

@@ -87,7 +87,8 @@ def test_two_jobs_sharing_a_checkpoint_directory_are_each_restored_from_their_ow
             timeout=90,
             what=f"30 committed ids of {name}",
         )
-    inventory = write_inventory(stack, tmp_path, demo_job_jar, **FAST)
+    # approval: never: this test is about restore points; starting a stopped JobManager asks a human by default
+    inventory = write_inventory(stack, tmp_path, demo_job_jar, approval="never", **FAST)
     data = yaml.safe_load(inventory.read_text())
     (template,) = data["clusters"][0]["jobs"]
     data["clusters"][0]["jobs"] = [

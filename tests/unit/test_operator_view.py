@@ -1,0 +1,182 @@
+"""The operator's view, pure parts: which steps need a human, what the channel hears, the timeline,
+the incidents kept, and `status`. Observations are Flink's answers recorded from 1.20.3 (tests/fixtures/rest)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from flink_runbook.inventory import InventoryError, JobSpec, load_inventory
+from flink_runbook.runbook.approval import approval_request, needs_approval, risky_steps
+from flink_runbook.runbook.diagnosis import diagnose
+from flink_runbook.runbook.guard import Escalation, RecoveryRun
+from flink_runbook.runbook.incidents import INCIDENTS_KEPT, incident_row, with_incident
+from flink_runbook.runbook.notices import approval_needed_notice, recovery_outcome_notice, recovery_started_notice
+from flink_runbook.runbook.observe import JobView
+from flink_runbook.runbook.plan import plan_recovery
+from flink_runbook.runbook.recovery_report import (
+    ActionRecord,
+    JobRecord,
+    Milestone,
+    RecoveryResult,
+    RecoveryStatus,
+    StepStatus,
+    recovery_report,
+)
+from flink_runbook.runbook.status import cluster_status, status_lines
+from flink_runbook.runbook.timeline_chart import DONE_COLOUR, svg_data_uri, timeline_svg
+
+from .test_findings import CLUSTER, observed
+from .test_recovery_plan import jm_container, tm_container, unreachable, with_containers
+
+
+def incident_plan():
+    seen = with_containers(observed("1.20.3", "failed-heartbeat-timeout"), jm_container(), tm_container("exited"))
+    diagnosis = diagnose(CLUSTER, seen)
+    return diagnosis, plan_recovery(CLUSTER, diagnosis)
+
+
+def test_the_runbooks_own_fix_is_safe_alone_and_always_asks_for_every_plan():
+    diagnosis, plan = incident_plan()  # restart a dead TaskManager, resubmit from the newest checkpoint
+    assert risky_steps(plan) == ()
+    assert not needs_approval("risky", plan, ())
+    assert needs_approval("always", plan, ()) and not needs_approval("never", plan, ())
+    assert not needs_approval("always", dataclasses.replace(plan, actions=()), ())  # nothing to do: nobody asked
+
+
+def test_a_fresh_start_a_stopped_jobmanager_and_an_escalation_need_a_human():
+    seen = dataclasses.replace(
+        observed("1.20.3", "failed-heartbeat-timeout"), jobs=(JobView(name="realtime-cdc-demo", info=None),)
+    )
+    fresh = dataclasses.replace(CLUSTER, jobs=(JobSpec(name="realtime-cdc-demo", no_checkpoint_policy="fresh"),))
+    plan = plan_recovery(fresh, diagnose(fresh, seen), {})
+    (risk,) = risky_steps(plan)
+    assert "FRESH" in risk and needs_approval("risky", plan, (risk,))
+    stopped = plan_recovery(CLUSTER, diagnose(CLUSTER, unreachable("unreachable", jm_container("exited"))))
+    assert "starts the stopped JobManager container jm" in risky_steps(stopped)[0]
+    paused = plan_recovery(CLUSTER, diagnose(CLUSTER, unreachable("unreachable", jm_container("paused"))))
+    assert [a.action for a in paused.actions] == ["start_jobmanager"] and risky_steps(paused) == ()  # an unpause
+    _, safe = incident_plan()
+    assert "escalated (3 recoveries" in risky_steps(safe, "3 recoveries within 3600s")[0]
+
+
+def test_the_question_shows_the_plan_the_evidence_and_what_changes():
+    diagnosis, plan = incident_plan()
+    text = approval_request(CLUSTER.name, plan, diagnosis, ("starts job x FRESH",), 600)
+    assert "TASKMANAGER_HEARTBEAT_TIMEOUT" in text and "| restart_taskmanagers | tm |" in text
+    assert "checkpoint " in text and "starts job x FRESH" in text and "600 s it counts as rejected" in text
+
+
+def result_of_a_recovery() -> RecoveryResult:
+    t0 = 1_795_500_000.0
+    steps = [
+        ActionRecord("restart_taskmanagers", "tm", "exited", StepStatus.DONE, "x", 3.2, started_s=t0 + 2),
+        ActionRecord("resubmit_job", "cdc", "FAILED", StepStatus.DONE, "x", 1.0, started_s=t0 + 9),
+        ActionRecord("verify_stability", "c", "15s window", StepStatus.DONE, "x", 15.0, started_s=t0 + 20),
+    ]
+    return RecoveryResult(
+        cluster="prod-cdc", status=RecoveryStatus.RECOVERED, actions=steps,
+        jobs=[JobRecord("cdc", "old", "new", "file:/data/checkpoints/old/chk-7")],
+        findings_before=[{"code": "TASKMANAGER_HEARTBEAT_TIMEOUT", "severity": "critical", "summary": "lost"}],
+        milestones=[Milestone("job cdc failed (Flink's exception history)", t0), Milestone("fault observed", t0 + 1),
+                    Milestone("job cdc RUNNING", t0 + 12), Milestone("recovered (verified)", t0 + 35)],
+        mttr_s=35.0, started_at="2026-12-01T03:00:01+00:00", duration_s=34.0, run_url="http://ui/runs/flow-run/1",
+    )  # fmt: skip
+
+
+def test_the_report_has_a_timeline_with_times_durations_and_a_chart():
+    result = result_of_a_recovery()
+    svg = timeline_svg(result)
+    assert svg.lstrip().startswith("<?xml") and DONE_COLOUR in svg.lower() and "MTTR 35.0s" in svg
+    report = recovery_report(result, svg_data_uri(svg))
+    assert "![Timeline of the recovery of prod-cdc](data:image/svg+xml;base64," in report
+    assert "MTTR): **35.0s**" in report
+    rows = [line for line in report.splitlines() if re.match(r"\| \d\d:\d\d:\d\d\.\d{3} \|", line)]
+    assert [r.split("|")[2].strip() for r in rows] == ["+0.0s", "+1.0s", "+2.0s", "+9.0s", "+12.0s", "+20.0s", "+35.0s"]
+    assert "| +2.0s | 3.2s | restart_taskmanagers tm |" in report
+    assert timeline_svg(dataclasses.replace(result, actions=[])) is None  # a run that did nothing: no chart
+
+
+def test_notices_are_short_and_carry_cluster_codes_job_restore_point_and_link():
+    diagnosis, plan = incident_plan()
+    started = recovery_started_notice("prod-cdc", diagnosis, plan, "http://ui/runs/flow-run/1")
+    assert "TASKMANAGER_HEARTBEAT_TIMEOUT" in started.body and "restore from checkpoint" in started.body
+    assert started.body.endswith("Run: http://ui/runs/flow-run/1") and len(started.body) < 1200
+    done = recovery_outcome_notice(result_of_a_recovery())
+    assert done.event == "recovered" and "MTTR 35.0s" in done.subject and "chk-7" in done.body
+    failed = recovery_outcome_notice(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.REFUSED,
+                                                         refusals=["not approved by nobody"]))  # fmt: skip
+    assert failed.event == "recovery_failed" and "Refused: not approved by nobody" in failed.body
+    assert recovery_outcome_notice(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.HEALTHY)) is None
+    asked = approval_needed_notice("prod-cdc", diagnosis, plan, ("starts job x FRESH",), 900, "http://ui/r")
+    assert "Risky: starts job x FRESH" in asked.body and "900s" in asked.body and "http://ui/r" in asked.body
+
+
+def test_incidents_keep_the_newest_few_and_skip_runs_that_were_none():
+    row = incident_row(result_of_a_recovery())
+    assert row["findings"] == "TASKMANAGER_HEARTBEAT_TIMEOUT" and row["mttr_s"] == 35.0
+    assert row["action"] == "restart_taskmanagers, resubmit_job, verify_stability"
+    assert "chk-7" in row["restore_point"] and row["result"] == "recovered"
+    assert incident_row(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.SUPERSEDED)) is None
+    rows: list[dict] = []
+    for n in range(INCIDENTS_KEPT + 3):
+        rows = with_incident(rows, {**row, "when": str(n)})
+    assert len(rows) == INCIDENTS_KEPT and rows[0]["when"] == str(INCIDENTS_KEPT + 2)
+
+
+def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():
+    seen = observed("1.20.3", "healthy")
+    healthy = cluster_status(CLUSTER, diagnose(CLUSTER, seen), "", [], None, [incident_row(result_of_a_recovery())],
+                             now=seen.observed_at_ms / 1000)  # fmt: skip
+    text = "\n".join(status_lines([healthy]))
+    assert "healthy" in text and "job realtime-cdc-demo" in text and "RUNNING" in text
+    assert re.search(r"last checkpoint \d+s ago", text) and "MTTR 35.0s" in text and "\033[" not in text
+    assert "\033[32m" in "\n".join(status_lines([healthy], colour=True))
+    diagnosis, _ = incident_plan()
+    now = diagnosis.observation.observed_at_ms / 1000
+    runs = [RecoveryRun("r1", "COMPLETED", now - 100, now - 30)]
+    cooling = cluster_status(CLUSTER, diagnosis, "", runs, None, [], now=now)
+    assert cooling.health == "UNHEALTHY" and cooling.guard.startswith("wait: cooldown") and cooling.recoveries_left == 2
+    held = cluster_status(CLUSTER, diagnosis, "", runs, Escalation(now - 5, "recovery not approved"), [], now=now)
+    assert held.escalated == "recovery not approved" and "ESCALATED" in "\n".join(status_lines([held]))
+    blind = cluster_status(CLUSTER, None, "Docker engine did not answer", [], None, [])
+    assert blind.health == "NOT CHECKED" and "Docker engine did not answer" in "\n".join(status_lines([blind]))
+
+
+@pytest.mark.parametrize(
+    "cluster_keys, expected",
+    [
+        ({"approval": "sometimes"}, "clusters[0].approval: expected one of never, risky, always, got 'sometimes'"),
+        ({"approval_timeout_s": 0}, "clusters[0].approval_timeout_s: must be at least 1"),
+        ({"notifications": {"blocks": ["oncall"]}}, "clusters[0].notifications.blocks[0]: 'oncall' is not a Prefect"),
+        ({"notifications": {"events": ["paged"]}}, "clusters[0].notifications.events[0]: 'paged' is not one of"),
+    ],
+)
+def test_bad_approval_and_notification_settings_are_named(tmp_path, cluster_keys, expected):
+    data = {"clusters": [{"name": "c", "rest": {"url": "http://127.0.0.1:8081"}, "containers": {"compose_project": "p"},
+                          **cluster_keys}]}  # fmt: skip
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert str(caught.value).startswith(f"{path}: {expected}")
+
+
+def test_a_clusters_notifications_override_the_top_levels_key_by_key(tmp_path):
+    data = {
+        "notifications": {"blocks": ["slack-webhook/oncall"], "events": ["recovered", "escalated"]},
+        "clusters": [
+            {"name": "a", "rest": {"url": "http://127.0.0.1:8081"}, "containers": {"compose_project": "p"}},
+            {"name": "b", "rest": {"url": "http://127.0.0.1:8082"}, "containers": {"compose_project": "q"},
+             "notifications": {"blocks": ["custom-webhook/pager"]}, "approval": "always"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    a, b = load_inventory(path).clusters
+    assert a.notifications.blocks == ("slack-webhook/oncall",) and a.approval == "risky"
+    assert b.notifications.blocks == ("custom-webhook/pager",) and b.notifications.events == {"recovered", "escalated"}
+    assert b.approval == "always" and b.approval_timeout_s == 900
