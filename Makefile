@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down serve scale-up test unit lint bench bench-versus bench-start bench-fleet bench-scale-out
+.PHONY: bootstrap demo demo-down serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
 
 bootstrap:
 	@scripts/bootstrap
@@ -34,6 +34,10 @@ test: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+## The README's screenshots (docs/screenshots), made by the operator's-view test on the real stack.
+screenshots: bootstrap
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots FLINK_TEST_VERSIONS=1.20 $(PY) -m pytest -q tests/integration/test_operator_view.py
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit

@@ -143,7 +143,7 @@ def mark_dead_recoveries(
     return marked
 
 
-@task(name="read escalations", **READ_ONLY)
+@task(name="read escalations", task_run_name="read escalations", **READ_ONLY)
 def read_escalations(cluster_names: list[str]) -> dict[str, Escalation]:
     """The escalated clusters among these (one query for the fleet: variables named flink-escalation-*)."""
     values = variables_by_cluster(ESCALATION_PREFIX, cluster_names)

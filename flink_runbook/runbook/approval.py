@@ -23,6 +23,7 @@ class ApprovalDecision:
     reason: str = ""
     waited_s: float = 0.0
     asked: bool = False  # a human was asked (not decided by the policy alone)
+    risks: tuple[str, ...] = ()  # what was asked about
 
     def to_dict(self) -> dict:
         return {"approved": self.approved, "by": self.by, "reason": self.reason, "waited_s": round(self.waited_s, 1),

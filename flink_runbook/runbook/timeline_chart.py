@@ -29,7 +29,7 @@ def timeline_svg(result: RecoveryResult) -> str | None:
 
     zero = result.fault_at_s if result.fault_at_s is not None else min(a.started_s for a in steps)
     rows = len(steps)
-    figure = Figure(figsize=(9, 1.2 + 0.42 * rows), dpi=100)
+    figure = Figure(figsize=(10, 1.6 + 0.42 * rows), dpi=100)
     axes = figure.subplots()
     for row, step in enumerate(steps):
         start, took = step.started_s - zero, max(step.duration_s or 0.0, 0.05)
@@ -41,7 +41,9 @@ def timeline_svg(result: RecoveryResult) -> str | None:
         at = milestone.at_s - zero
         axes.axvline(at, color=MILESTONE_COLOUR, linestyle="--", linewidth=1)
         axes.text(at, -0.75, f" {milestone.name} ({at:+.1f}s)", rotation=20, fontsize=7, color=MILESTONE_COLOUR,
-                  va="bottom")  # fmt: skip
+                  va="bottom", clip_on=False)  # fmt: skip
+    ends = [a.started_s - zero + (a.duration_s or 0) for a in steps] + [m.at_s - zero for m in result.milestones]
+    axes.set_xlim(min(0.0, *ends) - 0.5, max(ends) * 1.25 + 1)  # room for the last labels
     axes.set_xlabel("seconds from the first sign of the fault" if result.fault_at_s else "seconds")
     axes.set_ylim(rows - 0.4, -0.6 - 0.5 * max(1, len(result.milestones) ** 0.5))
     axes.grid(axis="x", alpha=0.3)

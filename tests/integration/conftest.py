@@ -169,9 +169,11 @@ def assert_every_id_exactly_once(
 
 class _WebhookInbox(http.server.BaseHTTPRequestHandler):
     received: list[dict] = []
+    paths: list[str] = []  # the path each one was posted to, in the same order
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server API
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).paths.append(self.path)
         type(self).received.append(json.loads(body or b"{}"))
         self.send_response(204)
         self.end_headers()
@@ -183,7 +185,7 @@ class _WebhookInbox(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
     """A local HTTP endpoint standing in for the on-call webhook."""
-    _WebhookInbox.received = []
+    _WebhookInbox.received, _WebhookInbox.paths = [], []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebhookInbox)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
