@@ -180,3 +180,20 @@ def test_a_clusters_notifications_override_the_top_levels_key_by_key(tmp_path):
     assert a.notifications.blocks == ("slack-webhook/oncall",) and a.approval == "risky"
     assert b.notifications.blocks == ("custom-webhook/pager",) and b.notifications.events == {"recovered", "escalated"}
     assert b.approval == "always" and b.approval_timeout_s == 900
+
+
+def test_the_cli_gate_approves_with_yes_asks_a_terminal_and_refuses_without_one(monkeypatch, capsys):
+    from flink_runbook.flows.approval import ask_for_approval
+
+    diagnosis, plan = incident_plan()
+    risks = ("starts job x FRESH",)
+    assert ask_for_approval(CLUSTER, plan, diagnosis, risks, "yes", 0).approved
+    refused = ask_for_approval(CLUSTER, plan, diagnosis, risks, "refuse", 0)
+    assert not refused.approved and not refused.asked and "--yes approves" in refused.reason
+    answers = iter(["y", "TaskManager host replaced"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    said = ask_for_approval(CLUSTER, plan, diagnosis, risks, "prompt", 0)
+    assert said.approved and said.asked and said.reason == "TaskManager host replaced"
+    assert "starts job x FRESH" in capsys.readouterr().err  # the question was shown first
+    monkeypatch.setattr("builtins.input", lambda prompt="": "")
+    assert not ask_for_approval(CLUSTER, plan, diagnosis, risks, "prompt", 0).approved  # Enter alone is a no
