@@ -8,10 +8,13 @@ captures its loading screen.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -40,13 +43,14 @@ class HeadlessChromium:
         if binary is None:
             raise BrowserError("no chromium on PATH; scripts/bootstrap installs Debian's chromium")
         self.width, self.height = width, height
-        self.profile = tempfile.TemporaryDirectory(prefix="flink-runbook-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="flink-runbook-chromium-", ignore_cleanup_errors=True)
         self.port = _free_port()
         self.process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
              f"--remote-debugging-port={self.port}", "--remote-debugging-address=127.0.0.1",
              f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes (renderers, crash handler) are stopped with it
         )  # fmt: skip
         self._ids = 0
 
@@ -54,9 +58,11 @@ class HeadlessChromium:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
-        self.profile.cleanup()
+        # A helper may still be writing its last file into the profile as it dies: a throwaway directory.
+        shutil.rmtree(self.profile.name, ignore_errors=True)
 
     def _page_socket_url(self, timeout_s: float = 20) -> str:
         deadline = time.monotonic() + timeout_s
