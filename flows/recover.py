@@ -121,7 +121,7 @@ def recover_cluster(
     cluster: ClusterSpec, config: Path, dry_run: bool = False, guarded: bool = False, approval_mode: str = "pause"
 ) -> RecoveryResult:
     started_at, started = utc_now_iso(), time.monotonic()
-    progress, after, superseded, asked = None, None, False, []
+    progress, after, superseded, asked, held = None, None, False, [], None
     if dry_run:  # observe and plan only: nothing is changed, no lock is taken
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
@@ -164,7 +164,8 @@ def recover_cluster(
         result = replace(result, status=RecoveryStatus.SUPERSEDED)
     result = replace(result, run_url=run_url(), approval=asked[-1].to_dict() if asked else None)
     result = write_recovery_report(result)
-    outcome = None if dry_run or superseded else recovery_outcome_notice(result)
+    # A run the guard rails held (cooldown, escalated) is not news: the escalation was told when it happened.
+    outcome = None if dry_run or superseded or held else recovery_outcome_notice(result)
     if outcome is not None and (result.actions or result.refusals) and not before.healthy:
         notify_operators(cluster, outcome)
     return result
