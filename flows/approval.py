@@ -41,11 +41,11 @@ def ask_for_approval(
     cluster: ClusterSpec, plan: RecoveryPlan, diagnosis: Diagnosis, risks: tuple[str, ...], mode: str, asked: int
 ) -> ApprovalDecision:
     """Ask, the way `mode` says, and wait for the answer (at most the cluster's approval_timeout_s)."""
-    request = approval_request(cluster.name, plan, diagnosis, risks, cluster.approval_timeout_s)
     if mode == "yes":
         return ApprovalDecision(True, "--yes on the command line")
     if mode == "refuse":
         return ApprovalDecision(False, "the command line", "it needs approval and no terminal can ask (--yes approves)")
+    request = approval_request(cluster.name, plan, diagnosis, risks, cluster.approval_timeout_s)
     started = time.monotonic()
     if mode == "prompt":
         print(request, file=sys.stderr)

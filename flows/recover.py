@@ -92,11 +92,14 @@ def _approved(
 ) -> RecoveryPlan:
     """The plan as the approval gate lets it run: unchanged, replanned from a new look after a wait, or
     refused. A human's no (or no answer) escalates the cluster: the monitor does not ask again every tick."""
+    if cluster.approval == "never" or not plan.actions:  # nothing to ask: no Prefect query either
+        return plan
     escalation = read_escalations([cluster.name]).get(cluster.name)
+    escalated = escalation.reason if escalation else None
     # What a human approved earlier in this run is not asked again (the rest of the plan, once a started
     # JobManager is seen again, is asked about only for what is new in it).
     approved = {risk for d in asked if d.approved for risk in d.risks}
-    risks = tuple(r for r in risky_steps(plan, escalation.reason if escalation else None) if r not in approved)
+    risks = tuple(r for r in risky_steps(plan, escalated) if r not in approved)
     if any(d.approved for d in asked) and not risks or not needs_approval(cluster.approval, plan, risks):
         return plan
     decision = replace(ask_for_approval(cluster, plan, diagnosis, risks, mode, len(asked)), risks=risks)
@@ -109,7 +112,7 @@ def _approved(
         return plan
     # Minutes may have passed: act on the cluster as it is now, and only on what was approved.
     again = plan_cluster_recovery(cluster, diagnose_cluster(cluster, Depth.FULL))
-    new_risks = tuple(r for r in risky_steps(again, escalation.reason if escalation else None) if r not in approved)
+    new_risks = tuple(r for r in risky_steps(again, escalated) if r not in approved)
     if again.actions and new_risks != risks:
         return RecoveryPlan(cluster.name, refusals=(
             "the cluster changed while the recovery waited for approval; what was approved is not what would be "
