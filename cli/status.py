@@ -41,7 +41,13 @@ def read_statuses(config: str, cluster: str | None) -> tuple[list[ClusterStatus]
     checks = check_fleet(clusters, secret=secret)
     statuses = [
         cluster_status(
-            c, check.diagnosis, check.error, runs.get(c.name, []), escalations.get(c.name), incidents.get(c.name, [])
+            c,
+            check.diagnosis,
+            check.error,
+            runs.get(c.name, []),
+            escalations.get(c.name),
+            incidents.get(c.name, []),
+            history_known=not note,  # no record read: the guard's state is not guessed from nothing
         )  # fmt: skip
         for c, check in zip(clusters, checks, strict=True)
     ]
