@@ -80,7 +80,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
             store_escalation(cluster.name, decision.escalation)
         _tell_on_call(cluster, diagnosis, decision)
         verdicts.append((diagnosis, decision))
-        serious = [f.code for f in diagnosis.findings if f.severity in ("error", "critical")]
+        serious = [f.code for f in diagnosis.serious]
         summary = f"{cluster.name}: {'healthy' if diagnosis.healthy else 'UNHEALTHY ' + ', '.join(serious)}"
         if decision.action in (GuardAction.ESCALATE, GuardAction.HOLD) and not diagnosis.healthy:
             logger.error(

@@ -78,7 +78,7 @@ def _act(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress, live: Liv
 def _tell_the_story(cluster: ClusterSpec, diagnosis: Diagnosis, plan: RecoveryPlan) -> None:
     """What was seen and what will be done, first in the run's log."""
     logger = get_run_logger()
-    seen = "; ".join(f"{f.code}: {f.summary}" for f in diagnosis.findings if f.severity in ("error", "critical"))
+    seen = "; ".join(f"{f.code}: {f.summary}" for f in diagnosis.serious)
     logger.info("SEEN on %s: %s", cluster.name, seen or "healthy")
     if plan.actions:
         logger.info("PLAN for %s: %s", cluster.name, "; then ".join(f"{a.action} {a.target} ({a.reason})"

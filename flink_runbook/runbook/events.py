@@ -78,7 +78,7 @@ def escalation_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[Clu
     if decision.action not in names:
         return []
     seen = diagnosis.observation
-    serious = [f"{f.code}: {f.summary}" for f in diagnosis.findings if f.severity in ("error", "critical")]
+    serious = [f"{f.code}: {f.summary}" for f in diagnosis.serious]
     return [
         ClusterEvent(
             event=names[decision.action],

@@ -19,7 +19,7 @@ class Notice:
 
 
 def _codes(diagnosis: Diagnosis) -> str:
-    serious = [f.code for f in diagnosis.findings if f.severity in ("error", "critical")]
+    serious = [f.code for f in diagnosis.serious]
     return ", ".join(serious or [f.code for f in diagnosis.findings]) or "none"
 
 
@@ -40,7 +40,7 @@ def _link(run_url: str | None) -> list[str]:
 
 
 def unhealthy_notice(cluster: str, diagnosis: Diagnosis, run_url: str | None) -> Notice:
-    errors = [f for f in diagnosis.findings if f.severity in ("error", "critical")][:3]
+    errors = diagnosis.serious[:3]
     body = [f"Findings: {_codes(diagnosis)}", *[f"- {f.summary}" for f in errors], *_link(run_url)]
     return Notice("unhealthy", cluster, f"flink-runbook: {cluster} is unhealthy ({_codes(diagnosis)})", "\n".join(body))
 

@@ -65,7 +65,7 @@ def cluster_status(
     return ClusterStatus(
         cluster=cluster.name,
         health="healthy" if diagnosis.healthy else "UNHEALTHY",
-        findings=[f.code for f in diagnosis.findings if f.severity in ("error", "critical")],
+        findings=[f.code for f in diagnosis.serious],
         taskmanagers=f"{registered}/{cluster.expected_taskmanagers} registered, {free}/{total} slots free",
         jobs=jobs,
         guard=f"{decision.action}: {decision.reason}" if history_known else "unknown (no Prefect record read)",
