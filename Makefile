@@ -28,11 +28,14 @@ scale-up: bootstrap
 demo-down: bootstrap
 	$(PY) -m flink_runbook.cli stack down
 
-## The whole test suite, integration tests on Flink 1.20 and 2.2 included.
+## The whole test suite, integration tests on Flink 1.20 and 2.2 included, on TEST_WORKERS pytest-xdist
+## workers (the tests mostly wait on Flink and Prefect, so they overlap well on two cores). --dist loadgroup:
+## each test goes to the next free worker, except an xdist_group's tests, which stay together on one.
 ## pytest's exit 5 (no tests collected) is a failure here, not a pass.
+TEST_WORKERS ?= 3
 test: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests; rc=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## The README's screenshots (docs/screenshots), made by the operator's-view test on the real stack.

@@ -28,6 +28,7 @@ from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
+from flink_runbook.runbook.host_state import StateDirError, check_state_dir
 from flink_runbook.runbook.recovery_report import RecoveryStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -92,6 +93,14 @@ def stack_fault(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def say_inventory_warnings(args: argparse.Namespace) -> None:
+    """What the inventory allows but deserves a second look, on stderr before the command runs (a bad
+    inventory raises here, as in the command)."""
+    if getattr(args, "config", None):
+        for warning in load_inventory(args.config).warnings:
+            print(f"flink-runbook: warning: {warning}", file=sys.stderr)
+
+
 def _load_selection(args: argparse.Namespace) -> None:
     """Validate the inventory before anything runs: bad input changes nothing and exits 2."""
     load_inventory(args.config).select(args.cluster)
@@ -116,7 +125,10 @@ def diagnose(args: argparse.Namespace) -> int:
 
 
 def recover(args: argparse.Namespace) -> int:
-    load_inventory(args.config).to_act_on(args.cluster, args.all)
+    clusters = load_inventory(args.config).to_act_on(args.cluster, args.all)
+    if not args.dry_run:  # no lock without the host's state dir: refused before Prefect starts (StateDirError)
+        for cluster in clusters:
+            check_state_dir(cluster.state_dir, cluster.name, Path(args.config))
     from flink_runbook.flows.recover import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
@@ -166,6 +178,35 @@ def monitor_reset(args: argparse.Namespace) -> int:
 
     was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
     print(f"{cluster.name}: " + ("escalation reset; the monitor acts on it again" if was else "was not escalated"))
+    return EXIT_OK
+
+
+def stopped_list(args: argparse.Namespace) -> int:
+    """The jobs people stopped on purpose that the runbook leaves alone, per cluster (from the state dir)."""
+    from flink_runbook.runbook.person_stops import read_stops
+
+    for cluster in load_inventory(args.config).select(args.cluster):
+        stops = read_stops(cluster.state_dir, cluster.name)
+        if not stops:
+            print(f"{cluster.name}: no job stopped by a person")
+        for stop in stops.values():
+            print(f"{cluster.name}: {stop.describe()}")
+    return EXIT_OK
+
+
+def stopped_release(args: argparse.Namespace) -> int:
+    """An operator lets the runbook bring a job a person stopped back (from its savepoint when it has one)."""
+    (cluster,) = load_inventory(args.config).select(args.cluster)
+    if args.job not in cluster.jobs_by_name:
+        raise UsageError(f"{args.config}: cluster {cluster.name} has no job named {args.job!r}")
+    from flink_runbook.runbook.person_stops import release_stop
+
+    released = release_stop(cluster.state_dir, cluster.name, args.job, by=os.environ.get("USER") or "the CLI")
+    if released is None:
+        print(f"{cluster.name}: job {args.job} has no stop by a person to release")
+        return EXIT_OK
+    origin = f"from its savepoint {released.savepoint}" if released.savepoint else "from its latest retained checkpoint"
+    print(f"{cluster.name}: released {released.describe()}; the next recover resubmits it {origin}")
     return EXIT_OK
 
 
@@ -257,6 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
+    stopped_cmd = commands.add_parser(
+        "stopped", help="jobs a person cancelled or stopped with a savepoint, which the runbook leaves alone"
+    )
+    stopped_commands = stopped_cmd.add_subparsers(dest="stopped_command", required=True)
+    listed = stopped_commands.add_parser("list", help="the stops remembered per cluster")
+    listed.add_argument("--config", required=True, help="inventory YAML file")
+    listed.add_argument("--cluster", help="only this cluster of the inventory")
+    listed.set_defaults(run=stopped_list)
+    release = stopped_commands.add_parser(
+        "release", help="let the next recover bring the job back (from its savepoint when it was stopped with one)"
+    )
+    release.add_argument("--config", required=True, help="inventory YAML file")
+    release.add_argument("--cluster", required=True, help="the job's cluster")
+    release.add_argument("--job", required=True, help="the job's name in the inventory")
+    release.set_defaults(run=stopped_release)
+
     audit_cmd = inventory_command(
         "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"
     )
@@ -286,11 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        say_inventory_warnings(args)
         return args.run(args)
     except (
         UsageError,
         UnsupportedFlinkVersion,
         InventoryError,
+        StateDirError,
         ConfigFileError,
         ComposeFileError,
         UnknownFlinkRelease,

@@ -4,6 +4,8 @@ Two layers, each cached by a recipe hash stored as an image label so that a
 rebuild with nothing changed is a label lookup:
   1. a Debian bookworm root with a Java 17 runtime (mmdebstrap + docker import);
   2. that base plus a Flink distribution from the apache-flink PyPI packages.
+The high-availability stack's ZooKeeper is built the same way as the first: a
+Debian root with Debian's zookeeper package.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ DEBIAN_SUITE = "bookworm"
 IMAGE_DIR = STACK_DIR / "image"
 # Parts of the PyPI distribution that a cluster needs (the rest is PyFlink's Python code).
 DISTRIBUTION_PARTS = ("bin", "conf", "lib", "opt", "plugins")
+# ZooKeeper 3.8 of Debian 12 (it brings its own JRE 17), standalone on 2181, as stack/high-availability.yml runs it.
+ZOOKEEPER_IMAGE = f"flink-runbook/zookeeper:{DEBIAN_SUITE}"
+ZOOKEEPER_PACKAGES = ("zookeeper", "openjdk-17-jre-headless", "procps", "hostname", "netbase")
+ZOOKEEPER_IMAGE_CHANGES = ["EXPOSE 2181", 'CMD ["/usr/share/zookeeper/bin/zkServer.sh", "start-foreground"]']
 
 
 class ImageBuildError(RuntimeError):
@@ -55,20 +61,21 @@ def flink_image_tag(flink_version: str) -> str:
     return f"{FLINK_IMAGE_REPO}:{flink_version}"
 
 
-def ensure_base_image(client: docker.DockerClient) -> str:
-    """Debian + JRE 17 base image; built with mmdebstrap when missing."""
-    recipe = _recipe_hash(DEBIAN_SUITE, *BASE_PACKAGES)
-    tag = f"{BASE_IMAGE_REPO}:{DEBIAN_SUITE}"
+def _debian_image(
+    client: docker.DockerClient, tag: str, recipe: str, packages: tuple[str, ...], changes: list[str]
+) -> str:
+    """A Debian root with `packages` (mmdebstrap), imported as `tag` with Dockerfile `changes`; rebuilt
+    only when its recipe changed."""
     if _image_with_recipe(client, tag, recipe):
         return tag
     if shutil.which("mmdebstrap") is None:
-        raise ImageBuildError("mmdebstrap is not installed (apt-get install mmdebstrap); it builds the base image")
+        raise ImageBuildError(f"mmdebstrap is not installed (apt-get install mmdebstrap); it builds {tag}")
     with tempfile.TemporaryDirectory(dir=cache_dir()) as workdir:
         rootfs = Path(workdir) / "rootfs.tar"
         command = [
             "mmdebstrap",
             "--variant=essential",
-            "--include=" + ",".join(BASE_PACKAGES),
+            "--include=" + ",".join(packages),
             DEBIAN_SUITE,
             str(rootfs),
         ]
@@ -80,9 +87,22 @@ def ensure_base_image(client: docker.DockerClient) -> str:
             src=str(rootfs),
             repository=repository,
             tag=image_tag,
-            changes=[f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["bash"]'],
+            changes=[f"LABEL {RECIPE_LABEL}={recipe}", *changes],
         )
     return tag
+
+
+def ensure_base_image(client: docker.DockerClient) -> str:
+    """Debian + JRE 17 base image; built with mmdebstrap when missing."""
+    recipe = _recipe_hash(DEBIAN_SUITE, *BASE_PACKAGES)
+    return _debian_image(client, f"{BASE_IMAGE_REPO}:{DEBIAN_SUITE}", recipe, BASE_PACKAGES, ['CMD ["bash"]'])
+
+
+def ensure_zookeeper_image(client: docker.DockerClient) -> str:
+    """A ZooKeeper server from Debian's zookeeper package, for the high-availability stack
+    (stack/high-availability.yml); built with mmdebstrap when missing, like the base image."""
+    recipe = _recipe_hash(DEBIAN_SUITE, *ZOOKEEPER_PACKAGES, *ZOOKEEPER_IMAGE_CHANGES)
+    return _debian_image(client, ZOOKEEPER_IMAGE, recipe, ZOOKEEPER_PACKAGES, ZOOKEEPER_IMAGE_CHANGES)
 
 
 def flink_distribution(flink_version: str) -> Path:

@@ -23,16 +23,19 @@ import docker
 import docker.errors
 
 from flink_runbook.containers.docker_events import docker_events
-from flink_runbook.containers.engines import engine_client, forget_engine
+from flink_runbook.containers.engines import engine_client, engine_id, forget_engine
 from flink_runbook.containers.states import DockerUnavailable, container_state, engine_view, find_containers
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
+from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
 from flink_runbook.runbook.events import fault_event
 from flink_runbook.runbook.fault_watch import (
     Fault,
     FaultDeduper,
     WatchedContainer,
+    asks_to_stop,
     container_fault,
+    died_when_asked_to_stop,
     fault_persists,
     rest_fault,
     restarts_by_itself,
@@ -63,6 +66,7 @@ class FaultWatcher:
         self._watched: dict[str, WatchedContainer] = {}
         self._threads: list[threading.Thread] = []
         self._recoveries: dict[str, threading.Thread] = {}
+        self._mismatched: set[str] = set()  # clusters whose engine is not theirs (said once, until it is again)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -95,10 +99,23 @@ class FaultWatcher:
     def _clusters_on(self, engine: DockerEngine) -> list[ClusterSpec]:
         return [c for c in self.inventory.clusters if c.docker == engine]
 
+    def _mismatch(self, cluster: ClusterSpec, found_id: str) -> EngineMismatch | None:
+        """Whether the engine is not the cluster's; said once when it starts (and again after it ended)."""
+        mismatch = engine_mismatch(cluster, found_id)
+        with self._lock:
+            told = cluster.name in self._mismatched
+            (self._mismatched.discard if mismatch is None else self._mismatched.add)(cluster.name)
+        if mismatch is not None and not told:
+            self.say(f"watch: {cluster.name}: its containers are not watched there: {mismatch.describe()}")
+        return mismatch
+
     def _refresh_containers(self, engine: DockerEngine, client: docker.DockerClient) -> None:
         found = {}
         view = engine_view(client, oom_lookback_s=0)
+        found_id = engine_id(engine)
         for cluster in self._clusters_on(engine):
+            if self._mismatch(cluster, found_id) is not None:
+                continue  # another host's engine: its events are not this cluster's faults
             for role, containers in find_containers(view, cluster.containers).items():
                 for container in containers:
                     found[container.id] = WatchedContainer(cluster.name, role, container.name)
@@ -111,6 +128,7 @@ class FaultWatcher:
         the last event seen (events of that second come twice and are told apart)."""
         since, backoff, refreshed = time.time(), 1.0, 0.0
         seen: deque[tuple[str, str, float]] = deque(maxlen=512)
+        stop_asked: dict[str, float] = {}  # container id -> when SIGTERM was asked (docker stop)
         where = engine.host or "the local Docker engine"
         while not self._stopping.is_set():
             try:
@@ -129,7 +147,16 @@ class FaultWatcher:
                     if event.action in ("start", "restart") or time.monotonic() - refreshed > REFRESH_CONTAINERS_S:
                         self._refresh_containers(engine, client)
                         refreshed = time.monotonic()
+                    if asks_to_stop(event):
+                        stop_asked[event.container_id] = event.at
                     fault = container_fault(event, self._watched)
+                    if fault is not None and died_when_asked_to_stop(event, stop_asked.pop(event.container_id, None)):
+                        (cluster,) = self.inventory.select(fault.cluster)
+                        watched = self._watched.get(event.container_id)
+                        if watched is not None and watched.role == "taskmanager" and not cluster.restart_stopped:
+                            self.say(f"watch: {fault.cluster}: {fault.what} after `docker stop`: a person's stop, "
+                                     "left stopped (restart_stopped: true to restart it)")  # fmt: skip
+                            continue
                     if fault is not None:
                         self._on_fault(fault)
             except (DockerUnavailable, docker.errors.DockerException, OSError, ValueError) as exc:
@@ -141,8 +168,13 @@ class FaultWatcher:
                 backoff = min(2 * backoff, MAX_BACKOFF_S)
 
     def _docker(self, cluster: ClusterSpec) -> docker.DockerClient:
-        """The cluster's engine client, shared with its event thread (one per engine, no ping per fault)."""
-        return engine_client(cluster.docker)
+        """The cluster's engine client, shared with its event thread (one per engine, no ping per fault);
+        DockerUnavailable when the engine there is not the cluster's."""
+        client = engine_client(cluster.docker)
+        mismatch = engine_mismatch(cluster, engine_id(cluster.docker))
+        if mismatch is not None:
+            raise DockerUnavailable(mismatch.describe())
+        return client
 
     def _watch_rest(self) -> None:
         """/taskmanagers and /jobs/overview of every cluster each interval, at most 32 at once, each cut at

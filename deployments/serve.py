@@ -41,6 +41,7 @@ from flink_runbook.deployments.local_server import (
 )
 from flink_runbook.deployments.watchdog import DEFAULT_STALLED_AFTER
 from flink_runbook.inventory import inventory_problem, load_inventory
+from flink_runbook.redaction import redact_urls
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -120,7 +121,7 @@ def serving_pid(home: Path) -> int | None:
 
 
 def say(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} serve: {message}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} serve: {redact_urls(message)}", flush=True)  # its log: no credentials
 
 
 def stop_flow_run_processes() -> None:
@@ -151,6 +152,8 @@ def serve_deployments(
     from flink_runbook.deployments.notifications import WEBHOOK_BLOCK_NAME, ensure_escalation_notification
 
     inventory = load_inventory(config)
+    for warning in inventory.warnings:
+        say(f"warning: {warning}")
     if inventory.escalation_webhook_url:
         ensure_escalation_notification(inventory.escalation_webhook_url)
         say(

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import yaml
-
-from flink_runbook.text_files import read_text, yaml_problem
+from flink_runbook.redaction import credentials_in_url, redact_urls
+from flink_runbook.text_files import load_yaml, read_text
 
 S = TypeVar("S")
 
@@ -28,9 +27,24 @@ MAX_SECONDS = 7 * 24 * 3600.0
 MAX_COUNT = 100_000
 
 
+HOST_STATE_DIR = Path("/var/lib/flink-runbook")
+STATE_DIR_ENV = "FLINK_RUNBOOK_STATE_DIR"
+
+
 def default_state_dir() -> Path:
-    """Where the runbook keeps its host-level state (recovery locks, job lineage) unless the inventory says."""
-    return Path(os.environ.get("XDG_STATE_HOME") or "~/.local/state").expanduser() / "flink-runbook"
+    """Where the runbook keeps its host-level state (recovery locks, job lineage) unless the inventory says:
+    one directory per host, not per user's $HOME, so a service running as root and an operator's CLI take
+    the same lock and keep one lineage. FLINK_RUNBOOK_STATE_DIR overrides it (load_inventory checks it)."""
+    return Path(os.environ.get(STATE_DIR_ENV) or HOST_STATE_DIR)
+
+
+def describe_state_dir(path: Path) -> str:
+    """The state dir and where its value comes from, for an error that must say what to change."""
+    if os.environ.get(STATE_DIR_ENV) and path == default_state_dir():
+        return f"{path} (from the environment variable {STATE_DIR_ENV})"
+    if path == HOST_STATE_DIR:
+        return f"{path} (the default; the inventory's state_dir or {STATE_DIR_ENV} overrides it)"
+    return f"{path} (the inventory's state_dir)"
 
 
 class InventoryError(ValueError):
@@ -98,6 +112,12 @@ class JobSpec:
     # Host directory of the job's sink; when set, verification requires fresh output there.
     sink_output_dir: Path | None = None
 
+    @property
+    def resubmit_may_run_twice(self) -> bool:
+        """Its resubmit_command does not pass {job_id}: Flink cannot refuse a second run of it (a retry, a
+        second recovery), which starts a second copy of the job."""
+        return bool(self.resubmit_command) and not any("{job_id}" in arg for arg in self.resubmit_command)
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -128,6 +148,12 @@ class RecoverySettings:
     container_stop_timeout_s: int = 10
     # A TaskManager container (re)started less than this ago is still registering: wait, don't restart.
     registration_grace_s: float = 30.0
+    # After starting a JobManager with high availability: how long it has, from its REST API answering, to list
+    # the jobs it restores from HA storage before any of them is planned for a resubmission (a second copy).
+    ha_restore_timeout_s: float = 60.0
+    # The whole recovery, from its first action to the end of its verification: then it stops, releases the
+    # cluster's lock and reports `timed out` (escalating), whatever it was waiting for.
+    deadline_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +193,9 @@ class DockerEngine:
     client_cert: Path | None = None
     client_key: Path | None = None
     verify_tls: bool = True
+    # Which engine it must be (`docker info` ID); None: the one of the cluster's first look, kept in the state
+    # dir. What it must be, not where it is: clusters on one address share its client whatever they expect.
+    engine_id: str | None = field(default=None, compare=False)
 
     @property
     def tls(self) -> bool:
@@ -208,12 +237,19 @@ class ClusterSpec:
     approval: str = "risky"
     approval_timeout_s: float = 900.0
     notifications: Notifications = field(default_factory=Notifications)
+    # A TaskManager container a person stopped (`docker stop`) is left stopped, like a cancelled job; true:
+    # the runbook restarts it like a crashed one.
+    restart_stopped: bool = False
     # Host-level state shared by every recovery of this inventory, whichever Prefect server it talks to.
     state_dir: Path = field(default_factory=default_state_dir)
 
     def job(self, name: str) -> JobSpec:
         """The configured job of that name (names are unique per cluster: load_inventory checks)."""
         return next(job for job in self.jobs if job.name == name)
+
+    @property
+    def jobs_by_name(self) -> dict[str, JobSpec]:
+        return {job.name: job for job in self.jobs}
 
 
 @dataclass(frozen=True)
@@ -223,6 +259,8 @@ class Inventory:
     # Where escalations are sent (a Prefect automation posts to it); None: only the event.
     # A secret: kept in a Secret block by `serve`, never printed.
     escalation_webhook_url: str | None = field(default=None, repr=False)
+    # What is allowed but deserves a second look, each as `<file>: <key path>: <why>` (the CLI prints them).
+    warnings: tuple[str, ...] = ()
 
     def select(self, name: str | None) -> tuple[ClusterSpec, ...]:
         """All clusters, or the one named; an unknown name is an error naming the choices."""
@@ -284,12 +322,14 @@ class _Mapping:
         value = self.get(key, int if integer else (int, float), default)
         if value is None:
             return value
-        if not math.isfinite(value):  # YAML .nan / .inf: a NaN timeout never times out
+        # YAML .nan / .inf: a NaN timeout never times out. Only floats: an integer too large for a float
+        # (400 digits) raises OverflowError in isfinite, and compares with the bounds exactly anyway.
+        if isinstance(value, float) and not math.isfinite(value):
             self.fail(f"must be a finite number, got {value!r}", key)
         if value < minimum:
-            self.fail(f"must be at least {minimum}, got {value!r}", key)
+            self.fail(f"must be at least {minimum}, got {_shown(value)}", key)
         if value > maximum:
-            self.fail(f"must be at most {maximum:g}, got {value!r}", key)
+            self.fail(f"must be at most {maximum:g}, got {_shown(value)}", key)
         return value
 
     def strings(self, key: str) -> tuple[str, ...]:
@@ -329,6 +369,12 @@ def _kind_name(kind: type) -> str:
     }.get(kind, kind.__name__)
 
 
+def _shown(value: Any) -> str:
+    """A value as an error repeats it; a number hundreds of digits long is said by its length."""
+    text = repr(value)
+    return f"an integer of {len(text.lstrip('-'))} digits ({text[:6]}...)" if len(text) > 40 else text
+
+
 def _type_name(value: Any) -> str:
     return "nothing" if value is None else _kind_name(type(value)).removeprefix("a ").removeprefix("an ")
 
@@ -344,25 +390,33 @@ def _http_url(section: _Mapping, key: str, *, required: bool) -> str | None:
     url = section.get(key, str, required=required)
     if url is None:
         return None
-    parsed = urlparse(url)
-    if parsed.username is not None or parsed.password is not None:
+    try:
+        parsed = urlparse(url)
+        credentials = credentials_in_url(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 address]
+        section.fail(f"{redact_urls(url)!r} is not a URL: {exc}", key)
+    if credentials:
         # It would travel into event labels, refusals and reports; the value itself is not repeated here.
         section.fail(
-            f"must not carry credentials (user:password@ in {parsed.scheme}://...@{parsed.hostname}); "
-            "use rest.auth with environment variables or a Secret block",
+            f"must not carry credentials ({', '.join(credentials)} in {parsed.scheme}://{parsed.hostname}...); "
+            "use rest.auth with environment variables or a Secret block (a webhook: a notification block)",
             key,
         )
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        section.fail(f"{url!r} is not an http:// or https:// URL with a host", key)
+        section.fail(f"{redact_urls(url)!r} is not an http:// or https:// URL with a host", key)
     try:
         parsed.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        section.fail(f"{url!r} has an invalid port", key)
+        section.fail(f"{redact_urls(url)!r} has an invalid port", key)
     return url
 
 
 def _rest(section: _Mapping, base: Path) -> RestSettings:
     url = _http_url(section, "url", required=True)
+    if urlparse(url).query or urlparse(url).fragment:
+        # The REST paths are appended to it (base?x=1/overview): a query or fragment here is a mistake or a secret.
+        section.fail(f"{redact_urls(url)!r} must not have a query or fragment: it is the base the REST paths "
+                     "are added to", "url")  # fmt: skip
     auth_section = section.mapping("auth")
     kind = auth_section.get("type", str, "none")
     if kind not in ("none", "basic", "bearer"):
@@ -481,7 +535,12 @@ def _recovery(section: _Mapping) -> RecoverySettings:
     return _numbers(
         section,
         RecoverySettings,
-        minimum={"stabilization_s": 0, "container_stop_timeout_s": 0, "registration_grace_s": 0},
+        minimum={
+            "stabilization_s": 0,
+            "container_stop_timeout_s": 0,
+            "registration_grace_s": 0,
+            "ha_restore_timeout_s": 0,
+        },
         integer=frozenset({"container_stop_timeout_s"}),
         maximum={"container_stop_timeout_s": 3600},
     )
@@ -541,6 +600,10 @@ def _notifications(section: _Mapping) -> tuple[str | None, Notifications]:
 
 
 DOCKER_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+# What `docker info --format '{{.ID}}'` prints: 12 groups of 4 (Docker before 24) or a UUID (later).
+ENGINE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:-]{7,127}")
+# Where the docker SDK and CLI go when no host is given (and DOCKER_HOST is not set).
+LOCAL_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 
 
 def _docker(section: _Mapping, base: Path) -> DockerEngine:
@@ -554,7 +617,14 @@ def _docker(section: _Mapping, base: Path) -> DockerEngine:
         client_cert=tls.path_value("client_cert", base),
         client_key=tls.path_value("client_key", base),
         verify_tls=tls.get("verify", bool, True),
+        engine_id=section.get("engine_id", str),
     )
+    if engine.engine_id is not None and not ENGINE_ID_PATTERN.fullmatch(engine.engine_id):
+        section.fail(
+            f"{engine.engine_id!r} is not a Docker engine ID (what `docker info --format '{{{{.ID}}}}'` prints on "
+            "the cluster's engine, e.g. N6Y4:IW72:...:TNRN or a UUID)",
+            "engine_id",
+        )
     if engine.tls and not (host or "").startswith("tcp://"):
         tls.fail("TLS certificates are for a tcp:// host only")
     if bool(engine.client_cert) != bool(engine.client_key):
@@ -593,6 +663,7 @@ def _cluster(section: _Mapping, base: Path, state_dir: Path, notifications: Noti
         approval=_approval(section),
         approval_timeout_s=section.number("approval_timeout_s", 900.0, minimum=1),
         notifications=_cluster_notifications(section.mapping("notifications"), notifications),
+        restart_stopped=section.flag("restart_stopped", False),
         state_dir=state_dir,
     )
     section.done()
@@ -608,18 +679,15 @@ def _cluster_notifications(section: _Mapping, inherited: Notifications) -> Notif
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory file; raises InventoryError naming file, key and reason."""
     file = Path(path)
-    text = read_text(file, InventoryError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where, problem = yaml_problem(exc)
-        raise InventoryError(f"{file}: not valid YAML{' at ' + where if where else ''}: {problem}") from None
+    data = load_yaml(read_text(file, InventoryError), file, InventoryError)
     top = _Mapping(data, "", file)
     base = file.resolve().parent
     clusters_data = top.get("clusters", list, required=True)
     if not clusters_data:
         top.fail("needs at least one cluster", "clusters")
     state_dir = top.path_value("state_dir", base) or default_state_dir()
+    if not state_dir.is_absolute():  # relative to each process's working directory: two processes, two states
+        top.fail(f"the environment variable {STATE_DIR_ENV}={str(state_dir)!r} must be an absolute path", "state_dir")
     webhook, notifications = _notifications(top.mapping("notifications"))
     clusters = tuple(
         _cluster(_Mapping(c, f"clusters[{i}]", file), base, state_dir, notifications)
@@ -630,7 +698,79 @@ def load_inventory(path: str | Path) -> Inventory:
     for index, name in enumerate(names):
         if names.index(name) != index:
             raise InventoryError(f"{file}: clusters[{index}].name: {name!r} appears twice")
-    return Inventory(path=file, clusters=clusters, escalation_webhook_url=webhook)
+    _check_selectors_apart(file, clusters)
+    return Inventory(path=file, clusters=clusters, escalation_webhook_url=webhook, warnings=_warnings(file, clusters))
+
+
+def _selections(selector: ContainerSelector) -> set[tuple[str, ...]]:
+    """What a selector takes on its engine, role by role as states.find_containers does: ("name", name), or
+    ("compose", project, service) for a role without names."""
+    taken: set[tuple[str, ...]] = set()
+    for names, service in (
+        (selector.jobmanager_names, selector.jobmanager_service),
+        (selector.taskmanager_names, selector.taskmanager_service),
+    ):
+        if names:
+            taken |= {("name", name) for name in names}
+        elif selector.compose_project:
+            taken.add(("compose", selector.compose_project, service))
+    return taken
+
+
+def _same_container(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if a == b or a[0] == b[0]:
+        return a == b
+    (_, name), (_, project, service) = (a, b) if a[0] == "name" else (b, a)
+    # Compose names a service's containers <project>-<service>-<n> (docker-compose 1: with _) and labels them.
+    return re.fullmatch(rf"{re.escape(project)}[-_]{re.escape(service)}[-_]\d+", name) is not None
+
+
+def _same_engine(a: DockerEngine, b: DockerEngine) -> bool:
+    if a.engine_id and b.engine_id:
+        return a.engine_id == b.engine_id
+    return (a.host or LOCAL_DOCKER_SOCKET) == (b.host or LOCAL_DOCKER_SOCKET)
+
+
+def _described(selection: tuple[str, ...]) -> str:
+    if selection[0] == "name":
+        return f"container {selection[1]!r}"
+    return f"compose project {selection[1]!r} service {selection[2]!r}"
+
+
+def _check_selectors_apart(file: Path, clusters: tuple[ClusterSpec, ...]) -> None:
+    """Two clusters that select the same container on one engine: a recovery of one would restart or start the
+    other's. Refused at load; on different engines the same names are different containers."""
+    for j, later in enumerate(clusters):
+        for i, earlier in enumerate(clusters[:j]):
+            if not _same_engine(earlier.docker, later.docker):
+                continue
+            for mine in sorted(_selections(later.containers)):
+                theirs = next((t for t in sorted(_selections(earlier.containers)) if _same_container(mine, t)), None)
+                if theirs is None:
+                    continue
+                engine = later.docker.engine_id or later.docker.where()
+                raise InventoryError(
+                    f"{file}: clusters[{j}].containers: {_described(mine)} is also selected by cluster "
+                    f"{earlier.name!r} (clusters[{i}].containers: {_described(theirs)}) on the same Docker engine "
+                    f"({engine}): a recovery of one would act on the other's containers; give each cluster its own "
+                    "compose_project, services or names, or docker.host and docker.engine_id if they run on "
+                    "different engines"
+                )
+
+
+def _warnings(file: Path, clusters: tuple[ClusterSpec, ...]) -> tuple[str, ...]:
+    warnings = []
+    for c, cluster in enumerate(clusters):
+        for j, job in enumerate(cluster.jobs):
+            if job.resubmit_may_run_twice:
+                asked = "no one is asked (approval: never)" if cluster.approval == "never" else "a human approves it"
+                warnings.append(
+                    f"{file}: clusters[{c}].jobs[{j}].resubmit_command: has no {{job_id}}, so Flink cannot refuse "
+                    "a second run of it (a retry, a second recovery) and a second copy of the job may start; "
+                    f"its resubmission counts as risky: {asked}. Pass {{job_id}} on to the submission (jobId of "
+                    "POST /jars/:id/run)"
+                )
+    return tuple(warnings)
 
 
 def inventory_problem(path: str | Path) -> str | None:

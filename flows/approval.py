@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Running
 
 from flink_runbook.inventory import ClusterSpec
@@ -27,7 +27,35 @@ from flink_runbook.runbook.plan import RecoveryPlan
 from flink_runbook.tasks.notify_steps import notify_operators, run_url
 
 APPROVAL_MODES = ("pause", "yes", "prompt", "refuse")
+# A person at the terminal that runs the flow in its own process (the CLI): `--yes`, or the y/N question.
+TERMINAL_MODES = ("yes", "prompt")
 POLL_S = 2  # how soon an answer in the UI is seen
+
+
+def approval_mode_problem(mode: str, deployment_id: str | None) -> str | None:
+    """Why a recover run may not take this approval_mode, or None.
+
+    A run of a deployment (the UI's Run or custom run, the API, a trigger, a schedule) has its parameters
+    from whoever could start it, not from a person at a terminal: `yes` there would let a run parameter
+    skip the inventory's `approval: risky | always`, and `prompt` would read from no terminal. It waits for
+    a human (pause), or refuses. A run in the CLI's own process has no deployment.
+    """
+    if mode not in APPROVAL_MODES:
+        return f"approval_mode must be one of {', '.join(APPROVAL_MODES)}, not {mode!r}"
+    if mode in TERMINAL_MODES and deployment_id is not None:
+        return (
+            f"approval_mode {mode!r} is for the command line (recover --yes, or its y/N question); a run of "
+            f"deployment {deployment_id} waits for a human in its Resume form: leave approval_mode at pause "
+            "(or refuse). Nothing was changed"
+        )
+    return None
+
+
+def check_approval_mode(mode: str) -> None:
+    """Refuse, before anything is read or changed, an approval_mode this run may not take (ValueError)."""
+    problem = approval_mode_problem(mode, deployment.id)  # None: not a run of a deployment
+    if problem:
+        raise ValueError(problem)
 
 
 class RecoveryApproval(RunInput):

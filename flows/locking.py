@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
@@ -20,6 +21,7 @@ from prefect.runtime import flow_run
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.host_lock import cluster_lock
+from flink_runbook.runbook.host_state import check_state_dir
 
 # The lease is renewed every 45 s while the recovery runs; a recovery whose process died frees the
 # lock 60 s later (Prefect's default, 300 s, kept a cluster unrecoverable for five minutes).
@@ -48,6 +50,9 @@ def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iter
     a holder that died can be told from a live one.
     """
     run_id = str(flow_run.id) if flow_run.id else None
+    # A lock this process cannot take in the host's one state dir is no lock: refused (StateDirError) first.
+    inventory = (flow_run.parameters or {}).get("config") if flow_run.id else None
+    check_state_dir(cluster.state_dir, cluster.name, Path(inventory) if inventory else None)
     with cluster_lock(cluster.state_dir, cluster.name, run_id, timeout_s) as host_turn:
         name = recovery_lock_name(cluster.name)
         with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # a concurrent run made it

@@ -6,22 +6,24 @@ The runbook's fix, driven by what it observes: a crash half-way is finished by t
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.states import Cancelled, Failed
+from prefect.states import Cancelled, Completed, Failed
 
-from flink_runbook.flows.approval import APPROVAL_MODES, ask_for_approval
+from flink_runbook.flows.approval import ask_for_approval, check_approval_mode
 from flink_runbook.flows.locking import one_recovery_at_a_time
 from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec, load_inventory
 from flink_runbook.runbook.approval import ApprovalDecision, needs_approval, not_approved_refusal, risky_steps
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.execute import Progress
-from flink_runbook.runbook.guard import Escalation
+from flink_runbook.runbook.guard import NOTHING_DONE, Escalation
+from flink_runbook.runbook.host_lock import RecoveryLockTimeout
 from flink_runbook.runbook.notices import recovery_outcome_notice, recovery_started_notice
 from flink_runbook.runbook.observe import Depth
 from flink_runbook.runbook.plan import RecoveryPlan
@@ -99,7 +101,7 @@ def _approved(
     # What a human approved earlier in this run is not asked again (the rest of the plan, once a started
     # JobManager is seen again, is asked about only for what is new in it).
     approved = {risk for d in asked if d.approved for risk in d.risks}
-    risks = tuple(r for r in risky_steps(plan, escalated) if r not in approved)
+    risks = tuple(r for r in risky_steps(plan, escalated, cluster.jobs) if r not in approved)
     if any(d.approved for d in asked) and not risks or not needs_approval(cluster.approval, plan, risks):
         return plan
     decision = replace(ask_for_approval(cluster, plan, diagnosis, risks, mode, len(asked)), risks=risks)
@@ -112,7 +114,7 @@ def _approved(
         return plan
     # Minutes may have passed: act on the cluster as it is now, and only on what was approved.
     again = plan_cluster_recovery(cluster, diagnose_cluster(cluster, Depth.FULL))
-    new_risks = tuple(r for r in risky_steps(again, escalated) if r not in approved)
+    new_risks = tuple(r for r in risky_steps(again, escalated, cluster.jobs) if r not in approved)
     if again.actions and new_risks != risks:
         return RecoveryPlan(cluster.name, refusals=(
             "the cluster changed while the recovery waited for approval; what was approved is not what would be "
@@ -129,7 +131,11 @@ def recover_cluster(
         before = diagnose_cluster(cluster, Depth.FULL)
         plan = plan_cluster_recovery(cluster, before)
     else:
-        with one_recovery_at_a_time(cluster) as turn:
+        with ExitStack() as holding:
+            try:
+                turn = holding.enter_context(one_recovery_at_a_time(cluster))
+            except RecoveryLockTimeout as busy:  # another recovery kept the cluster the whole wait: nothing done
+                return _lock_busy(cluster, started_at, time.monotonic() - started, str(busy))
             # Observe and plan, inside the lock: the world as it is now, not as the trigger saw it
             before = diagnose_cluster(cluster, Depth.FULL)
             held = guard_refusal(cluster, config) if guarded and not before.healthy else None
@@ -142,7 +148,7 @@ def recover_cluster(
                 plan = RecoveryPlan(cluster.name, refusals=(held,)) if held else plan_cluster_recovery(cluster, before)
             _tell_the_story(cluster, before, plan)
             plan = _approved(cluster, plan, before, approval_mode, asked)
-            progress = Progress()
+            progress = Progress(deadline_at=time.time() + cluster.recovery.deadline_s)
             if plan.actions:
                 notify_operators(cluster, recovery_started_notice(cluster.name, before, plan, run_url()))
                 live = LiveProgress(cluster, plan)
@@ -165,6 +171,13 @@ def recover_cluster(
     result = judge_recovery(before, plan, progress, after, started_at=started_at, duration_s=duration_s)
     if superseded:
         result = replace(result, status=RecoveryStatus.SUPERSEDED)
+    if progress is not None and progress.past_deadline and not result.status.ok:
+        result = replace(result, status=RecoveryStatus.TIMED_OUT)
+        # Stopped at its deadline, lock released: the monitor does not start it again every tick; a human looks.
+        why = f"recovery timed out after recovery.deadline_s={cluster.recovery.deadline_s:.0f}s"
+        store_escalation(cluster.name, Escalation(time.time(), why))
+    # Nothing was attempted: the flap limit and the cooldown do not count it (flink_runbook.runbook.guard).
+    result = replace(result, nothing_done=not dry_run and (before.healthy or held is not None or superseded))
     result = replace(result, run_url=run_url(), approval=asked[-1].to_dict() if asked else None)
     result = write_recovery_report(result)
     # A run the guard rails held (cooldown, escalated) is not news: the escalation was told when it happened.
@@ -172,6 +185,13 @@ def recover_cluster(
     if outcome is not None and (result.actions or result.refusals) and not before.healthy:
         notify_operators(cluster, outcome)
     return result
+
+
+def _lock_busy(cluster: ClusterSpec, started_at: str, duration_s: float, why: str) -> RecoveryResult:
+    get_run_logger().error("REFUSED on %s: %s", cluster.name, why)
+    result = RecoveryResult(cluster.name, RecoveryStatus.REFUSED, refusals=[why], started_at=started_at,
+                            duration_s=round(duration_s, 2), run_url=run_url(), nothing_done=True)  # fmt: skip
+    return write_recovery_report(result)
 
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
@@ -188,22 +208,24 @@ def recover_flow(
     `guarded` (the monitor's trigger sets it): the run checks the guard rails itself (escalation,
     cooldown, flap limit) and does nothing they do not allow, whoever posted the event.
     `approval_mode`: how a step that needs a human is approved: pause (this run waits for the UI's or
-    the API's answer), yes, prompt (a terminal), refuse (the CLI sets the last three).
+    the API's answer), yes, prompt (a terminal), refuse (the CLI sets the last three). A run of a
+    deployment takes pause or refuse only: a run parameter cannot skip the inventory's approval policy.
     """
-    if approval_mode not in APPROVAL_MODES:
-        raise ValueError(f"approval_mode must be one of {', '.join(APPROVAL_MODES)}, not {approval_mode!r}")
+    check_approval_mode(approval_mode)
     inventory = load_inventory(config)
     clusters = inventory.to_act_on(cluster, all_clusters)
     results = [recover_cluster(spec, inventory.path, dry_run, guarded, approval_mode).to_dict() for spec in clusters]
     if all(r["status"] == RecoveryStatus.SUPERSEDED for r in results):
         # Not a recovery: the guard rails do not count it (cooldown, flap limit).
         return Cancelled(message="another recovery of the cluster ran first; nothing was left for this run")
+    # A run that did nothing anywhere says so in its state's name: the guard rails do not count it.
+    name = {"name": NOTHING_DONE} if results and all(r["nothing_done"] for r in results) else {}
     not_ok = [f"{r['cluster']} {r['status']}" for r in results if not RecoveryStatus(r["status"]).ok]
     if not_ok:
         # A red run in the UI. Prefect needs an exception as a failed state's data; it carries the results.
         message = f"recovery not done: {', '.join(not_ok)}; see the recovery report"
-        return Failed(message=message, data=RecoveryNotDone(message, results))
-    return results
+        return Failed(message=message, data=RecoveryNotDone(message, results), **name)
+    return Completed(data=results, **name) if name else results
 
 
 def run_recover(

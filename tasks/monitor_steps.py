@@ -101,6 +101,7 @@ def read_recovery_histories(clusters: list[ClusterSpec], config: Path) -> dict[s
                 expected_start=(run.expected_start_time or run.created or since).timestamp(),
                 ended_at=run.end_time.timestamp() if run.end_time else None,
                 id=str(run.id),
+                state_name=run.state_name or "",
             ),
         )
         for run in runs

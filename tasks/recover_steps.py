@@ -74,7 +74,8 @@ def _cluster_step(name: str, step: Callable[..., Progress], **options: Any) -> T
     """A task for one of the executor's plan steps, named like the runbook's step."""
 
     def run(cluster: ClusterSpec, plan: RecoveryPlan, progress: Progress) -> Progress:
-        return _logged(cluster, progress, step(cluster, plan, cluster_clients(cluster), progress))
+        bounded = execute.within_deadline(cluster, progress)
+        return _logged(cluster, progress, step(bounded, plan, cluster_clients(cluster), progress))
 
     run.__name__ = run.__qualname__ = name.replace(" ", "_").lower()
     return task(name=name, task_run_name=f"{name} of {{cluster.name}}", **options)(run)
@@ -90,7 +91,8 @@ verify_stability = _cluster_step("verify stability", execute.verify_stability, c
 
 @task(name="resubmit job", task_run_name="resubmit {planned.target}", **CHANGES_CLUSTER)
 def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, progress: Progress) -> Progress:
-    return _logged(cluster, progress, execute.resubmit_job(cluster, planned, cluster_clients(cluster), progress))
+    bounded = execute.within_deadline(cluster, progress)
+    return _logged(cluster, progress, execute.resubmit_job(bounded, planned, cluster_clients(cluster), progress))
 
 
 @task(name="verify job", task_run_name="verify {job.job}", cache_policy=NO_CACHE)
@@ -114,7 +116,8 @@ def verify_job(cluster: ClusterSpec, job: Resubmitted, progress: Progress) -> Pr
             logger.info("verify %s: %d/%d checks pass after %.0fs of %.0fs; waiting for: %s", job.job, passed,
                         len(checks), elapsed, deadline, waiting)  # fmt: skip
 
-    return _logged(cluster, progress, execute.verify_job(cluster, job, cluster_clients(cluster), progress, show))
+    bounded = execute.within_deadline(cluster, progress)
+    return _logged(cluster, progress, execute.verify_job(bounded, job, cluster_clients(cluster), progress, show))
 
 
 # The verdict is the core's (pure); as a task it is a step of the run in the UI.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from flink_runbook.text_files import compose_yaml, read_text
+from flink_runbook.text_files import compose_yaml, duplicate_key, duplicate_key_problem, read_text
 
 _VARIABLE = re.compile(
     r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
@@ -85,6 +85,9 @@ def read_compose_file(path: Path, variables: dict[str, str] | None = None) -> Co
 def read_compose_file_text(text: str, path: Path, variables: dict[str, str] | None = None) -> ComposeFile:
     """A compose file's text as read_compose_file reads it (the .env beside `path` included)."""
     root = compose_yaml(text, path, ComposeFileError)
+    twice = duplicate_key(root)
+    if twice:  # Compose refuses it too ("mapping key ... already defined"): the audit must not judge the other one
+        raise ComposeFileError(duplicate_key_problem(path, twice))
     compose = ComposeFile(path)
     values = {**read_env_file(path.parent / ".env"), **(variables or {})}
     services_node = _child(root, "services") if isinstance(root, yaml.MappingNode) else None

@@ -10,6 +10,7 @@ clusters only.
 from __future__ import annotations
 
 import threading
+import time
 
 import docker
 import docker.errors
@@ -25,7 +26,12 @@ ENGINE_POOL_SIZE = 32
 # The API version a TLS client starts with, only to ask the engine for its own.
 MIN_API_VERSION = "1.24"
 
+# How long an engine's ID (`docker info`) is taken as known: an engine replaced behind the same address (a DNS
+# name, a forwarded port) is noticed within it, and `docker info`, slower than a ping, is asked once a minute.
+ENGINE_ID_TTL_S = 60.0
+
 _clients: dict[DockerEngine, docker.DockerClient] = {}
+_ids: dict[DockerEngine, tuple[str, float]] = {}  # engine -> (its ID, when asked: monotonic s)
 _lock = threading.Lock()
 
 
@@ -67,9 +73,29 @@ def engine_client(engine: DockerEngine) -> docker.DockerClient:
     return kept
 
 
+def engine_id(engine: DockerEngine) -> str:
+    """The ID the engine reports (`docker info`: ID; '' if it reports none), asked at most once a minute;
+    raises DockerUnavailable saying which engine. It tells one engine from another where the same address
+    (the local socket, a docker.host) reaches another host's engine on another worker."""
+    client = engine_client(engine)
+    with _lock:
+        known = _ids.get(engine)
+    if known is not None and time.monotonic() - known[1] < ENGINE_ID_TTL_S:
+        return known[0]
+    try:
+        found = str(client.info().get("ID") or "")
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+        forget_engine(engine)
+        raise DockerUnavailable(f"cannot ask the Docker engine at {engine.where()} for its ID: {exc}") from exc
+    with _lock:
+        _ids[engine] = (found, time.monotonic())
+    return found
+
+
 def forget_engine(engine: DockerEngine) -> None:
     """Drop the engine's client after a failed call: the next use connects (and pings) again."""
     with _lock:
         client = _clients.pop(engine, None)
+        _ids.pop(engine, None)
     if client is not None:
         client.close()

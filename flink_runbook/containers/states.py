@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import docker
@@ -62,6 +62,9 @@ class ContainerState:
     # The network it was created on (HostConfig.NetworkMode) and the ones it is attached to now.
     network_mode: str | None = None
     networks: tuple[str, ...] = ()
+    finished_at: str | None = None  # State.FinishedAt: when it last exited
+    # Exited because a person asked (`docker stop`: the engine logged a stop since it last started), not a crash.
+    stopped_by_hand: bool = False
 
     @property
     def detached_from(self) -> str | None:
@@ -104,6 +107,7 @@ def container_state(role: str, service: str, container: Container) -> ContainerS
         oom_killed=bool(state.get("OOMKilled")),
         restart_count=int(container.attrs.get("RestartCount", 0)),
         started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
         health=health,
         image=container.attrs.get("Config", {}).get("Image"),
         container_id=container.id,
@@ -124,27 +128,44 @@ class EngineView:
     listed: tuple[dict, ...]  # the engine's listing: Id, Names, Labels, State
     oom_kill_times: dict[str, tuple[float, ...]] = field(default_factory=dict)  # container id -> epoch s
     taken_at: float = 0.0
+    # `docker stop` (and compose stop/restart) asked of each container: container id -> epoch s. A crash
+    # or an OOM kill logs `die` without it.
+    stop_times: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def engine_view(client: docker.DockerClient, oom_lookback_s: float) -> EngineView:
     """List the engine's containers and its OOM events of the last `oom_lookback_s` (0: not asked for).
 
     State.OOMKilled is cleared when the restart policy restarts the container;
-    the engine's 'oom' events are the evidence that survives the restart.
+    the engine's 'oom' events are the evidence that survives the restart. Its
+    'stop' events tell a container a person stopped from one that crashed.
     """
     now = time.time()
     listed = tuple(client.api.containers(all=True))
     if oom_lookback_s <= 0:  # only which containers there are (the fault watcher's refresh)
         return EngineView(client, listed, {}, now)
     events = client.events(
-        since=int(now - oom_lookback_s), until=int(now), decode=True, filters={"event": "oom", "type": "container"}
-    )
-    times: dict[str, list[float]] = {}
+        since=int(now - oom_lookback_s), until=f"{now:.6f}", decode=True,  # to the microsecond: a stop just now
+        filters={"event": ["oom", "stop"], "type": "container"},
+    )  # fmt: skip
+    times: dict[str, dict[str, list[float]]] = {"oom": {}, "stop": {}}
     for event in events:
         container_id = event.get("id") or event.get("Actor", {}).get("ID")
-        if container_id:
-            times.setdefault(container_id, []).append(float(event.get("time", now)))
-    return EngineView(client, listed, {i: tuple(t) for i, t in times.items()}, now)
+        action = event.get("Action") or event.get("status")
+        if container_id and action in times:
+            at = event.get("timeNano", 0) / 1e9 or float(event.get("time", now))
+            times[action].setdefault(container_id, []).append(at)
+    frozen = {action: {i: tuple(t) for i, t in by_id.items()} for action, by_id in times.items()}
+    return EngineView(client, listed, frozen["oom"], now, frozen["stop"])
+
+
+def stopped_by_hand(view: EngineView, state: ContainerState) -> bool:
+    """Exited, and the engine logged a `docker stop` of it at or after its last start."""
+    if state.state != "exited" or not state.container_id:
+        return False
+    up_for = seconds_since(state.started_at, view.taken_at)
+    started = view.taken_at - up_for if up_for is not None else 0.0
+    return any(at >= started for at in view.stop_times.get(state.container_id, ()))
 
 
 def _listed_name(listed: dict) -> str:
@@ -184,7 +205,8 @@ def container_states(view: EngineView, selector: ContainerSelector) -> list[Cont
         default_service = selector.jobmanager_service if role == "jobmanager" else selector.taskmanager_service
         for container in containers:
             service = container.labels.get(SERVICE_LABEL, default_service)
-            states.append(container_state(role, service, container))
+            state = container_state(role, service, container)
+            states.append(replace(state, stopped_by_hand=stopped_by_hand(view, state)))
         present = {c.name for c in containers}
         missing = [n for n in names if n not in present] or ([] if containers else [f"{default_service} (none found)"])
         states.extend(ContainerState(role=role, name=n, service=default_service, state="missing") for n in missing)

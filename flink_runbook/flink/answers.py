@@ -13,6 +13,7 @@ another service or a changed Flink never turns into a wrong decision.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from enum import StrEnum
@@ -175,6 +176,7 @@ class JobSummary:
     name: str
     state: str
     start_time_ms: int
+    end_time_ms: int | None = None  # None: still live (Flink's -1), or not said
 
     @property
     def live(self) -> bool:
@@ -257,18 +259,41 @@ def parse_jobs_overview(answer: Any) -> list[JobSummary]:
             name=field(job, "name", str, at),
             state=field(job, "state", str, at),
             start_time_ms=field(job, "start-time", int, at),
+            end_time_ms=_ended(field(job, "end-time", int, at, default=-1)),
         )
         for at, job in items(answer, "jobs", "")
     ]
 
 
-def pick_job(jobs: list[JobSummary], name: str) -> JobSummary | None:
-    """The job of that name that matters now: a live one if any, else the most recently started."""
+def _ended(end_time_ms: int) -> int | None:
+    return end_time_ms if end_time_ms > 0 else None
+
+
+def pick_job(jobs: list[JobSummary], name: str, known_ids: Sequence[str] = ()) -> JobSummary | None:
+    """The job of that name that matters now: the live one if there is one, else the most recently started.
+
+    When several share the name (two live copies, DUPLICATE_JOB; or none live, after one), the one this tool
+    knows (`known_ids`: the ids it saw the job run under, newest last) is judged: a copy that ran beside it
+    would otherwise hide its failure by being newer. A job started after the known one ended is not a copy
+    but its successor (resubmitted, by the recovery or by hand): the newest of those is judged.
+    """
     named = [job for job in jobs if job.name == name]
     if not named:
         return None
     live = [job for job in named if job.live]
-    return max(live or named, key=lambda job: job.start_time_ms)
+    candidates = live or named
+    rank = {job_id: index for index, job_id in enumerate(known_ids)}
+    known = [job for job in candidates if job.id in rank]
+    if len(live) == 1 or not known:
+        return max(candidates, key=lambda job: job.start_time_ms)
+    newest_known = max(known, key=lambda job: rank[job.id])
+    if live:
+        return newest_known
+    ended = newest_known.end_time_ms
+    if ended is None:  # Flink did not say when it ended: what ran beside it cannot be told from what came after
+        return max(candidates, key=lambda job: job.start_time_ms)
+    successors = [job for job in candidates if job.id not in rank and job.start_time_ms >= ended]
+    return max([newest_known, *successors], key=lambda job: job.start_time_ms)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,24 @@ One requests session, explicit connect/read timeouts, retries with backoff on
 connection errors and 5xx answers for reads only (a POST may have taken
 effect even if its answer was lost), and errors that say which URL was asked
 and what came back.
+
+Every call ends by its deadline, whatever the server does: a read timeout bounds
+each read, and a server that trickles a byte now and then never lets one time out.
+So a watchdog shuts the call's socket down when its deadline passes, wherever the
+call is (connecting, sending, waiting for the headers or reading the body), and the
+call ends with a FlinkRestError that says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import heapq
+import itertools
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +54,8 @@ BODY_PREVIEW_CHARS = 200
 ERROR_TEXT_CHARS = 1000
 # The largest answer read: far above what a JobManager of thousands of jobs answers, far below harm.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# A call that fails this close to its deadline was cut by it (a read timeout cut to the time left ends there).
+AT_THE_DEADLINE_S = 0.05
 
 
 def summarize_error_body(body: str) -> str:
@@ -81,6 +94,234 @@ class FlinkRestError(RuntimeError):
         super().__init__(detail)
 
 
+# -- whole-call deadlines ------------------------------------------------------------------------------
+#
+# requests and urllib3 bound each read of the socket, never a call. A call is bounded here: it names its
+# deadline (_Call) for its thread, the connections it uses on that thread register with it (_WatchedConnection,
+# through the session's adapter), and a watchdog thread shuts their sockets down when the deadline passes. A
+# blocked read then returns at once (end of stream) and the call ends with the client's own error.
+
+# Guards which call a connection works for and whether a call is finished or cut: a connection back in the pool
+# (or taken by a call on another thread) is never shut down for a call that is over.
+_WATCH_LOCK = threading.Lock()
+
+
+class _Call:
+    """One HTTP call and its deadline (an absolute time.monotonic())."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.connections: list[Any] = []
+        # A duplicate of each socket the call opened (with its connection): the TLS handshake runs on a socket
+        # its connection does not hold yet (ssl's wrap detaches the one it holds); the duplicate reaches it.
+        self.new_sockets: list[tuple[Any, socket.socket]] = []
+        self.finished = False
+        self.expired = False
+
+    def watch(self, connection: Any) -> None:
+        with _WATCH_LOCK:
+            connection._flink_rest_call = self
+            if not any(c is connection for c in self.connections):
+                self.connections.append(connection)
+            if self.expired:
+                raise TimeoutError("the call's deadline passed")
+
+    def watch_new_socket(self, connection: Any, sock: socket.socket) -> None:
+        duplicate = sock.dup()
+        with _WATCH_LOCK:
+            if not self.finished and not self.expired:
+                self.new_sockets.append((connection, duplicate))
+                return
+            expired = self.expired
+        duplicate.close()
+        if expired:
+            raise TimeoutError("the call's deadline passed while connecting")
+
+    def expire(self) -> None:
+        """The deadline passed: shut down the sockets of the connections still working for this call."""
+        with _WATCH_LOCK:
+            if self.finished:
+                return
+            self.expired = True
+            for connection in self.connections:
+                if getattr(connection, "_flink_rest_call", None) is self:
+                    sock, answering = getattr(connection, "sock", None), getattr(connection, "_flink_rest_sock", None)
+                    _shut_down(sock)
+                    if answering is not sock:
+                        _shut_down(answering)
+            for connection, duplicate in self.new_sockets:
+                if getattr(connection, "_flink_rest_call", None) is self:
+                    _shut_down(duplicate)
+
+    def finish(self) -> bool:
+        """Ends the watch (the call's connection may go back to the pool); whether the deadline had cut it."""
+        with _WATCH_LOCK:
+            self.finished = True
+            duplicates, self.new_sockets = self.new_sockets, []
+        for _, duplicate in duplicates:
+            duplicate.close()  # the connection's own socket stays open
+        return self.expired
+
+
+def _shut_down(sock: Any) -> None:
+    # socket.socket's own shutdown, also for a TLS socket: ssl.SSLSocket.shutdown would drop its TLS state
+    # under the thread that is reading it.
+    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)  # TLS in TLS: the outer one
+    if isinstance(raw, socket.socket):
+        with contextlib.suppress(OSError):  # closed already
+            socket.socket.shutdown(raw, socket.SHUT_RDWR)
+
+
+_calls = threading.local()  # .call: the _Call this thread is making, if any
+
+
+def _current_call() -> _Call | None:
+    return getattr(_calls, "call", None)
+
+
+class _Watchdog:
+    """One thread for every client: expires each call at its deadline unless it finished first."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._due: list[tuple[float, int, _Call]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, call: _Call) -> None:
+        with self._changed:
+            if len(self._due) > 1024:  # finished calls wait for their deadline in the heap: drop them now and then
+                self._due = [entry for entry in self._due if not entry[2].finished]
+                heapq.heapify(self._due)
+            heapq.heappush(self._due, (call.deadline, next(self._order), call))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="flink rest deadlines", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is call:
+                self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    while self._due and self._due[0][2].finished:
+                        heapq.heappop(self._due)
+                    now = time.monotonic()
+                    if self._due and self._due[0][0] <= now:
+                        call = heapq.heappop(self._due)[2]
+                        break
+                    self._changed.wait(self._due[0][0] - now if self._due else None)
+            call.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _after_fork_in_child() -> None:
+    global _WATCHDOG, _WATCH_LOCK
+    _WATCHDOG, _WATCH_LOCK = _Watchdog(), threading.Lock()  # the parent's thread and held locks did not come along
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _WatchedConnection:
+    """Mixed into urllib3's connection classes: a connection used by a call registers with it, and a new socket
+    gets no more time to connect (TCP and TLS) than the call has left."""
+
+    def connect(self) -> None:
+        _register(self)
+        super().connect()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)  # a kept-alive connection is not connected again
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # An answer that ends with the connection (HTTP/1.0, Connection: close) takes the socket along: the
+        # connection forgets it (sock = None) while the body is still to be read from it.
+        self._flink_rest_sock = self.sock
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        call = _current_call()
+        if call is not None:
+            left = call.deadline - time.monotonic()
+            if left <= 0:
+                sock.close()
+                raise TimeoutError("the call's deadline passed while connecting")
+            timeout = sock.gettimeout()
+            if timeout is None or timeout > left:
+                sock.settimeout(left)  # the TLS handshake that follows: only the time left
+            try:
+                call.watch_new_socket(self, sock)
+            except TimeoutError:
+                sock.close()
+                raise
+        return sock
+
+
+def _register(connection: Any) -> None:
+    call = _current_call()
+    if call is not None:
+        call.watch(connection)
+    else:
+        with _WATCH_LOCK:
+            connection._flink_rest_call = None  # used outside a call (the session by hand): no deadline's business
+
+
+_watched_classes: dict[type, type] = {}
+
+
+def _watched(pool_class: type) -> type:
+    """`pool_class` (urllib3's, or a SOCKS one) whose connections are _WatchedConnection."""
+    if issubclass(pool_class.ConnectionCls, _WatchedConnection):
+        return pool_class
+    with _WATCH_LOCK:
+        if pool_class not in _watched_classes:
+            connection = type(pool_class.ConnectionCls.__name__, (_WatchedConnection, pool_class.ConnectionCls), {})
+            _watched_classes[pool_class] = type(pool_class.__name__, (pool_class,), {"ConnectionCls": connection})
+        return _watched_classes[pool_class]
+
+
+def _watch_pools(manager: Any) -> None:
+    classes = manager.pool_classes_by_scheme
+    if not all(issubclass(c.ConnectionCls, _WatchedConnection) for c in classes.values()):
+        manager.pool_classes_by_scheme = {scheme: _watched(c) for scheme, c in classes.items()}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' own adapter, its pools (direct and through proxies) making _WatchedConnections."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _watch_pools(manager)
+        return manager
+
+
+def _watch_session(session: requests.Session) -> None:
+    """The session's stock adapters replaced by _DeadlineAdapters of the same settings; an adapter mounted on
+    purpose (a test's, a recorded JobManager's) is kept: it has no socket to shut down."""
+    for prefix in ("https://", "http://"):
+        adapter = session.adapters.get(prefix)
+        if type(adapter) is requests.adapters.HTTPAdapter:
+            session.mount(
+                prefix,
+                _DeadlineAdapter(
+                    pool_connections=adapter._pool_connections,
+                    pool_maxsize=adapter._pool_maxsize,
+                    max_retries=adapter.max_retries,
+                    pool_block=adapter._pool_block,
+                ),
+            )
+            adapter.close()
+
+
 class FlinkRestClient:
     """Talks to one JobManager's REST endpoint, e.g. http://127.0.0.1:8081."""
 
@@ -99,11 +340,13 @@ class FlinkRestClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         # The read timeout bounds each read, not the call: a server trickling a byte a second would hold it.
+        # So each call (each attempt of it) also ends by this many seconds from its start, whatever it is doing.
         self.call_deadline = call_deadline if call_deadline is not None else connect_timeout + read_timeout
         self.max_answer_bytes = max_answer_bytes
         self.read_retries = read_retries
         self.backoff_seconds = backoff_seconds
         self.session = session or requests.Session()
+        _watch_session(self.session)
         # An absolute time.monotonic() by which every call must be done (None: each call's own limits only).
         self.deadline: float | None = None
 
@@ -153,31 +396,65 @@ class FlinkRestClient:
         return self.deadline is None or time.monotonic() + backoff < self.deadline
 
     def _bounded(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One HTTP call within one deadline and one size limit (an answer over either is an error)."""
+        """One HTTP call within one deadline and one size limit (an answer over either is an error).
+
+        The deadline covers the whole call: connecting, sending, the headers and the body. The timeouts are cut
+        to it, the body is read in chunks with a look at the clock between them, and a read that blocks past it
+        is ended by the watchdog shutting the socket down."""
         left = self._left_s(method, url)
-        timeout, call_deadline = self.timeout, self.call_deadline
+        budget, the_checks = self.call_deadline, left is not None and left < self.call_deadline
         if left is not None:
-            timeout = (min(timeout[0], left), min(timeout[1], left))
-            call_deadline = min(call_deadline, left)
-        response = self.session.request(method, url, timeout=timeout, stream=True, **kwargs)
-        deadline = time.monotonic() + call_deadline  # from the headers on: an upload's time is not counted
-        chunks, size = [], 0
+            budget = min(budget, left)
+        call = _Call(time.monotonic() + budget)
+        timeout = (min(self.timeout[0], budget), min(self.timeout[1], budget))
+        response: requests.Response | None = None
+        answered = False  # the answer's headers were in before the deadline
+        chunks: list[bytes] = []
+        size = 0
+
+        def cut() -> FlinkRestError:
+            whose = "the check's deadline" if the_checks else "its deadline"
+            if not answered:
+                return FlinkRestError(
+                    f"{method} did not finish within {budget:.3g}s, {whose} (no answer yet); "
+                    "the server is stuck, trickling or unreachable",
+                    url=url,
+                )
+            return FlinkRestError(
+                f"{method} did not finish within {budget:.3g}s, {whose} "
+                f"(the answer's headers and {size} bytes of its body read); the server is stuck or trickling",
+                url=url,
+            )
+
         try:
+            _calls.call = call
+            _WATCHDOG.arm(call)
+            response = self.session.request(method, url, timeout=timeout, stream=True, **kwargs)
+            answered = not call.expired  # headers cut short at the deadline parse as an answer
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)
                 if size > self.max_answer_bytes:
                     raise FlinkRestError(
                         f"{method} answered more than {self.max_answer_bytes} bytes; not read further", url=url
                     )
-                if time.monotonic() > deadline:
-                    raise FlinkRestError(
-                        f"{method} did not finish answering within {call_deadline:.0f}s "
-                        f"({size} bytes so far); the server is stuck or trickling",
-                        url=url,
-                    )
+                if time.monotonic() > call.deadline:
+                    raise cut()
                 chunks.append(chunk)
+            if call.finish():
+                raise cut()  # an answer cut short can look whole: one that ends where the connection does
+        except FlinkRestError:
+            raise
+        except Exception as exc:
+            # Cut by the watchdog (a stream that ended early, a connection reset, a parse of half a header), or a
+            # timeout cut to the time left: the deadline's error. Anything else is the caller's to handle.
+            if call.finish() or time.monotonic() >= call.deadline - AT_THE_DEADLINE_S:
+                raise cut() from exc
+            raise
         finally:
-            response.close()
+            call.finish()  # before the connection goes back to the pool: no later shutdown reaches it there
+            _calls.call = None
+            if response is not None:
+                response.close()
         response._content = b"".join(chunks)  # what .json() and .text read
         return response
 

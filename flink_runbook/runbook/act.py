@@ -5,11 +5,14 @@ Each function does one thing to the real cluster and returns what it saw.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 
-from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState, TaskManagerInfo
+from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, TaskManagerInfo
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import JobSpec
 from flink_runbook.polling import WaitTimeout, wait_until
@@ -77,8 +80,8 @@ def wait_for_taskmanagers(
         raise RecoveryError(str(exc)) from exc
 
 
-def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> tuple[str, str | None]:
-    """Let a job Flink is still restarting finish doing so: returns (state, job id).
+def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> JobInfo | None:
+    """Let a job Flink is still restarting finish doing so: returns it as it is then (None: no job of the name).
 
     RUNNING with every task running, a terminal state, or MISSING; a job still
     restarting at the deadline is reported as it is.
@@ -94,7 +97,7 @@ def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> tuple[str,
         info = wait_until(observe, settled, timeout=timeout_s, what=f"job {name} to settle")
     except WaitTimeout:
         info = observe()
-    return (info.state, info.id) if info else (JobState.MISSING, None)
+    return info
 
 
 def _adopt_after_lost_answer(rest: FlinkRestClient, name: str, since_ms: int, error: Exception) -> Submission:
@@ -147,6 +150,21 @@ def submit_job(
     return Submission(submitted, f"submitted {spec.jar.name} as job {submitted} {origin}")
 
 
+def _run_as_a_group(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """subprocess.run in a session of its own: on timeout (or any interruption) the whole process group is
+    killed, not only the command (a wrapper script's `flink run` would go on and submit the job later)."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: the group id is its pid
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def run_resubmit_command(
     rest: FlinkRestClient, spec: JobSpec, restore_point: RestorePoint | None, job_id: str | None = None
 ) -> Submission:
@@ -163,9 +181,12 @@ def run_resubmit_command(
     command = [arg.replace("{restore_path}", path).replace("{job_id}", job_id or "") for arg in spec.resubmit_command]
     since_ms = int(time.time() * 1000) - 1000
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=spec.resubmit_timeout_s)
+        result = _run_as_a_group(command, spec.resubmit_timeout_s)
     except subprocess.TimeoutExpired as exc:
-        raise RecoveryError(f"resubmit command {command} did not finish in {spec.resubmit_timeout_s:.0f}s") from exc
+        raise RecoveryError(
+            f"resubmit command {command} did not finish in {spec.resubmit_timeout_s:.0f}s; it was killed with "
+            "every process it started"
+        ) from exc
     except OSError as exc:
         raise RecoveryError(f"resubmit command {command} could not run: {exc}") from exc
     output = (result.stdout + result.stderr)[-OUTPUT_TAIL_CHARS:]

@@ -2,14 +2,17 @@
 
 Safe alone: reconnecting, unpausing or restarting a dead TaskManager, resubmitting a job from its own
 newest retained checkpoint. Risky (README, "Approvals"): starting a job fresh, restoring an older
-checkpoint than the newest, starting a stopped JobManager, and anything on an escalated cluster.
+checkpoint than the newest, starting a stopped JobManager, resubmitting with a resubmit_command that
+has no {job_id} (not idempotent), and anything on an escalated cluster.
 A question nobody answers is a "no": the gate never acts on silence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flink_runbook.inventory import JobSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.plan import Action, RecoveryPlan
 
@@ -33,8 +36,10 @@ class ApprovalDecision:
 NOT_NEEDED = ApprovalDecision(approved=True, by="policy", reason="no step needs a human")
 
 
-def risky_steps(plan: RecoveryPlan, escalated: str | None = None) -> tuple[str, ...]:
-    """What in the plan deserves a human, each said as what will change."""
+def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable[JobSpec] = ()) -> tuple[str, ...]:
+    """What in the plan deserves a human, each said as what will change. `jobs`: the cluster's configured
+    jobs (how each is resubmitted)."""
+    may_run_twice = {job.name for job in jobs if job.resubmit_may_run_twice}
     risks = []
     if escalated and plan.actions:
         risks.append(f"the cluster is escalated ({escalated}): a human owns it until the escalation is reset")
@@ -54,6 +59,11 @@ def risky_steps(plan: RecoveryPlan, escalated: str | None = None) -> tuple[str, 
             risks.append(
                 f"restores job {action.target} from the older {action.restore_point.kind} "
                 f"{action.restore_point.checkpoint_id}, not the newest: " + "; ".join(action.notes)
+            )
+        if action.target in may_run_twice:
+            risks.append(
+                f"resubmits job {action.target} with its resubmit_command, which has no {{job_id}}: Flink cannot "
+                "refuse a second run of it, so a retry or a second recovery may start a second copy of the job"
             )
     return tuple(risks)
 

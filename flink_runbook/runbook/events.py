@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flink_runbook.flink.answers import JobState
+from flink_runbook.redaction import redact_urls, redacted
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.fault_watch import Fault
 from flink_runbook.runbook.guard import GuardAction, GuardDecision
@@ -41,6 +42,11 @@ class ClusterEvent:
     resource: dict[str, str]
     payload: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # Findings and reasons quote REST errors, and those their URLs: no credential leaves in an event.
+        object.__setattr__(self, "resource", redacted(self.resource))
+        object.__setattr__(self, "payload", redacted(self.payload))
+
 
 def cluster_resource_id(cluster_name: str) -> str:
     return f"{RESOURCE_PREFIX}{cluster_name}"
@@ -50,7 +56,7 @@ def cluster_resource(cluster_name: str, rest_url: str, decision: str) -> dict[st
     return {
         "prefect.resource.id": cluster_resource_id(cluster_name),
         "prefect.resource.name": cluster_name,
-        "flink.rest-url": rest_url,
+        "flink.rest-url": redact_urls(rest_url),
         RECOVERY_LABEL: str(decision),
     }
 

@@ -22,8 +22,16 @@ from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.polling import WaitTimeout, wait_until
 from flink_runbook.runbook import act
-from flink_runbook.runbook.findings import left_cancelled
+from flink_runbook.runbook.high_availability import (
+    HaRestore,
+    ha_restore,
+    ha_type_described,
+    high_availability_type,
+    jobs_expected_back,
+)
+from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
+from flink_runbook.runbook.person_stops import left_stopped, stop_seen
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
 from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, Milestone, StepStatus, utc_now_iso
 from flink_runbook.runbook.restore_point import RestorePoint
@@ -40,6 +48,9 @@ from flink_runbook.runbook.verify import (
 
 # A job Flink is restarting gets the slot-request time to come back by itself.
 SETTLE_TIMEOUT_S = 30
+DEADLINE_PASSED = "the recovery's deadline (recovery.deadline_s) passed"
+# The recovery settings that are waits, cut to what the deadline leaves (within_deadline).
+WAITS = ("jobmanager_timeout_s", "taskmanager_timeout_s", "verify_timeout_s", "ha_restore_timeout_s")
 VERIFY_JOB = "verify_job"
 VERIFY_STABILITY = "verify_stability"
 
@@ -67,6 +78,11 @@ class Progress:
     resubmitted: tuple[Resubmitted, ...] = ()
     resubmitted_at: float | None = None  # epoch seconds of the last resubmission (sink freshness counts from it)
     milestones: tuple[Milestone, ...] = ()  # a job RUNNING, its first new checkpoint: for the timeline
+    deadline_at: float | None = None  # epoch seconds: recovery.deadline_s after the first action
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.deadline_at is not None and time.time() >= self.deadline_at
 
     @property
     def stopped(self) -> bool:
@@ -81,6 +97,9 @@ def _step(
     record = ActionRecord(action=action, target=target, reason=reason, started_at=utc_now_iso(), started_s=time.time())
     started = time.monotonic()
     updated = None
+    if progress.past_deadline:  # a deadline is a deadline: nothing more is started after it
+        record.status, record.detail = StepStatus.FAILED, f"{DEADLINE_PASSED}: not attempted"
+        return replace(progress, steps=(*progress.steps, record))
     try:
         updated = do(record)
         if record.status == StepStatus.PLANNED:
@@ -90,6 +109,17 @@ def _step(
     record.duration_s = round(time.monotonic() - started, 2)
     base = updated or progress
     return replace(base, steps=(*base.steps, record))
+
+
+def within_deadline(cluster: ClusterSpec, progress: Progress) -> ClusterSpec:
+    """The cluster with every wait of its recovery cut to the time the recovery's deadline leaves: each step
+    reads its timeouts from it, and each call under them is bounded (REST and Docker calls have their own)."""
+    if progress.deadline_at is None:
+        return cluster
+    left = max(0.0, progress.deadline_at - time.time())
+    r = cluster.recovery
+    cut = {name: min(getattr(r, name), left) for name in WAITS}
+    return replace(cluster, recovery=replace(r, **cut))
 
 
 def _docker(clients: ClusterClients) -> docker.DockerClient:
@@ -108,13 +138,58 @@ def _planned_step(
     return _step(progress, planned.action, planned.target, planned.reason, lambda record: do(planned, record))
 
 
-def _wait_for_return(cluster: ClusterSpec, clients: ClusterClients, jobmanager: bool, timeout_s: float) -> str:
-    """After an unpause or a start: the JobManager answering (when it was one of them), then every expected
-    TaskManager registered, for at most timeout_s; not coming back is for the next plan to see, not a failure."""
+def _wait_for_ha_restore(cluster: ClusterSpec, clients: ClusterClients) -> str:
+    """A started JobManager whose live config says high availability restores its jobs from HA storage under
+    their old ids, possibly only after its REST API answers: wait, at most recovery.ha_restore_timeout_s
+    from now, until every configured job is listed, so that the plan made next finds each one by name and
+    never resubmits a second copy under a new id. Without HA it restores nothing: no wait."""
+    timeout = cluster.recovery.ha_restore_timeout_s
+    expected = jobs_expected_back((job.name for job in cluster.jobs), read_lineage(cluster.state_dir, cluster.name))
+    config: list[dict[str, str]] = []  # read once: a process's configuration does not change
+    started = time.monotonic()
+
+    def look() -> HaRestore | None:
+        if not config:
+            config.append(clients.rest.jobmanager_config())
+        if high_availability_type(config[0]) is None:
+            return None
+        return ha_restore(expected, clients.rest.jobs_overview())
+
+    try:
+        restore = wait_until(
+            look,
+            lambda seen: seen is None or seen.complete,
+            timeout=timeout,
+            what=f"the jobs of {cluster.name} restored from high-availability storage",
+            tolerate=(FlinkRestError,),
+        )
+    except WaitTimeout as exc:
+        if not config:  # the plan made next reads it again, and refuses what it cannot read
+            return f"its configuration did not answer within {timeout:.0f}s ({exc.last}): HA restore not known"
+        last = exc.last if isinstance(exc.last, HaRestore) else None
+        seen = f"{last.describe()}; " if last else f"{exc.last}; "
+        return (
+            f"{ha_type_described(config[0])}: {seen}not restored within {timeout:.0f}s "
+            "(recovery.ha_restore_timeout_s): the plan treats what is not listed as gone"
+        )
+    if restore is None:
+        return f"no high availability ({ha_type_described(config[0])}): no job to wait for"
+    took = time.monotonic() - started
+    return f"{ha_type_described(config[0])}: {restore.describe() or 'no job configured'} ({took:.1f}s after REST)"
+
+
+def _wait_for_return(
+    cluster: ClusterSpec, clients: ClusterClients, jobmanager: bool, timeout_s: float, started: bool = False
+) -> str:
+    """After an unpause or a start: the JobManager answering (when it was one of them), a started one's jobs
+    restored by high availability (when `started`, a new process), then every expected TaskManager
+    registered, for at most timeout_s; not coming back is for the next plan to see, not a failure."""
     parts = []
     if jobmanager:
         version = act.wait_for_jobmanager(clients.rest, cluster.recovery.jobmanager_timeout_s)
         parts.append(f"REST answers (Flink {version})")
+        if started:
+            parts.append(_wait_for_ha_restore(cluster, clients))
     expected = cluster.expected_taskmanagers
     try:
         back = act.wait_for_taskmanagers(clients.rest, expected, 0, set(), timeout_s)
@@ -154,12 +229,15 @@ def unpause_containers(
 
 
 def start_jobmanager(cluster: ClusterSpec, plan: RecoveryPlan, clients: ClusterClients, progress: Progress) -> Progress:
-    """`docker start` (or unpause) the JobManager, never a restart, and wait until its REST API answers
-    and the TaskManagers have registered with it again."""
+    """`docker start` (or unpause) the JobManager, never a restart, and wait until its REST API answers,
+    a started one with high availability has listed the jobs it restores, and the TaskManagers have
+    registered with it again."""
 
     def do(planned: PlannedAction, record: ActionRecord) -> None:
         done = start_or_unpause(_docker(clients), planned.containers)
-        waited = _wait_for_return(cluster, clients, True, cluster.recovery.taskmanager_timeout_s)
+        # Only a started one is a new process that restores jobs; an unpaused one still runs its own.
+        started = bool(planned.starts_stopped)
+        waited = _wait_for_return(cluster, clients, True, cluster.recovery.taskmanager_timeout_s, started)
         record.detail = f"{'; '.join(done)}; {waited}"
 
     return _planned_step(plan, Action.START_JOBMANAGER, progress, do)
@@ -203,7 +281,18 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
     progress = replace(progress, jobs=(*progress.jobs, job_record))
 
     def do(record: ActionRecord) -> Progress:
-        state, job_id = act.settle_job(clients.rest, job.name, timeout_s=SETTLE_TIMEOUT_S)
+        # Read right before acting: minutes may have passed since the plan (waiting for TaskManagers).
+        now = act.settle_job(clients.rest, job.name, timeout_s=SETTLE_TIMEOUT_S)
+        state, job_id = (now.state, now.id) if now else (JobState.MISSING, None)
+        stop = stop_seen(now, job)
+        if stop is not None and stop.job_id != planned.released_stop_of:
+            # A person cancelled or stopped it while the recovery waited: their decision stands.
+            record.status = StepStatus.SKIPPED
+            record.detail = (
+                f"job {job.name} ({stop.job_id}) was {'cancelled' if stop.state == JobState.CANCELED else 'stopped'} "
+                "by a person while the recovery waited; not resubmitted"
+            )
+            return progress
         if state == JobState.RUNNING:
             job_record.new_id = job_id
             record.status = StepStatus.SKIPPED
@@ -211,7 +300,7 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
             # Its history holds the failure being recovered from: judge it from now on.
             adopted = Resubmitted(job.name, None, now_ms(), job_id)
             return replace(progress, resubmitted=(*progress.resubmitted, adopted), resubmitted_at=time.time())
-        if state not in RESUBMITTABLE:
+        if state not in RESUBMITTABLE and (job_id is None or job_id != planned.released_stop_of):
             raise act.RecoveryError(
                 f"job {job.name} is still {state} after the TaskManagers came back; "
                 "not resubmitted, to never run two copies"
@@ -303,6 +392,8 @@ def verify_stability(
     window = cluster.recovery.stabilization_s
 
     def do(record: ActionRecord) -> Progress:
+        if progress.deadline_at is not None and time.time() + window > progress.deadline_at:
+            raise act.RecoveryError(f"{DEADLINE_PASSED} before the {window:.0f}s stability window would end")
         # No TaskManager was waited for (an unpause, a reconnect): the ones registered now must stay.
         before = list(progress.taskmanagers) or clients.rest.taskmanagers()
         sleep(window)
@@ -312,8 +403,8 @@ def verify_stability(
         followed = {r.job: r.job_id for r in progress.resubmitted}
         for job in cluster.jobs:
             info = check_job(clients.rest, job.name, job_id=followed.get(job.name)).info
-            if left_cancelled(info, job):
-                continue  # a human's cancel, not the recovery's to judge
+            if left_stopped(info, job):
+                continue  # a person's stop, not the recovery's to judge
             fresh = new_exceptions(info, since.get(job.name, 0)) if info else []
             checks.append(
                 Check(

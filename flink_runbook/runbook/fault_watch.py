@@ -72,6 +72,21 @@ def container_fault(event: DockerEvent, watched: dict[str, WatchedContainer]) ->
     return Fault(container.cluster, "docker", code, what, event.at, container.name)
 
 
+# `docker stop` (and compose stop) first sends SIGTERM, logged as a `kill` event, then waits up to its timeout.
+STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
+STOP_TIMEOUT_MAX_S = 120.0
+
+
+def asks_to_stop(event: DockerEvent) -> bool:
+    """A `kill` with SIGTERM: what `docker stop` sends first (a crash sends nothing; `docker kill`, SIGKILL)."""
+    return event.kind == "container" and event.action == "kill" and event.labels.get("signal", "") in STOP_SIGNALS
+
+
+def died_when_asked_to_stop(event: DockerEvent, asked_at: float | None) -> bool:
+    """A `die` within the stop timeout after SIGTERM was asked: a person's stop, not a crash."""
+    return event.action == "die" and asked_at is not None and 0 <= event.at - asked_at <= STOP_TIMEOUT_MAX_S
+
+
 def fault_persists(fault: Fault, state: ContainerState) -> bool:
     """Whether a container fault still holds in the container's state now (not, e.g., a recovery's own restart)."""
     return {

@@ -6,12 +6,15 @@ what to do (action). A cluster is healthy when no finding is error or worse.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.runbook.attribution import restarting_taskmanagers
 from flink_runbook.runbook.observe import ClusterObservation
+from flink_runbook.runbook.person_stops import PersonStop, left_stopped
 
 SEVERITIES = ("info", "warning", "error", "critical")
 UNHEALTHY = frozenset({"error", "critical"})
@@ -87,6 +90,22 @@ def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
 def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     findings: list[Finding] = []
     view = seen.containers
+    mismatch = view.engine_mismatch
+    if mismatch is not None:
+        return [
+            Finding(
+                "DOCKER_ENGINE_MISMATCH",
+                "critical",
+                f"The Docker engine at {mismatch.where} is engine {mismatch.found or '(no ID)'}, not the cluster's "
+                f"engine {mismatch.expected or '(unknown)'}",
+                f"expected engine ID {mismatch.expected or '(unknown)'} ({mismatch.source}); found engine ID "
+                f"{mismatch.found or '(none reported)'} at docker.host {mismatch.where}",
+                "Nothing is acted on there: a compose project or container of the same name on that engine is "
+                "another host's. Run this where the cluster's engine is, or point docker.host at it. If the "
+                "cluster really moved to this engine, set docker.engine_id to its ID, or remove the kept file "
+                "named above so the next look learns it.",
+            )
+        ]
     if view.error:
         findings.append(
             Finding(
@@ -99,6 +118,21 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
         )
         return findings
     for state in view.containers:
+        if left_stopped_by_hand(cluster, state):
+            findings.append(
+                Finding(
+                    "CONTAINER_STOPPED_BY_HAND",
+                    "warning",
+                    f"{state.role} container {state.name} was stopped by a person (docker stop)",
+                    f"state={state.state}, exit code {state.exit_code}, stopped at {state.finished_at}; the engine "
+                    "logged a stop since it last started (a crash or an OOM kill logs none)",
+                    "A stop is a decision: the runbook leaves it stopped. Start it when the work on it is done "
+                    f"(`docker start {state.name}`), or set restart_stopped: true for cluster {cluster.name} to let "
+                    "the runbook restart stopped TaskManagers like crashed ones.",
+                    subject=state.name,
+                )
+            )
+            continue
         if state.state != "running":
             detail = f"state={state.state}"
             if state.state in ("exited", "dead"):
@@ -171,7 +205,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
         )
     jm = seen.jobmanager
     registered = {tm.id for tm in seen.taskmanagers}
-    expected = cluster.expected_taskmanagers
+    # A TaskManager a person stopped is not expected back until they start it again.
+    expected = cluster.expected_taskmanagers - len(held_stopped_taskmanagers(cluster, seen.containers.containers))
     if not seen.taskmanagers:
         findings.append(
             Finding(
@@ -219,7 +254,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
         timed_out.setdefault(tm_id, "JobManager log")
     specs = {job.name: job for job in cluster.jobs}
     jobs_running = all(
-        j.info is not None and (j.info.fully_running or left_cancelled(j.info, specs.get(j.name))) for j in seen.jobs
+        (j.info is not None and j.info.fully_running) or left_stopped(j.info, specs.get(j.name), j.remembered_stop)
+        for j in seen.jobs
     )
     cluster_recovered = len(seen.taskmanagers) >= expected and jobs_running
     for tm_id, where in sorted(timed_out.items()):
@@ -242,6 +278,15 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
     return findings
 
 
+def left_stopped_by_hand(cluster: ClusterSpec, state: ContainerState) -> bool:
+    """A TaskManager container a person stopped, which the runbook leaves stopped (unless restart_stopped)."""
+    return state.role == "taskmanager" and state.stopped_by_hand and not cluster.restart_stopped
+
+
+def held_stopped_taskmanagers(cluster: ClusterSpec, containers: Iterable[ContainerState]) -> list[ContainerState]:
+    return [c for c in containers if left_stopped_by_hand(cluster, c)]
+
+
 def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     findings: list[Finding] = []
     specs = {job.name: job for job in cluster.jobs}
@@ -249,6 +294,20 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
     for view in seen.jobs:
         info = view.info
         spec = specs.get(view.name)
+        if info is None and left_stopped(None, spec, view.remembered_stop):
+            findings.append(
+                Finding(
+                    "JOB_STOPPED_BY_PERSON",
+                    "info",
+                    f"Job {view.name} was stopped by a person; the JobManager has forgotten it since",
+                    view.remembered_stop.describe(),
+                    "A stop is a decision: the runbook does not resubmit it. To bring it back (from its savepoint "
+                    f"when it has one): flink-runbook stopped release --cluster {cluster.name} --job {view.name}, "
+                    "then flink-runbook recover.",
+                    subject=view.name,
+                )
+            )
+            continue
         if info is None:
             slots_needed += spec.parallelism if spec else 1
             findings.append(
@@ -274,8 +333,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
                     subject=view.name,
                 )
             )
-        findings += _one_job_findings(cluster, seen, info, spec)
-        if not info.fully_running and not left_cancelled(info, spec):
+        findings += _one_job_findings(cluster, seen, info, spec, view.remembered_stop)
+        if not info.fully_running and not left_stopped(info, spec, view.remembered_stop):
             slots_needed += spec.parallelism if spec else 1
     tms = seen.taskmanagers
     if slots_needed and tms and seen.jobmanager.slots_available < slots_needed:
@@ -293,13 +352,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
     return findings
 
 
-def left_cancelled(info: JobInfo | None, spec: JobSpec | None) -> bool:
-    """A job someone cancelled, left as it is (the runbook resubmits it only with on_canceled: resubmit)."""
-    return info is not None and info.state == JobState.CANCELED and (spec is None or spec.on_canceled == "leave")
-
-
 def _one_job_findings(
-    cluster: ClusterSpec, seen: ClusterObservation, info: JobInfo, spec: JobSpec | None
+    cluster: ClusterSpec, seen: ClusterObservation, info: JobInfo, spec: JobSpec | None, remembered: PersonStop | None
 ) -> list[Finding]:
     findings: list[Finding] = []
     subject = f"{info.name} ({info.id})"
@@ -336,7 +390,7 @@ def _one_job_findings(
                     subject=subject,
                 )
             )
-    elif left_cancelled(info, spec):
+    elif info.state == JobState.CANCELED and left_stopped(info, spec, remembered):
         findings.append(
             Finding(
                 "JOB_CANCELED",
@@ -345,6 +399,19 @@ def _one_job_findings(
                 f"job {info.id}; {checkpoint_text}",
                 "A cancel is a decision: the runbook does not resubmit it (set on_canceled: resubmit in the "
                 "inventory if a cancelled job should be brought back). Resubmit it by hand when it should run.",
+                subject=subject,
+            )
+        )
+    elif left_stopped(info, spec, remembered):  # FINISHED by a stop-with-savepoint
+        findings.append(
+            Finding(
+                "JOB_STOPPED_WITH_SAVEPOINT",
+                "info",
+                f"Job {info.name} was stopped with a savepoint",
+                f"job {info.id}; savepoint {info.checkpoints.latest_savepoint.external_path}",
+                "A stop is a decision: the runbook does not resubmit it. To bring it back from that savepoint: "
+                f"flink-runbook stopped release --cluster {cluster.name} --job {info.name}, then flink-runbook "
+                "recover.",
                 subject=subject,
             )
         )

@@ -25,6 +25,11 @@ from flink_runbook.runbook.host_lock import LockHolder
 ACTIVE_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
 # Runs that never acted: rejected by the deployment's concurrency limit or cancelled by a human.
 NOT_COUNTED_STATES = frozenset({"CANCELLED", "CANCELLING"})
+# The state name a recover run ends with when it did nothing: it found the cluster healthy, the guard rails
+# held it (cooldown, escalation, flap limit), or another recovery kept the cluster's lock for the whole wait.
+# It spent nothing, so it neither counts toward the flap limit nor restarts the cooldown: a burst of duplicate
+# events must not turn the next real fault into an escalation.
+NOTHING_DONE = "Nothing done"
 # A run whose process died (the serving process or worker SIGKILLed, a reboot) was cut short, not finished:
 # the cluster had no settled result to cool down from, so the next tick finishes the recovery at once.
 # It still counts toward the flap limit.
@@ -63,6 +68,12 @@ class RecoveryRun:
     expected_start: float
     ended_at: float | None = None
     id: str = ""
+    state_name: str = ""  # Prefect's name of the state (NOTHING_DONE: a run that did nothing)
+
+    @property
+    def counted(self) -> bool:
+        """Whether the run spent the flap budget: it may have acted (cancelled and idle runs did not)."""
+        return self.state not in NOT_COUNTED_STATES and self.state_name != NOTHING_DONE
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,7 @@ def decide_recovery(
     settings: MonitorSettings,
     now: float,
 ) -> GuardDecision:
-    counted = [r for r in runs if r.state not in NOT_COUNTED_STATES and r.expected_start >= now - settings.window_s]
+    counted = [r for r in runs if r.counted and r.expected_start >= now - settings.window_s]
     recent = len(counted)
     if escalation is not None:
         if not healthy:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from flink_runbook.runbook.state_files import UnsafeStateFile, open_no_follow, read_state_file
+
 
 class RecoveryLockTimeout(RuntimeError):
     """Another recovery of the cluster held the host lock for the whole wait."""
@@ -42,7 +44,9 @@ def lock_file(state_dir: Path, cluster: str) -> Path:
 
 def _open(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # It is truncated and written: never via a link. Group-writable as far as the umask lets it: a state dir
+    # shared by an operators' group (README, "The state directory") needs every user to take the same lock.
+    return open_no_follow(path, os.O_RDWR | os.O_CREAT, 0o660)
 
 
 @contextlib.contextmanager
@@ -87,7 +91,7 @@ def _write(fd: int, holder: LockHolder) -> None:
 def read_holder(path: Path) -> LockHolder | None:
     """Who last took the lock (it may have let go since: see is_held)."""
     try:
-        data = json.loads(path.read_text() or "{}")
+        data = json.loads(read_state_file(path) or "{}")
         return LockHolder(
             int(data["pid"]),
             str(data["host"]),
@@ -104,7 +108,10 @@ def is_held(state_dir: Path, cluster: str) -> bool:
     path = lock_file(state_dir, cluster)
     if not path.exists():
         return False
-    fd = _open(path)
+    try:
+        fd = _open(path)
+    except UnsafeStateFile:
+        return True  # a planted link: the monitor marks no run dead on its word (the recovery itself refuses it)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

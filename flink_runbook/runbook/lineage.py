@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from flink_runbook.runbook.state_files import UnsafeStateFile, open_no_follow, read_state_file
+
 KEPT_IDS = 20  # per job: enough history for a checkpoint directory's retained runs
 
 
@@ -22,9 +24,12 @@ def lineage_file(state_dir: Path, cluster: str) -> Path:
 
 
 def read_lineage(state_dir: Path, cluster: str) -> dict[str, tuple[str, ...]]:
-    """Job name -> the ids it ran under, oldest first; an unreadable file is an empty lineage."""
+    """Job name -> the ids it ran under, oldest first; an unreadable file is an empty lineage, a symbolic
+    link an UnsafeStateFile."""
     try:
-        data = json.loads(lineage_file(state_dir, cluster).read_text())
+        data = json.loads(read_state_file(lineage_file(state_dir, cluster)))
+    except UnsafeStateFile:
+        raise  # a planted link is said, not taken for "no lineage yet"
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -38,7 +43,7 @@ def remember_job_ids(state_dir: Path, cluster: str, job_ids: Mapping[str, str]) 
         return
     path = lineage_file(state_dir, cluster)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as guard:
+    with open(path.with_suffix(".lock"), "a", opener=open_no_follow) as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         lineage = {name: list(ids) for name, ids in read_lineage(state_dir, cluster).items()}
         changed = False
@@ -50,5 +55,6 @@ def remember_job_ids(state_dir: Path, cluster: str, job_ids: Mapping[str, str]) 
                 changed = True
         if changed:
             partial = path.with_suffix(".partial")
-            partial.write_text(json.dumps(lineage, indent=1, sort_keys=True))
-            os.replace(partial, path)
+            with open(partial, "w", encoding="utf-8", opener=open_no_follow) as out:
+                out.write(json.dumps(lineage, indent=1, sort_keys=True))
+            os.replace(partial, path)  # a link at `path` was refused by read_lineage above

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flink_runbook.redaction import redact_urls
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.plan import RecoveryPlan
 from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus
@@ -16,6 +17,11 @@ class Notice:
     cluster: str
     subject: str
     body: str
+
+    def __post_init__(self) -> None:
+        # Refusals and failures quote REST errors, and those their URLs: no credential reaches the channel.
+        object.__setattr__(self, "subject", redact_urls(self.subject))
+        object.__setattr__(self, "body", redact_urls(self.body))
 
 
 def _codes(diagnosis: Diagnosis) -> str:
@@ -62,7 +68,7 @@ def recovery_outcome_notice(result: RecoveryResult) -> Notice | None:
         return Notice(
             "recovered", result.cluster, f"flink-runbook: {result.cluster} recovered, {mttr}", "\n".join(body)
         )
-    if result.status in (RecoveryStatus.FAILED, RecoveryStatus.REFUSED):
+    if result.status in (RecoveryStatus.FAILED, RecoveryStatus.REFUSED, RecoveryStatus.TIMED_OUT):
         why = [f"Refused: {r}" for r in result.refusals][:3]
         why += [f"Failed: {a.action} {a.target}: {a.detail}" for a in result.actions if a.status == "failed"][:3]
         why += [f"Not verified: {c.name}: {c.detail}" for c in result.checks if not c.passed][:3]

@@ -11,7 +11,8 @@ layer, so the monitor and the recovery judge the same cluster the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -19,7 +20,7 @@ import docker
 import docker.errors
 import requests
 
-from flink_runbook.containers.engines import engine_client, forget_engine
+from flink_runbook.containers.engines import engine_client, engine_id, forget_engine
 from flink_runbook.containers.states import (
     ContainerState,
     DockerUnavailable,
@@ -42,6 +43,9 @@ from flink_runbook.flink.answers import (
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError, rest_client
 from flink_runbook.flink.values import duration_ms
 from flink_runbook.inventory import ClusterSpec
+from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
+from flink_runbook.runbook.lineage import read_lineage
+from flink_runbook.runbook.person_stops import PersonStop
 
 # Flink's documented defaults, used when /jobmanager/config does not list the key.
 DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000
@@ -70,6 +74,8 @@ class ClusterClients:
     rest: FlinkRestClient
     docker: docker.DockerClient | None
     docker_error: str | None = None
+    # The engine there is not the cluster's: no client, so nothing can act on it (docker_error says why).
+    engine_mismatch: EngineMismatch | None = None
 
 
 def connect(cluster: ClusterSpec, secret: Callable[[str], str] | None = None) -> ClusterClients:
@@ -77,9 +83,13 @@ def connect(cluster: ClusterSpec, secret: Callable[[str], str] | None = None) ->
     The Docker client is the engine's, shared with every cluster there (flink_runbook.containers.engines)."""
     rest = rest_client(cluster.rest, secret=secret)
     try:
-        return ClusterClients(rest, engine_client(cluster.docker))
+        client = engine_client(cluster.docker)
+        mismatch = engine_mismatch(cluster, engine_id(cluster.docker))
     except DockerUnavailable as exc:
         return ClusterClients(rest, None, str(exc))
+    if mismatch is not None:  # another host's engine: no client to act with
+        return ClusterClients(rest, None, mismatch.describe(), mismatch)
+    return ClusterClients(rest, client)
 
 
 @dataclass(frozen=True)
@@ -88,12 +98,13 @@ class EngineLook:
 
     view: EngineView | None
     error: str | None = None
+    engine_mismatch: EngineMismatch | None = None
 
 
 def look_at_engine(clients: ClusterClients, cluster: ClusterSpec, oom_lookback_s: float | None = None) -> EngineLook:
     """The engine of the cluster as it is now; a failure is an answer (and the engine's client is dropped)."""
     if clients.docker is None:
-        return EngineLook(None, clients.docker_error or "no Docker client")
+        return EngineLook(None, clients.docker_error or "no Docker client", clients.engine_mismatch)
     try:
         return EngineLook(engine_view(clients.docker, oom_lookback_s or cluster.thresholds.oom_lookback_s))
     except (docker.errors.DockerException, requests.RequestException) as exc:
@@ -123,6 +134,8 @@ class JobView:
     info: JobInfo | None
     # Two or more live jobs of this name: which is "the" job is for a human to say.
     duplicate_ids: tuple[str, ...] = ()
+    # What this tool remembers of a person stopping it (flink_runbook.runbook.person_stops), once Flink forgot.
+    remembered_stop: PersonStop | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,8 @@ class ContainersView:
     containers: tuple[ContainerState, ...] = ()
     oom_kills: dict[str, int] = field(default_factory=dict)  # container name -> recent OOM kills
     error: str | None = None
+    # The engine at docker.host is not the cluster's (error says so too): nothing there is the cluster's.
+    engine_mismatch: EngineMismatch | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +204,8 @@ def check_jobmanager(
         config = rest.jobmanager_config()
         taskmanagers = rest.taskmanagers(now_ms())
         overview_of_jobs = rest.jobs_overview()  # once for the pass, not once per configured job
-        jobs = [check_job(rest, job.name, overview_of_jobs) for job in cluster.jobs]
+        known = _known_ids(cluster, overview_of_jobs)
+        jobs = [check_job(rest, job.name, overview_of_jobs, known_ids=known.get(job.name, ())) for job in cluster.jobs]
     except FlinkRestError as exc:
         return JobManagerView(reachable=False, error=str(exc), error_kind=_problem(exc)), [], []
     key = "heartbeat.interval"
@@ -215,19 +231,36 @@ def check_jobmanager(
     return view, taskmanagers, jobs
 
 
+def _known_ids(cluster: ClusterSpec, overview: list[JobSummary]) -> dict[str, tuple[str, ...]]:
+    """The job ids this tool saw each job run under (its lineage), read only when a configured name has
+    several jobs to choose from: one file read per cluster per tick saved on every other tick."""
+    jobs_of = Counter(job.name for job in overview)
+    if not any(jobs_of[job.name] > 1 for job in cluster.jobs):
+        return {}
+    try:
+        return read_lineage(cluster.state_dir, cluster.name)
+    except OSError:  # a link planted at the lineage: said where it is written (fleet_check); picked as before
+        return {}
+
+
 def check_job(
-    rest: FlinkRestClient, name: str, jobs: list[JobSummary] | None = None, job_id: str | None = None
+    rest: FlinkRestClient,
+    name: str,
+    jobs: list[JobSummary] | None = None,
+    job_id: str | None = None,
+    known_ids: Sequence[str] = (),
 ) -> JobView:
     """Runbook step: the configured job's state, exception history and checkpoints, found by name
     among `jobs` (GET /jobs/overview, read now when not given), or the job of that id (a job this
-    tool submitted is followed by its id, never by a name another job may share)."""
+    tool submitted is followed by its id, never by a name another job may share). Of several jobs of
+    the name, the one of `known_ids` (its lineage) is judged, not a copy beside it (pick_job)."""
     overview = rest.jobs_overview() if jobs is None else jobs
     live = [job for job in overview if job.name == name and job.live]
     duplicates = tuple(sorted(job.id for job in live)) if len(live) > 1 else ()
     if job_id is not None:
         summary = next((job for job in overview if job.id == job_id), None)
     else:
-        summary = pick_job(overview, name)
+        summary = pick_job(overview, name, known_ids)
     if summary is None:
         return JobView(name=name, info=None, duplicate_ids=duplicates)
     details = rest.job(summary.id)
@@ -246,7 +279,7 @@ def check_job(
 def check_containers(cluster: ClusterSpec, engine: EngineLook) -> ContainersView:
     """Runbook step: `docker ps --filter name=flink`, plus exit codes, OOM kills and restarts."""
     if engine.view is None:
-        return ContainersView(error=engine.error or "no Docker client")
+        return ContainersView(error=engine.error or "no Docker client", engine_mismatch=engine.engine_mismatch)
     try:
         states = container_states(engine.view, cluster.containers)
         ids = [s.container_id for s in states if s.container_id]

@@ -1,6 +1,7 @@
 """The recovery plan: what to do, in which order, and why (a pure function of a diagnosis).
 
 Safety rules, each a refusal rather than an attempt (README, "Safety rules"):
+- nothing at all is done through a Docker engine that is not the cluster's (its engine ID differs);
 - a JobManager is only ever unpaused or started, never restarted (it would kill every job);
 - a container cut off its network is reconnected (a restart would not attach it again);
 - a paused container is unpaused, not restarted; what is unpaused or started is observed
@@ -20,7 +21,7 @@ Safety rules, each a refusal rather than an attempt (README, "Safety rules"):
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from flink_runbook.containers.states import seconds_since
@@ -28,8 +29,9 @@ from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.attribution import attribute_taskmanagers, restarting_taskmanagers
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.findings import left_cancelled
+from flink_runbook.runbook.findings import held_stopped_taskmanagers
 from flink_runbook.runbook.observe import RestProblem
+from flink_runbook.runbook.person_stops import left_stopped, released_savepoint
 from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, choose_restore_point
 
 STOPPED = frozenset({"exited", "dead", "created"})
@@ -81,6 +83,8 @@ class PlannedAction:
     older_than_newest: bool = False  # a newer restore point was passed over (gone, empty, outside the directory)
     # start_jobmanager: the containers that are stopped (started, a new process), not paused (unpaused).
     starts_stopped: tuple[str, ...] = ()
+    # resubmit_job: the job id of a person's stop an operator released (its cancel or stop is not news).
+    released_stop_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ def plan_recovery(
     refusals: list[str] = []
     containers = seen.containers.containers
 
+    if seen.containers.engine_mismatch:  # another host's engine, and its rest.url may be that host's Flink too
+        return RecoveryPlan(cluster.name, refusals=(f"nothing is acted on: {seen.containers.error}",))
     if seen.containers.error:
         refusals.append(f"containers cannot be acted on: {seen.containers.error}")
     if seen.jobmanager.error_kind == RestProblem.INVALID_ANSWER:
@@ -217,7 +223,11 @@ def plan_recovery(
     )
     to_restart = []
     unregistered = []
+    # Stopped by a person (CONTAINER_STOPPED_BY_HAND): left stopped, like a cancelled job.
+    held = held_stopped_taskmanagers(cluster, taskmanagers)
     for container in taskmanagers:
+        if container in held:
+            continue
         if container.state in NOT_RUNNING:
             to_restart.append((container, f"{container.name} is {container.state}"))
         elif container.state == "running" and not attribution.by_container.get(container.name):
@@ -268,11 +278,13 @@ def plan_recovery(
                 "not acted on until a human cancels the copy that should not run"
             )
             continue
-        if info is not None and info.state == JobState.FINISHED:
+        remembered = view.remembered_stop
+        if left_stopped(info, spec, remembered):
+            continue  # a person's decision (JOB_CANCELED, JOB_STOPPED_*), until released; on_canceled: resubmit
+        released = remembered if remembered is not None and not remembered.stands else None
+        if info is not None and info.state == JobState.FINISHED and released is None:
             refusals.append(f"job {view.name} is FINISHED; a finished job is not resubmitted")
             continue
-        if left_cancelled(info, spec):
-            continue  # a human's decision (JOB_CANCELED, info); on_canceled: resubmit changes it
         if info is not None and info.fully_running:
             continue
         known = (lineage or {}).get(view.name, ())
@@ -283,6 +295,8 @@ def plan_recovery(
             info.id if info else None,
             known,
             (retained or {}).get(view.name, []),
+            released_savepoint(released),
+            frozenset(i for name, ids in (lineage or {}).items() if name != view.name for i in ids),
         )
         if choice.refusal:
             refusals.append(choice.refusal)
@@ -312,13 +326,23 @@ def plan_recovery(
                 exceptions_since_ms=0,
                 job_id=recovery_job_id(cluster.name, view.name, replaces),
                 notes=choice.notes,
-                older_than_newest=point is not None and bool(choice.notes),
+                older_than_newest=choice.older_than_newest,
+                released_stop_of=released.job_id if released else None,
             )
         )
+    if held and len(held) >= cluster.expected_taskmanagers and resubmits:
+        refusals.append(
+            f"TaskManager container(s) {', '.join(c.name for c in held)} were stopped by a person (docker stop) and "
+            f"are left stopped, so nothing could run {', '.join(a.target for a in resubmits)}: not resubmitted. "
+            f"Start them when the work is done, or set restart_stopped: true for cluster {cluster.name}"
+        )
+        resubmits = []
     if resubmits or to_restart:
         needed = sum(cluster.job(a.target).parallelism for a in resubmits)
         reason = f"jobs need {needed} free slot(s) before they can be placed"
         lost = attribution.ids_of(c.name for c, _ in to_restart)
-        actions.append(_wait_for_taskmanagers(cluster, diagnosis, reason, needed, lost))
+        wait = _wait_for_taskmanagers(cluster, diagnosis, reason, needed, lost)
+        # TaskManagers a person stopped are not waited for: they come back when that person starts them.
+        actions.append(replace(wait, taskmanagers=max(1, wait.taskmanagers - len(held))))
     actions += resubmits
     return RecoveryPlan(cluster=cluster.name, actions=tuple(actions), refusals=tuple(refusals))

@@ -24,6 +24,8 @@ class RecoveryStatus(StrEnum):
     REFUSED = "refused"  # nothing safe to do: a human decides
     # A triggered run that found another recovery of the cluster holding it, and nothing left once that ended.
     SUPERSEDED = "superseded"
+    # The recovery's deadline (recovery.deadline_s) passed before it was done: it stopped, a human looks.
+    TIMED_OUT = "timed out"
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,8 @@ class RecoveryResult:
     mttr_s: float | None = None
     approval: dict | None = None  # the gate's decision (ApprovalDecision.to_dict), when it was asked
     run_url: str | None = None  # the recover run in the Prefect UI
+    # It did nothing: the cluster was healthy, the guard rails held it, or another recovery kept the lock.
+    nothing_done: bool = False
 
     @property
     def fault_at_s(self) -> float | None:
@@ -164,6 +168,7 @@ def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str
         RecoveryStatus.RECOVERED: "RECOVERED",
         RecoveryStatus.FAILED: "RECOVERY FAILED",
         RecoveryStatus.REFUSED: "RECOVERY REFUSED",
+        RecoveryStatus.TIMED_OUT: "RECOVERY TIMED OUT",
         RecoveryStatus.SUPERSEDED: "another recovery ran first, nothing left to do",
     }[RecoveryStatus(result.status)]
     out = [f"# Recovery of Flink cluster {result.cluster}: {title}", ""]

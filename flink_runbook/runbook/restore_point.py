@@ -8,6 +8,7 @@ passed over, one outside the checkpoint directory never used.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,13 @@ class RetainedCheckpoint:
 
 
 def normalize_path(path: str) -> str:
-    """file:/a, file:///a and /a name the same local path."""
+    """file:/a, file:///a and /a name the same local path; `..` and `.` are resolved (a path cannot climb out
+    of the checkpoint directory by naming it first)."""
     if path.startswith("file://"):
         path = path[len("file://") :]
     elif path.startswith("file:"):
         path = path[len("file:") :]
-    return "/" + path.lstrip("/")
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 def host_path(container_path: str, checkpoint_dir: CheckpointDir) -> Path | None:
@@ -76,11 +78,12 @@ def list_retained_checkpoints(host_dir: Path) -> list[RetainedCheckpoint]:
     if not host_dir.is_dir():
         return found
     for job_dir in host_dir.iterdir():
-        if not job_dir.is_dir():
+        # A symlink may point anywhere (another job's directory, another volume): never followed.
+        if job_dir.is_symlink() or not job_dir.is_dir():
             continue
         for chk in job_dir.iterdir():
             match = CHECKPOINT_DIR_NAME.match(chk.name)
-            if match and metadata_present(chk):
+            if match and not chk.is_symlink() and metadata_present(chk):
                 found.append(
                     RetainedCheckpoint(job_dir.name, int(match.group(1)), chk, (chk / "_metadata").stat().st_mtime)
                 )
@@ -111,6 +114,9 @@ class RestoreChoice:
     point: RestorePoint | None = None
     refusal: str | None = None
     notes: tuple[str, ...] = ()
+    # Something newer than the point was passed over (gone, outside the directory, or a newer checkpoint
+    # of unknown lineage): restoring from it is for a human to approve.
+    older_than_newest: bool = False
 
 
 def choose_restore_point(
@@ -120,6 +126,8 @@ def choose_restore_point(
     job_id: str | None,
     lineage: tuple[str, ...],
     retained: list[RetainedCheckpoint],
+    released_savepoint: RestorePoint | None = None,
+    others_ids: frozenset[str] = frozenset(),
 ) -> RestoreChoice:
     """The newest checkpoint of the job's own lineage that is really there.
 
@@ -130,14 +138,30 @@ def choose_restore_point(
     directory is the job's alone (checkpoint_dir.exclusive). A point outside the
     configured checkpoint directory is never used; one whose _metadata is gone
     or empty is passed over for the next older one, and the choice says so.
+
+    `released_savepoint`: the savepoint of a person's stop an operator released:
+    the job comes back from it first (it is the job's own, wherever it lies).
+    When the JobManager knows no job of the name, a complete checkpoint on disk
+    newer than the lineage's, of a job id in no
+    lineage (neither this job's nor, `others_ids`, another job's of the cluster),
+    may be the job's own under an id this tool never saw (a stale lineage): the
+    choice says so and is marked older than the newest (a human approves it).
     """
     own_ids = {*lineage, *([job_id] if job_id else [])}
     label = f"{job_name} ({job_id})" if job_id else job_name
     candidates = _history_candidates(history, label) if history is not None else []
     on_disk = sorted(retained, key=lambda c: (c.modified_at, c.checkpoint_id), reverse=True)
+    unknown_newer: list[RetainedCheckpoint] = []
     if checkpoint_dir.host and checkpoint_dir.container:
-        if own_ids:
+        if checkpoint_dir.exclusive:
+            mine = on_disk  # the directory is the job's alone: every job id in it is its own
+        elif own_ids:
             mine = [c for c in on_disk if c.job_id in own_ids]
+            if job_id is None:  # only the lineage says which are its own: is it up to date?
+                newest_mine = mine[0].modified_at if mine else 0.0
+                unknown_newer = [
+                    c for c in on_disk if c.job_id not in own_ids | others_ids and c.modified_at > newest_mine
+                ]
         elif len({c.job_id for c in on_disk}) > 1 and not checkpoint_dir.exclusive:
             ids = sorted({c.job_id for c in on_disk})
             return RestoreChoice(
@@ -156,7 +180,22 @@ def choose_restore_point(
                 candidates.append(point)
     notes: list[str] = []
     outside: list[str] = []
+    if released_savepoint is not None:
+        candidates.insert(0, released_savepoint)
+    if unknown_newer:
+        newest = unknown_newer[0]
+        notes.append(
+            f"{checkpoint_dir.host} holds a newer complete checkpoint ({newest.host_path}) of job id {newest.job_id}, "
+            "which this tool never saw the job run under: its lineage may be stale (the job resubmitted by hand "
+            "while this tool did not watch?); if that checkpoint is the job's, restore it by hand instead"
+        )
     for point in candidates:
+        if point is released_savepoint:
+            on_host = host_path(point.path, checkpoint_dir)
+            if on_host is not None and not metadata_present(on_host):
+                notes.append(f"{point.path} is named by {point.source} but its _metadata is gone or empty")
+                continue
+            return RestoreChoice(point=point, notes=tuple(notes), older_than_newest=bool(notes))
         if checkpoint_dir.container and not _inside(point.path, checkpoint_dir.container):
             outside.append(point.path)
             notes.append(f"{point.path} is outside the configured checkpoint directory {checkpoint_dir.container}")
@@ -170,7 +209,7 @@ def choose_restore_point(
                 f"restored from the older {point.kind} {point.checkpoint_id}: records the job wrote after it "
                 "may be written again, and a sink that is not transactional will hold them twice"
             )
-        return RestoreChoice(point=point, notes=tuple(notes))
+        return RestoreChoice(point=point, notes=tuple(notes), older_than_newest=bool(notes))
     if outside:
         return RestoreChoice(
             refusal=f"job {job_name}: its only checkpoints are outside the configured checkpoint directory "

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.guard import Escalation, RecoveryRun, decide_recovery
+from flink_runbook.runbook.person_stops import left_stopped
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class JobStatus:
     name: str
     state: str
     checkpoint_age_s: float | None  # since the last completed checkpoint; None: none known
+    stopped_by_person: str | None = None  # a stop the runbook leaves alone until released: what was seen
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,12 @@ def cluster_status(
         info = view.info
         latest = info.checkpoints.latest_completed if info else None
         age = (seen.observed_at_ms - latest.completed_at_ms) / 1000 if latest and latest.completed_at_ms else None
-        jobs.append(JobStatus(view.name, info.state if info else "MISSING", age))
+        stop = view.remembered_stop
+        if left_stopped(info, cluster.jobs_by_name.get(view.name), stop):
+            stopped = stop.describe() if stop is not None else "seen stopped now (not remembered: state dir writable?)"
+        else:
+            stopped = None
+        jobs.append(JobStatus(view.name, info.state if info else "MISSING", age, stopped))
     registered = len(seen.taskmanagers)
     free = sum(tm.slots_free for tm in seen.taskmanagers)
     total = sum(tm.slots_total for tm in seen.taskmanagers)
@@ -101,6 +108,10 @@ def status_lines(statuses: list[ClusterStatus], colour: bool = False) -> list[st
                 if job.checkpoint_age_s is not None
                 else "no checkpoint"
             )
+            if job.stopped_by_person:  # a decision, not a fault: not red
+                lines.append(f"  job {job.name:<20} {paint(job.state, YELLOW)}  stopped by a person: "
+                             f"{job.stopped_by_person}; left alone until `flink-runbook stopped release`")  # fmt: skip
+                continue
             lines.append(f"  job {job.name:<20} {paint(job.state, GREEN if job.state == 'RUNNING' else RED)}  {age}")
         if s.guard:
             budget = f"  ({s.recoveries_left} recoveries left in the window)" if s.recoveries_left is not None else ""

@@ -3,10 +3,16 @@
 Docker must be reachable: a missing engine is an error here, never a skip
 (.ci/run installs and starts one). FLINK_TEST_VERSIONS picks the Flink
 releases (default: both supported ones).
+
+`make test` runs these on several pytest-xdist workers at once: every fixture here
+is per worker (each has its own Prefect server and shared stacks), every stack,
+server and directory gets its own name, port and tmp dir, and the images and jars
+all workers share are built by one worker at a time (build_lock).
 """
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import json
 import os
@@ -14,6 +20,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -22,6 +29,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flink_runbook.demo.drill import ServedDeployments
+from flink_runbook.demo.image import ensure_flink_image
 from flink_runbook.demo.job import (
     build_demo_job_jar,
     committed_ids,
@@ -30,7 +38,12 @@ from flink_runbook.demo.job import (
     wait_for_job_state,
 )
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
-from flink_runbook.demo.versions import SUPPORTED_FLINK_VERSIONS, resolve_flink_version
+from flink_runbook.demo.versions import (
+    DEFAULT_FLINK_VERSION,
+    SUPPORTED_FLINK_VERSIONS,
+    cache_dir,
+    resolve_flink_version,
+)
 from flink_runbook.deployments.local_server import LocalPrefectServer, start_local_server
 from flink_runbook.polling import wait_until
 
@@ -42,13 +55,33 @@ FLINK_TEST_VERSIONS = [
 ONE_VERSION = FLINK_TEST_VERSIONS[0]
 
 
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """One builder at a time of the images and jars in .cache, across pytest workers and other runs: two
+    builds of one image or jar at once race on the same tag and files."""
+    with (cache_dir() / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
+    """The engine, with the demo images and job jars of every release a test uses built (or found cached).
+
+    Built here, under build_lock, before any test starts a stack, a demo or a build of its own: afterwards
+    ensure_flink_image and build_demo_job_jar are cache lookups, whichever worker calls them."""
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"no Docker engine reachable ({exc}); run scripts/bootstrap", pytrace=False)
+    with build_lock():
+        for version in dict.fromkeys([*FLINK_TEST_VERSIONS, DEFAULT_FLINK_VERSION]):  # the escalation test's
+            ensure_flink_image(client, version)
+            build_demo_job_jar(version)
     return client
 
 
@@ -100,8 +133,8 @@ def disposable_stack(start_stack: Callable[[str], DemoStack], flink_version: str
 
 
 @pytest.fixture(scope="session")
-def demo_job_jar(flink_version: str) -> Path:
-    return build_demo_job_jar(flink_version)
+def demo_job_jar(docker_client: docker.DockerClient, flink_version: str) -> Path:
+    return build_demo_job_jar(flink_version)  # built by docker_client, under the lock: a lookup
 
 
 def run_demo_job(stack: DemoStack, jar: Path) -> str:

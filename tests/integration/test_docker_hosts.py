@@ -8,11 +8,13 @@ real Flink 2.2.0; the local cluster is the shared real demo stack.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 import docker
@@ -27,6 +29,9 @@ from flink_runbook.runbook.fleet_check import check_fleet
 from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
 
 from .conftest import ONE_VERSION, free_local_port
+
+# One pytest-xdist worker runs this module: its second daemon (module fixture) has one bridge name, BRIDGE.
+pytestmark = pytest.mark.xdist_group("second-docker-daemon")
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
@@ -72,7 +77,9 @@ class SecondDaemon:
 
     def start(self) -> None:
         config = self.root / "daemon.json"
-        config.write_text("{}")
+        # Its own engine ID, as another host has: Docker before 24 derives it from a key file, by default the
+        # first daemon's /etc/docker/key.json (later releases keep one in the data root, and ignore this key).
+        config.write_text(json.dumps({"deprecated-key-path": str(self.root / "key.json")}))
         self.process = subprocess.Popen(
             [
                 "dockerd", "--config-file", str(config), "--host", f"unix://{self.socket}",
@@ -121,6 +128,19 @@ def empty_image(client: docker.DockerClient) -> str:
         tar.addfile(info, io.BytesIO(b"ok"))
     client.api.import_image_from_data(data.getvalue(), repository="frtest-empty", tag="1")
     return "frtest-empty:1"
+
+
+def sleep_image(client: docker.DockerClient) -> str:
+    """An image made here that runs: this host's `sleep` and the libraries `ldd` says it loads (the daemon
+    can pull none, and the Flink images are too big to copy for a container that only has to run)."""
+    linked = subprocess.run(["ldd", "/bin/sleep"], capture_output=True, text=True, check=True).stdout
+    files = ["/bin/sleep"] + [w for line in linked.splitlines() for w in line.split() if w.startswith("/")]
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name in files:
+            tar.add(str(Path(name).resolve()), arcname=name.lstrip("/"))  # the file itself, under the name asked for
+    client.api.import_image_from_data(data.getvalue(), repository="frtest-sleep", tag="1")
+    return "frtest-sleep:1"
 
 
 def codes(check) -> set[str]:
@@ -219,3 +239,84 @@ def test_a_tls_host_without_the_clients_certificate_is_refused_by_the_engine(sec
     (check,) = check_fleet(load_inventory(inventory_file).clusters)
     assert "DOCKER_UNREACHABLE" in codes(check)
     assert f"127.0.0.1:{second_daemon.tcp_port}" in check.diagnosis.observation.containers.error
+
+
+def states_of(containers: dict) -> dict[str, dict]:
+    """Each container's State now (status, pid, started and finished times)."""
+    for container in containers.values():
+        container.reload()
+    return {name: container.attrs["State"] for name, container in containers.items()}
+
+
+@pytest.mark.parametrize("flink_version", [ONE_VERSION], indirect=True)  # nothing here depends on the release
+def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
+    running_stack, second_daemon, prefect_server, docker_client, tmp_path
+):
+    """A recovery on a worker whose engine is another host's: the same compose project and container names are
+    there, one of its TaskManagers stopped. Nothing there is started or restarted, by a recovery or by the
+    fault watcher; the finding names both engines."""
+    from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
+    from flink_runbook.deployments.fault_watch import FaultWatcher
+    from flink_runbook.flows.recover import run_recover
+
+    project = running_stack.settings.project
+    on_a_id = docker_client.info()["ID"]
+    on_b = docker.DockerClient(base_url=f"unix://{second_daemon.socket}")
+    on_b_id = on_b.info()["ID"]
+    assert on_a_id != on_b_id
+    image = sleep_image(on_b)
+    twins = {}
+    for service in ("jobmanager", "taskmanager"):
+        name = running_stack.container(service).name
+        labels = {PROJECT_LABEL: project, SERVICE_LABEL: service}
+        twins[service] = on_b.containers.run(image, ["/bin/sleep", "3600"], name=name, labels=labels, detach=True)
+    twins["taskmanager"].stop(timeout=0)  # a stopped TaskManager of the same name: what a recovery restarts
+    try:
+        cluster = demo_inventory(running_stack.settings)["clusters"][0]
+        cluster["approval"] = "never"  # nothing waits for a human here: whatever is planned runs
+        cluster["recovery"] = {"stabilization_s": 0, "registration_grace_s": 0, "taskmanager_timeout_s": 30}
+        state = tmp_path / "state"
+
+        def inventory(file: str, **docker_section) -> str:
+            data = {"state_dir": str(state), "clusters": [{**cluster, **({"docker": docker_section} if docker_section
+                                                                          else {})}]}  # fmt: skip
+            (tmp_path / file).write_text(yaml.safe_dump(data))
+            return str(tmp_path / file)
+
+        # The first successful look, on the cluster's own engine (the local socket): its engine is learned.
+        (first,) = check_fleet(load_inventory(inventory("own.yaml")).clusters)
+        assert first.diagnosis.healthy, codes(first)
+
+        # The same cluster through another engine, as a worker on another host would reach "the local socket".
+        elsewhere = inventory("elsewhere.yaml", host=f"unix://{second_daemon.socket}")
+        before = states_of(twins)
+        (result,) = run_recover(config=elsewhere, cluster=project)
+        assert states_of(twins) == before, f"containers on the other engine were acted on: {result['actions']}"
+        assert result["status"] == "refused" and result["actions"] == [], result
+        (mismatch,) = [f for f in result["findings_before"] if f["code"] == "DOCKER_ENGINE_MISMATCH"]
+        assert mismatch["severity"] == "critical"
+        said = mismatch["summary"]
+        assert on_a_id in said and on_b_id in said and str(second_daemon.socket) in said, mismatch
+        assert any(on_a_id in r and on_b_id in r for r in result["refusals"]), result["refusals"]
+        (tick,) = check_fleet(load_inventory(elsewhere).clusters)  # the monitor's look says so too
+        assert "DOCKER_ENGINE_MISMATCH" in codes(tick) and not tick.diagnosis.observation.containers.containers
+        kept = json.loads((state / "engines" / f"{project}.json").read_text())
+        assert kept["engine_id"] == on_a_id, kept  # the other engine was not learned instead
+
+        # The fault watcher does not follow the other engine's containers of the cluster either.
+        lines: list[str] = []
+        watcher = FaultWatcher(Path(elsewhere), lines.append, rest_interval_s=1.0)
+        watcher.start()
+        try:
+            wait_until(lambda: "\n".join(lines), lambda text: on_b_id in text, timeout=30,
+                       what="the watcher to say it does not watch the cluster there")  # fmt: skip
+            twins["jobmanager"].kill()  # a fault the watcher would recover (start the JobManager) on its own engine
+            time.sleep(5)
+        finally:
+            watcher.stop()
+        assert not [line for line in lines if "exited with code" in line or "recovering now" in line], lines
+        twins["jobmanager"].reload()
+        assert twins["jobmanager"].status == "exited"
+    finally:
+        for twin in twins.values():
+            twin.remove(force=True)

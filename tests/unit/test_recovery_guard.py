@@ -89,3 +89,19 @@ def test_a_recovery_cut_short_by_a_dead_process_is_finished_at_once_but_counts_t
     # ...but a cluster whose recoveries keep dying still escalates.
     runs = [ended("killed", 300, "CRASHED"), ended("killed-again", 5, "CRASHED")]
     assert decide_recovery(False, runs, None, SETTINGS, NOW).action == "escalate"
+
+
+def test_runs_that_did_nothing_spend_no_flap_budget_and_start_no_cooldown():
+    """Safety II case 8: a burst of duplicate events (runs that found the cluster healthy, were held by the
+    cooldown, or timed out waiting for the lock) must not turn the next real fault into an escalation."""
+    from dataclasses import replace
+
+    from flink_runbook.runbook.guard import NOTHING_DONE
+
+    idle = [replace(ended(f"idle{i}", 10 + i, state), state_name=NOTHING_DONE)
+            for i, state in enumerate(("COMPLETED", "FAILED", "FAILED", "COMPLETED"))]  # fmt: skip
+    decision = decide_recovery(False, idle, None, SETTINGS, NOW)
+    # The old guard counted all four: "escalate" (4 >= 2), and "wait" for a cooldown from a run 10 s ago.
+    assert decision.action == "recover" and decision.recent_recoveries == 0, decision
+    acted = [*idle, ended("r1", 300, "FAILED"), ended("r2", 100, "FAILED")]
+    assert decide_recovery(False, acted, None, SETTINGS, NOW).action == "escalate"

@@ -1,0 +1,235 @@
+"""Jobs a person stopped on purpose, remembered after Flink forgets them (a small JSON file per cluster).
+
+A session JobManager drops CANCELED and FINISHED jobs from /jobs/overview after
+`jobstore.expiration-time` (an hour by default), and all of them when it restarts
+without HA; the job is then only "missing", which the runbook would resubmit. So
+what the tool has seen (a job of the inventory CANCELED, or FINISHED by a
+stop-with-savepoint) is kept here, beside the lineage in the host-wide state dir:
+every door (CLI, monitor, watcher, worker) reads it under the same host lock the
+recovery takes, with or without a Prefect server, and it outlives the server too.
+
+A stop stands until the job is seen live again or an operator releases it
+(`flink-runbook stopped release`): a released stop keeps its savepoint, so the
+job comes back from that savepoint, not from an older checkpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from flink_runbook.containers.states import ContainerState
+from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState
+from flink_runbook.inventory import JobSpec
+from flink_runbook.runbook.restore_point import RestorePoint
+from flink_runbook.runbook.state_files import open_no_follow
+
+
+@dataclass(frozen=True)
+class PersonStop:
+    """A job a person stopped: how (CANCELED, or FINISHED by a stop-with-savepoint), and whether an operator
+    has released it since (then the runbook may bring it back, from `savepoint` when there is one)."""
+
+    job: str
+    job_id: str
+    state: str  # CANCELED | FINISHED
+    seen_at: float
+    savepoint: str | None = None  # the stop-with-savepoint's path, as the JobManager names it
+    savepoint_id: int | None = None
+    released_at: float | None = None
+    released_by: str | None = None
+
+    @property
+    def stands(self) -> bool:
+        return self.released_at is None
+
+    def describe(self) -> str:
+        how = "cancelled" if self.state == JobState.CANCELED else f"stopped with savepoint {self.savepoint}"
+        seen = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.seen_at))
+        text = f"job {self.job} ({self.job_id}) {how}, seen {seen}"
+        if not self.stands:
+            text += f"; released by {self.released_by or 'an operator'}"
+        return text
+
+
+def stopped_with_savepoint(info: JobInfo) -> bool:
+    """FINISHED with a savepoint in its checkpoint history: `POST /jobs/:id/stop` (a bounded job that ran out
+    of input also ends FINISHED, without one)."""
+    savepoint = info.checkpoints.latest_savepoint
+    return info.state == JobState.FINISHED and savepoint is not None and bool(savepoint.external_path)
+
+
+def stop_seen(info: JobInfo | None, spec: JobSpec | None) -> PersonStop | None:
+    """The person's stop this answer shows, if any (a cancel only when the inventory leaves cancels alone)."""
+    if info is None:
+        return None
+    if info.state == JobState.CANCELED and (spec is None or spec.on_canceled == "leave"):
+        return PersonStop(info.name, info.id, JobState.CANCELED, time.time())
+    if stopped_with_savepoint(info):
+        savepoint = info.checkpoints.latest_savepoint
+        return PersonStop(
+            info.name, info.id, JobState.FINISHED, time.time(), savepoint.external_path, savepoint.id
+        )
+    return None
+
+
+def left_stopped(info: JobInfo | None, spec: JobSpec | None, remembered: PersonStop | None = None) -> bool:
+    """A person's decision the runbook leaves as it is: the job is stopped (what Flink says now, or, once Flink
+    has forgotten it, what this tool remembers) and no operator has released it since."""
+    if info is not None and info.state not in TERMINAL_JOB_STATES:
+        return False
+    if remembered is not None and not remembered.stands and (info is None or info.id == remembered.job_id):
+        return False  # released: the operator asked for it back
+    if stop_seen(info, spec) is not None:
+        return True
+    return info is None and remembered is not None and remembered.stands
+
+
+def next_stops(
+    known: Mapping[str, PersonStop], seen: Iterable[tuple[str, JobInfo | None]], specs: Mapping[str, JobSpec]
+) -> dict[str, PersonStop]:
+    """The record after one look at the jobs (name, what the JobManager said; None: it knows none of that name):
+    a new stop is remembered, a job seen live again is forgotten, anything else is kept as it was."""
+    record = dict(known)
+    for name, info in seen:
+        if info is None:
+            continue  # forgotten by Flink: exactly when the record is needed
+        if info.state not in TERMINAL_JOB_STATES:
+            record.pop(name, None)
+            continue
+        stop = stop_seen(info, specs.get(name))
+        earlier = record.get(name)
+        if stop is not None and (earlier is None or earlier.job_id != info.id):
+            record[name] = stop
+    return record
+
+
+def stops_file(state_dir: Path, cluster: str) -> Path:
+    return state_dir / "stops" / f"{cluster}.json"
+
+
+def read_stops(state_dir: Path, cluster: str) -> dict[str, PersonStop]:
+    """Job name -> the person's stop remembered for it; an unreadable file is an empty record."""
+    try:
+        data = json.loads(stops_file(state_dir, cluster).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    stops = {}
+    for name, entry in data.items():
+        try:
+            stops[str(name)] = PersonStop(**entry)
+        except TypeError:
+            continue
+    return stops
+
+
+def _rewrite(path: Path, read: Callable[[], dict], change: Callable[[dict], dict]) -> dict:
+    """Read, change and write a record under its lock (the monitor, diagnose and recover all write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_no_follow(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = read()
+        after = change(before)
+        if after != before:
+            partial = path.with_suffix(".partial")
+            with open(partial, "w", opener=lambda p, f: open_no_follow(p, f, 0o600)) as out:
+                json.dump({k: asdict(v) for k, v in after.items()}, out, indent=1, sort_keys=True)
+            os.replace(partial, path)
+        return after
+    finally:
+        os.close(fd)
+
+
+def remember_stops(
+    state_dir: Path, cluster: str, seen: Iterable[tuple[str, JobInfo | None]], specs: Mapping[str, JobSpec]
+) -> dict[str, PersonStop]:
+    seen = list(seen)
+    path = stops_file(state_dir, cluster)
+    return _rewrite(path, lambda: read_stops(state_dir, cluster), lambda known: next_stops(known, seen, specs))
+
+
+def release_stop(state_dir: Path, cluster: str, job: str, by: str) -> PersonStop | None:
+    """An operator lets the runbook bring the job back; returns the stop released (None: none stood)."""
+    released: list[PersonStop] = []
+
+    def release(known: dict[str, PersonStop]) -> dict[str, PersonStop]:
+        stop = known.get(job)
+        if stop is None or not stop.stands:
+            return known
+        released.append(replace(stop, released_at=time.time(), released_by=by))
+        return {**known, job: released[-1]}
+
+    _rewrite(stops_file(state_dir, cluster), lambda: read_stops(state_dir, cluster), release)
+    return released[0] if released else None
+
+
+def released_savepoint(stop: PersonStop | None) -> RestorePoint | None:
+    """Where a released stop-with-savepoint comes back from: its own savepoint, not an older checkpoint."""
+    if stop is None or stop.stands or not stop.savepoint:
+        return None
+    return RestorePoint(
+        stop.savepoint, stop.savepoint_id or 0, "savepoint", f"the stop-with-savepoint of job {stop.job_id}"
+    )
+
+
+@dataclass(frozen=True)
+class ContainerStop:
+    """A TaskManager container a person stopped (`docker stop`), as first seen: Docker's event log forgets
+    (it keeps a few hundred events), this record keeps it while the container stays exited from that stop."""
+
+    container_id: str
+    finished_at: str
+    seen_at: float
+
+
+def next_container_stops(
+    known: Mapping[str, ContainerStop], states: Iterable[ContainerState]
+) -> dict[str, ContainerStop]:
+    """The record after one look at the containers: a stop the engine logged is remembered; one still exited
+    from that same stop is kept; a container started since (or exited again by itself) is forgotten."""
+    record = {}
+    for state in states:
+        earlier = known.get(state.name)
+        if state.stopped_by_hand and state.container_id and state.finished_at:
+            same = earlier is not None and (earlier.container_id, earlier.finished_at) == (
+                state.container_id, state.finished_at
+            )  # fmt: skip
+            record[state.name] = earlier if same else ContainerStop(state.container_id, state.finished_at, time.time())
+        elif earlier is not None and state.state == "exited" and (earlier.container_id, earlier.finished_at) == (
+            state.container_id, state.finished_at
+        ):  # fmt: skip
+            record[state.name] = earlier
+    return record
+
+
+def container_stops_file(state_dir: Path, cluster: str) -> Path:
+    return state_dir / "stops" / f"{cluster}.containers.json"
+
+
+def read_container_stops(state_dir: Path, cluster: str) -> dict[str, ContainerStop]:
+    try:
+        data = json.loads(container_stops_file(state_dir, cluster).read_text())
+        return {str(name): ContainerStop(**entry) for name, entry in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def remember_container_stops(
+    state_dir: Path, cluster: str, states: Iterable[ContainerState]
+) -> tuple[ContainerState, ...]:
+    """Remember the stops seen now and return the states with every remembered stop marked stopped_by_hand."""
+    states = tuple(states)
+    record = _rewrite(
+        container_stops_file(state_dir, cluster),
+        lambda: read_container_stops(state_dir, cluster),
+        lambda known: next_container_stops(known, states),
+    )
+    return tuple(replace(s, stopped_by_hand=True) if s.name in record else s for s in states)
