@@ -30,12 +30,13 @@ demo-down: bootstrap
 
 ## The whole test suite, integration tests on Flink 1.20 and 2.2 included, on TEST_WORKERS pytest-xdist
 ## workers (the tests mostly wait on Flink and Prefect, so they overlap well on two cores). --dist loadgroup:
-## each test goes to the next free worker, except an xdist_group's tests, which stay together on one.
+## a free worker takes the next test, or the next xdist_group (tests that must share one worker) whole, in
+## collection order, which tests/conftest.py sets: longest first (--no-loadscope-reorder keeps it).
 ## pytest's exit 5 (no tests collected) is a failure here, not a pass.
 TEST_WORKERS ?= 3
 test: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests; rc=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## The README's screenshots (docs/screenshots), made by the operator's-view test on the real stack.

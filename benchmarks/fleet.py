@@ -3,10 +3,12 @@
 The fleet is loopback JobManagers replaying answers recorded from real Flink
 (tests/fixtures/rest/: healthy and failed, 1.20.3 and 2.2.0; one child process
 serves them all, see tests/unit/replay_jobmanagers.py) whose container checks
-are real (they name the demo stack's containers), plus the real demo stack
-itself. Each tick is the monitor flow as a deployment runs it, in this process,
-against a local Prefect server: wall time, this process's CPU, the server's
-CPU, and this process's memory. Nothing is asserted; it prints a table.
+are real (each its own compose project on the demo's engine, which has none of
+its containers: two clusters may not select the same container on one engine,
+so they are CONTAINER_NOT_RUNNING), plus the real demo stack itself. Each
+tick is the monitor flow as a deployment runs it, in this process, against a
+local Prefect server: wall time, this process's CPU, the server's CPU, and
+this process's memory. Nothing is asserted; it prints a table.
 
     .venv/bin/python benchmarks/fleet.py [--sizes 1,10,100,500] [--ticks 3] [--flink-version 2.2]
 """
@@ -73,14 +75,14 @@ def endpoints(count: int, hanging: float) -> list[dict]:
 
 
 def fleet_inventory(real: dict, project: str, count: int, state: Path) -> dict:
-    """The real demo cluster first, then count - 1 replayed ones that share its containers."""
+    """The real demo cluster first, then count - 1 replayed ones on its engine, each its own (absent) project."""
     clusters = [real]
     for i in range(count - 1):
         clusters.append(
             {
                 "name": f"fleet-{i:03d}",
                 "rest": {"url": f"http://127.0.0.1:{FIRST_PORT + i}", "connect_timeout_s": 3, "read_timeout_s": 10},
-                "containers": {"compose_project": project},
+                "containers": {"compose_project": f"{project}-replayed-{i:03d}"},
                 "jobs": [{"name": "realtime-cdc-demo"}],
             }
         )

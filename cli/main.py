@@ -186,7 +186,10 @@ def stopped_list(args: argparse.Namespace) -> int:
     from flink_runbook.runbook.person_stops import read_stops
 
     for cluster in load_inventory(args.config).select(args.cluster):
-        stops = read_stops(cluster.state_dir, cluster.name)
+        try:
+            stops = read_stops(cluster.state_dir, cluster.name)
+        except OSError as exc:
+            raise UsageError(f"cluster {cluster.name}: cannot read its stops in {cluster.state_dir}: {exc}") from None
         if not stops:
             print(f"{cluster.name}: no job stopped by a person")
         for stop in stops.values():
@@ -201,7 +204,10 @@ def stopped_release(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: cluster {cluster.name} has no job named {args.job!r}")
     from flink_runbook.runbook.person_stops import release_stop
 
-    released = release_stop(cluster.state_dir, cluster.name, args.job, by=os.environ.get("USER") or "the CLI")
+    try:
+        released = release_stop(cluster.state_dir, cluster.name, args.job, by=os.environ.get("USER") or "the CLI")
+    except OSError as exc:
+        raise UsageError(f"cluster {cluster.name}: cannot write its stops in {cluster.state_dir}: {exc}") from None
     if released is None:
         print(f"{cluster.name}: job {args.job} has no stop by a person to release")
         return EXIT_OK

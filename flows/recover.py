@@ -156,8 +156,11 @@ def recover_cluster(
                 if plan.observe_again and not progress.stopped:
                     # Containers came back (unpaused, JobManager started): plan the rest from what is seen now
                     seen_again = diagnose_cluster(cluster, Depth.FULL)
+                    answered = len(asked)
                     rest = _approved(cluster, plan_cluster_recovery(cluster, seen_again), seen_again, approval_mode,
                                      asked)  # fmt: skip
+                    if len(asked) > answered:  # a human's wait is not the recovery's: its deadline starts again
+                        progress = replace(progress, deadline_at=time.time() + cluster.recovery.deadline_s)
                     live.total += len(rest.actions) + len(rest.resubmits)
                     progress = _act(cluster, rest, progress, live)
                     plan = plan.followed_by(rest)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, TaskManagerInfo
@@ -80,15 +81,18 @@ def wait_for_taskmanagers(
         raise RecoveryError(str(exc)) from exc
 
 
-def settle_job(rest: FlinkRestClient, name: str, timeout_s: float) -> JobInfo | None:
+def settle_job(
+    rest: FlinkRestClient, name: str, timeout_s: float, known_ids: Sequence[str] = ()
+) -> JobInfo | None:
     """Let a job Flink is still restarting finish doing so: returns it as it is then (None: no job of the name).
 
     RUNNING with every task running, a terminal state, or MISSING; a job still
-    restarting at the deadline is reported as it is.
+    restarting at the deadline is reported as it is. Of several jobs of the name, the one of `known_ids`
+    (the job the plan saw) is the one read, not a copy beside it.
     """
 
     def observe():
-        return check_job(rest, name).info
+        return check_job(rest, name, known_ids=known_ids).info
 
     def settled(info: JobInfo | None) -> bool:
         return info is None or info.state in TERMINAL_JOB_STATES or info.fully_running

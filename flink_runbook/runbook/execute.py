@@ -31,7 +31,14 @@ from flink_runbook.runbook.high_availability import (
 )
 from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
-from flink_runbook.runbook.person_stops import left_stopped, stop_seen
+from flink_runbook.runbook.person_stops import (
+    forget_stop,
+    left_stopped,
+    read_container_stops,
+    read_stops,
+    remember_own_restarts,
+    stop_seen,
+)
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
 from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, Milestone, StepStatus, utc_now_iso
 from flink_runbook.runbook.restore_point import RestorePoint
@@ -119,7 +126,26 @@ def within_deadline(cluster: ClusterSpec, progress: Progress) -> ClusterSpec:
     left = max(0.0, progress.deadline_at - time.time())
     r = cluster.recovery
     cut = {name: min(getattr(r, name), left) for name in WAITS}
-    return replace(cluster, recovery=replace(r, **cut))
+    jobs = tuple(replace(job, resubmit_timeout_s=min(job.resubmit_timeout_s, left)) for job in cluster.jobs)
+    return replace(cluster, recovery=replace(r, **cut), jobs=jobs)
+
+
+def _left(progress: Progress, timeout_s: float) -> float:
+    """A wait cut to what the recovery's deadline leaves."""
+    if progress.deadline_at is None:
+        return timeout_s
+    return max(0.0, min(timeout_s, progress.deadline_at - time.time()))
+
+
+def expected_taskmanagers(cluster: ClusterSpec) -> int:
+    """The TaskManagers that should be registered: not those a person stopped (left stopped, remembered)."""
+    if cluster.restart_stopped:
+        return cluster.expected_taskmanagers
+    try:
+        held = len(read_container_stops(cluster.state_dir, cluster.name))
+    except OSError:  # unknown: every TaskManager is expected (a wait too long, never a restart too many)
+        held = 0
+    return max(0, cluster.expected_taskmanagers - held)
 
 
 def _docker(clients: ClusterClients) -> docker.DockerClient:
@@ -144,7 +170,10 @@ def _wait_for_ha_restore(cluster: ClusterSpec, clients: ClusterClients) -> str:
     from now, until every configured job is listed, so that the plan made next finds each one by name and
     never resubmits a second copy under a new id. Without HA it restores nothing: no wait."""
     timeout = cluster.recovery.ha_restore_timeout_s
-    expected = jobs_expected_back((job.name for job in cluster.jobs), read_lineage(cluster.state_dir, cluster.name))
+    # A job a person stopped is not in HA's storage: not waited for.
+    standing = {name for name, stop in read_stops(cluster.state_dir, cluster.name).items() if stop.stands}
+    names = (job.name for job in cluster.jobs if job.name not in standing)
+    expected = jobs_expected_back(names, read_lineage(cluster.state_dir, cluster.name))
     config: list[dict[str, str]] = []  # read once: a process's configuration does not change
     started = time.monotonic()
 
@@ -190,7 +219,7 @@ def _wait_for_return(
         parts.append(f"REST answers (Flink {version})")
         if started:
             parts.append(_wait_for_ha_restore(cluster, clients))
-    expected = cluster.expected_taskmanagers
+    expected = expected_taskmanagers(cluster)
     try:
         back = act.wait_for_taskmanagers(clients.rest, expected, 0, set(), timeout_s)
         parts.append(f"{len(back)} TaskManager(s) registered")
@@ -249,6 +278,8 @@ def restart_taskmanagers(
     """`docker-compose restart taskmanager`, for exactly the containers the plan names."""
 
     def do(planned: PlannedAction, record: ActionRecord) -> Progress:
+        # `docker restart` logs a stop too: if the start after it fails, that stop is the runbook's, not a person's.
+        remember_own_restarts(cluster.state_dir, cluster.name, planned.containers)
         identities = restart_containers(_docker(clients), planned.containers, cluster.recovery.container_stop_timeout_s)
         record.detail = f"docker restart {' '.join(planned.containers)}"
         # Registered from those containers right after the restart: the old processes, not back yet.
@@ -282,10 +313,12 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
 
     def do(record: ActionRecord) -> Progress:
         # Read right before acting: minutes may have passed since the plan (waiting for TaskManagers).
-        now = act.settle_job(clients.rest, job.name, timeout_s=SETTLE_TIMEOUT_S)
+        known = (planned.old_job_id,) if planned.old_job_id else ()
+        now = act.settle_job(clients.rest, job.name, _left(progress, SETTLE_TIMEOUT_S), known)
         state, job_id = (now.state, now.id) if now else (JobState.MISSING, None)
         stop = stop_seen(now, job)
-        if stop is not None and stop.job_id != planned.released_stop_of:
+        # The job the plan saw (or, missing then, any of the name) was stopped by a person since: it stands.
+        if stop is not None and stop.job_id != planned.released_stop_of and (not known or stop.job_id in known):
             # A person cancelled or stopped it while the recovery waited: their decision stands.
             record.status = StepStatus.SKIPPED
             record.detail = (
@@ -312,6 +345,8 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
             submission = act.submit_job(clients.rest, job, point, planned.job_id)
         job_record.new_id = submission.job_id
         job_record.restored_from = point.path if point else None
+        if planned.released_stop_of:  # the release is used up: never again from that savepoint
+            forget_stop(cluster.state_dir, cluster.name, job.name)
         record.detail = " ".join(
             [submission.how, *(f"Note: {n}." for n in planned.notes)]
             + ([f"Output: {submission.output[-300:]}"] if submission.output else [])
@@ -398,12 +433,13 @@ def verify_stability(
         before = list(progress.taskmanagers) or clients.rest.taskmanagers()
         sleep(window)
         registered = clients.rest.taskmanagers()
-        checks = [taskmanagers_stable(before, registered, cluster.expected_taskmanagers)]
+        checks = [taskmanagers_stable(before, registered, expected_taskmanagers(cluster))]
+        remembered = read_stops(cluster.state_dir, cluster.name)
         since = {r.job: r.exceptions_since_ms for r in progress.resubmitted}
         followed = {r.job: r.job_id for r in progress.resubmitted}
         for job in cluster.jobs:
             info = check_job(clients.rest, job.name, job_id=followed.get(job.name)).info
-            if left_stopped(info, job):
+            if left_stopped(info, job, remembered.get(job.name)):
                 continue  # a person's stop, not the recovery's to judge
             fresh = new_exceptions(info, since.get(job.name, 0)) if info else []
             checks.append(

@@ -109,15 +109,23 @@ def rest_fault(
     jobs: list[JobSummary] | None,
     error: str | None,
     now: float,
+    stopped_jobs: frozenset[str] = frozenset(),
+    expected_taskmanagers: int | None = None,
 ) -> Fault | None:
-    """What the REST watch counts as a fault in one reading of `/taskmanagers` and `/jobs/overview`."""
+    """What the REST watch counts as a fault in one reading of `/taskmanagers` and `/jobs/overview`.
+
+    A person's decisions are not faults: `stopped_jobs` (their stop stands, Flink may have forgotten them) and
+    the TaskManagers a person stopped (`expected_taskmanagers`, the inventory's count without them)."""
     if error is not None or taskmanagers is None or jobs is None:
         why = (error or "no answer")[:300]
         return Fault(cluster.name, "rest", "JOBMANAGER_UNREACHABLE", f"{cluster.rest.url} does not answer: {why}", now)
-    if len(taskmanagers) < cluster.expected_taskmanagers:
-        what = f"{len(taskmanagers)} of {cluster.expected_taskmanagers} TaskManager(s) registered"
+    expected = cluster.expected_taskmanagers if expected_taskmanagers is None else expected_taskmanagers
+    if len(taskmanagers) < expected:
+        what = f"{len(taskmanagers)} of {expected} TaskManager(s) registered"
         return Fault(cluster.name, "rest", "TASKMANAGERS_MISSING", what, now)
     for spec in cluster.jobs:
+        if spec.name in stopped_jobs:
+            continue
         named = sorted((j for j in jobs if j.name == spec.name), key=lambda j: j.start_time_ms)
         live = [j for j in named if j.live]
         if any(j.state == JobState.RUNNING for j in live):

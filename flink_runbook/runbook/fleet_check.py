@@ -21,7 +21,7 @@ from flink_runbook.inventory import ClusterSpec, DockerEngine
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.lineage import remember_job_ids
 from flink_runbook.runbook.observe import ClusterClients, Depth, EngineLook, connect, look_at_engine, observe_cluster
-from flink_runbook.runbook.person_stops import read_stops, remember_container_stops, remember_stops
+from flink_runbook.runbook.person_stops import read_stops, remember_container_stops, remember_stops, unreadable_stops
 
 # Checks running at once: enough that clusters hanging until their deadline do not hold up the rest,
 # few enough that a healthy check's share of one interpreter stays far inside its deadline.
@@ -51,16 +51,22 @@ def observe_and_diagnose(
     seen = observe_cluster(cluster, clients, depth, engine)
     warning = None
     jobs = [v for v in seen.jobs if not v.duplicate_ids]
+    looked_at = seen.observed_at_ms / 1000
+    stops, containers = {}, seen.containers.containers
     try:
         remember_job_ids(cluster.state_dir, cluster.name, {v.name: v.info.id for v in jobs if v.info})
         # A person's stop outlives Flink's memory of the job: kept now, read when Flink has forgotten it.
-        stops = remember_stops(cluster.state_dir, cluster.name, [(v.name, v.info) for v in jobs], cluster.jobs_by_name)
-        containers = seen.containers.containers
+        stops = remember_stops(
+            cluster.state_dir, cluster.name, [(v.name, v.info) for v in jobs], cluster.jobs_by_name, looked_at
+        )
         if not seen.containers.error:  # no look at the engine: nothing learned, nothing forgotten
             containers = remember_container_stops(cluster.state_dir, cluster.name, containers)
     except OSError as exc:  # a recovery after a JobManager restart will refuse to guess
         warning = f"cannot remember its job ids and stopped jobs in {cluster.state_dir}: {exc}"
-        stops, containers = read_stops(cluster.state_dir, cluster.name), seen.containers.containers
+        try:
+            stops = read_stops(cluster.state_dir, cluster.name)
+        except OSError as unreadable:  # a stop may stand that cannot be read: no missing job is resubmitted
+            stops = unreadable_stops(cluster.jobs_by_name, f"its record cannot be read ({unreadable})")
     seen = replace(
         seen,
         jobs=tuple(replace(v, remembered_stop=stops.get(v.name)) for v in seen.jobs),

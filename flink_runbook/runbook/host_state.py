@@ -19,7 +19,7 @@ from flink_runbook.runbook.lineage import lineage_file
 from flink_runbook.runbook.state_files import open_no_follow
 
 # What the runbook writes under the state dir during a recovery.
-STATE_SUBDIRS = ("locks", "lineage", "engines")
+STATE_SUBDIRS = ("locks", "lineage", "engines", "stops")
 # A missing state dir is made readable to all (who holds a lock, for `status`), writable by its owner only;
 # a directory shared by an operators' group is made by hand (README, "The state directory").
 STATE_DIR_MODE = 0o755

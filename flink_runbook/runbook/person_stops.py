@@ -22,12 +22,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
-from flink_runbook.containers.states import ContainerState
+from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState
 from flink_runbook.inventory import JobSpec
 from flink_runbook.runbook.restore_point import RestorePoint
-from flink_runbook.runbook.state_files import open_no_follow
+from flink_runbook.runbook.state_files import open_no_follow, read_state_file
+
+T = TypeVar("T")
+UNREADABLE = "UNKNOWN"
+SHARED_MODE = 0o660  # as the host lock: the umask decides what others get
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class PersonStop:
 
     job: str
     job_id: str
-    state: str  # CANCELED | FINISHED
+    state: str  # CANCELED | FINISHED | UNKNOWN (the record could not be read: a stop may stand)
     seen_at: float
     savepoint: str | None = None  # the stop-with-savepoint's path, as the JobManager names it
     savepoint_id: int | None = None
@@ -49,8 +54,15 @@ class PersonStop:
         return self.released_at is None
 
     def describe(self) -> str:
-        how = "cancelled" if self.state == JobState.CANCELED else f"stopped with savepoint {self.savepoint}"
-        seen = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.seen_at))
+        if self.state == UNREADABLE:
+            return f"job {self.job}: {self.released_by}; whether a person stopped it is not known, so it is left"
+        how = "cancelled" if self.state == JobState.CANCELED else "stopped"
+        if self.savepoint:
+            how += f" with savepoint {self.savepoint}"
+        try:
+            seen = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(self.seen_at)))
+        except (TypeError, ValueError, OverflowError):
+            seen = "at an unknown time"
         text = f"job {self.job} ({self.job_id}) {how}, seen {seen}"
         if not self.stands:
             text += f"; released by {self.released_by or 'an operator'}"
@@ -69,7 +81,11 @@ def stop_seen(info: JobInfo | None, spec: JobSpec | None) -> PersonStop | None:
     if info is None:
         return None
     if info.state == JobState.CANCELED and (spec is None or spec.on_canceled == "leave"):
-        return PersonStop(info.name, info.id, JobState.CANCELED, time.time())
+        # A cancel may have taken a savepoint first (savepoint + cancel-job): keep it when it is the newest.
+        savepoint, completed = info.checkpoints.latest_savepoint, info.checkpoints.latest_completed
+        if savepoint is None or not savepoint.external_path or (completed and completed.id > savepoint.id):
+            return PersonStop(info.name, info.id, JobState.CANCELED, time.time())
+        return PersonStop(info.name, info.id, JobState.CANCELED, time.time(), savepoint.external_path, savepoint.id)
     if stopped_with_savepoint(info):
         savepoint = info.checkpoints.latest_savepoint
         return PersonStop(
@@ -91,16 +107,22 @@ def left_stopped(info: JobInfo | None, spec: JobSpec | None, remembered: PersonS
 
 
 def next_stops(
-    known: Mapping[str, PersonStop], seen: Iterable[tuple[str, JobInfo | None]], specs: Mapping[str, JobSpec]
+    known: Mapping[str, PersonStop],
+    seen: Iterable[tuple[str, JobInfo | None]],
+    specs: Mapping[str, JobSpec],
+    looked_at: float | None = None,
 ) -> dict[str, PersonStop]:
     """The record after one look at the jobs (name, what the JobManager said; None: it knows none of that name):
-    a new stop is remembered, a job seen live again is forgotten, anything else is kept as it was."""
+    a new stop is remembered, a job seen live again is forgotten, anything else is kept as it was. A look taken
+    (`looked_at`) before a stop was recorded forgets nothing: it may predate the stop."""
     record = dict(known)
     for name, info in seen:
         if info is None:
             continue  # forgotten by Flink: exactly when the record is needed
         if info.state not in TERMINAL_JOB_STATES:
-            record.pop(name, None)
+            earlier = record.get(name)
+            if earlier is None or looked_at is None or looked_at >= earlier.seen_at:
+                record.pop(name, None)
             continue
         stop = stop_seen(info, specs.get(name))
         earlier = record.get(name)
@@ -113,34 +135,49 @@ def stops_file(state_dir: Path, cluster: str) -> Path:
     return state_dir / "stops" / f"{cluster}.json"
 
 
-def read_stops(state_dir: Path, cluster: str) -> dict[str, PersonStop]:
-    """Job name -> the person's stop remembered for it; an unreadable file is an empty record."""
+def _read_record(path: Path, entry: Callable[..., T]) -> dict[str, T]:
+    """Name -> entry of a record file: no file is an empty record; an entry that does not read is passed over;
+    a file that cannot be read (permissions, a link planted there) raises: it is not an empty record."""
     try:
-        data = json.loads(stops_file(state_dir, cluster).read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_state_file(path))
+    except FileNotFoundError:
+        return {}
+    except ValueError:  # half-written by hand: what cannot be read is not a decision anyone made
         return {}
     if not isinstance(data, dict):
         return {}
-    stops = {}
-    for name, entry in data.items():
+    record = {}
+    for name, fields in data.items():
         try:
-            stops[str(name)] = PersonStop(**entry)
+            record[str(name)] = entry(**fields)
         except TypeError:
             continue
-    return stops
+    return record
+
+
+def read_stops(state_dir: Path, cluster: str) -> dict[str, PersonStop]:
+    """Job name -> the person's stop remembered for it (OSError when the file exists but cannot be read)."""
+    return _read_record(stops_file(state_dir, cluster), PersonStop)
+
+
+def unreadable_stops(names: Iterable[str], why: str) -> dict[str, PersonStop]:
+    """What stands in for a record that cannot be read: for each job, a stop that may stand (never resubmitted
+    from a guess; the finding says why)."""
+    return {name: PersonStop(name, "", UNREADABLE, time.time(), released_by=why) for name in names}
 
 
 def _rewrite(path: Path, read: Callable[[], dict], change: Callable[[dict], dict]) -> dict:
-    """Read, change and write a record under its lock (the monitor, diagnose and recover all write)."""
+    """Read, change and write a record under its lock (the monitor, diagnose and recover all write). Files are
+    group-writable, like the host lock: a state dir shared by an operators' group works for all of them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_no_follow(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_no_follow(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, SHARED_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         before = read()
         after = change(before)
         if after != before:
             partial = path.with_suffix(".partial")
-            with open(partial, "w", opener=lambda p, f: open_no_follow(p, f, 0o600)) as out:
+            with open(partial, "w", opener=lambda p, f: open_no_follow(p, f, SHARED_MODE)) as out:
                 json.dump({k: asdict(v) for k, v in after.items()}, out, indent=1, sort_keys=True)
             os.replace(partial, path)
         return after
@@ -149,11 +186,23 @@ def _rewrite(path: Path, read: Callable[[], dict], change: Callable[[dict], dict
 
 
 def remember_stops(
-    state_dir: Path, cluster: str, seen: Iterable[tuple[str, JobInfo | None]], specs: Mapping[str, JobSpec]
+    state_dir: Path,
+    cluster: str,
+    seen: Iterable[tuple[str, JobInfo | None]],
+    specs: Mapping[str, JobSpec],
+    looked_at: float | None = None,
 ) -> dict[str, PersonStop]:
     seen = list(seen)
     path = stops_file(state_dir, cluster)
-    return _rewrite(path, lambda: read_stops(state_dir, cluster), lambda known: next_stops(known, seen, specs))
+    change = lambda known: next_stops(known, seen, specs, looked_at)  # noqa: E731
+    return _rewrite(path, lambda: read_stops(state_dir, cluster), change)
+
+
+def forget_stop(state_dir: Path, cluster: str, job: str) -> None:
+    """A released stop is used up once the job is resubmitted: a later recovery restores from the job's newer
+    checkpoints, never from that old savepoint again."""
+    _rewrite(stops_file(state_dir, cluster), lambda: read_stops(state_dir, cluster),
+             lambda known: {k: v for k, v in known.items() if k != job})  # fmt: skip
 
 
 def release_stop(state_dir: Path, cluster: str, job: str, by: str) -> PersonStop | None:
@@ -190,14 +239,38 @@ class ContainerStop:
     seen_at: float
 
 
+@dataclass(frozen=True)
+class OwnRestart:
+    """When the runbook itself restarted a container (`docker restart` logs a stop as a person's would)."""
+
+    at: float
+
+
+OWN_RESTART_WINDOW_S = 600.0
+
+
+def _runbooks_own(state: ContainerState, own: Mapping[str, OwnRestart], now: float) -> bool:
+    """It exited within minutes after the runbook restarted it: the runbook's stop (a start that failed)."""
+    restart = own.get(state.name)
+    ago = seconds_since(state.finished_at, now)
+    return restart is not None and ago is not None and 0 <= (now - ago) - restart.at <= OWN_RESTART_WINDOW_S
+
+
 def next_container_stops(
-    known: Mapping[str, ContainerStop], states: Iterable[ContainerState]
+    known: Mapping[str, ContainerStop],
+    states: Iterable[ContainerState],
+    own: Mapping[str, OwnRestart] | None = None,
+    now: float | None = None,
 ) -> dict[str, ContainerStop]:
-    """The record after one look at the containers: a stop the engine logged is remembered; one still exited
-    from that same stop is kept; a container started since (or exited again by itself) is forgotten."""
+    """The record after one look at the containers: a stop the engine logged is remembered (unless it was the
+    runbook's own restart); one still exited from that same stop is kept; a container started since (or exited
+    again by itself) is forgotten."""
     record = {}
+    now = time.time() if now is None else now
     for state in states:
         earlier = known.get(state.name)
+        if state.stopped_by_hand and _runbooks_own(state, own or {}, now):
+            continue
         if state.stopped_by_hand and state.container_id and state.finished_at:
             same = earlier is not None and (earlier.container_id, earlier.finished_at) == (
                 state.container_id, state.finished_at
@@ -215,11 +288,7 @@ def container_stops_file(state_dir: Path, cluster: str) -> Path:
 
 
 def read_container_stops(state_dir: Path, cluster: str) -> dict[str, ContainerStop]:
-    try:
-        data = json.loads(container_stops_file(state_dir, cluster).read_text())
-        return {str(name): ContainerStop(**entry) for name, entry in data.items()}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
+    return _read_record(container_stops_file(state_dir, cluster), ContainerStop)
 
 
 def remember_container_stops(
@@ -227,9 +296,20 @@ def remember_container_stops(
 ) -> tuple[ContainerState, ...]:
     """Remember the stops seen now and return the states with every remembered stop marked stopped_by_hand."""
     states = tuple(states)
+    own = _read_record(own_restarts_file(state_dir, cluster), OwnRestart)
     record = _rewrite(
         container_stops_file(state_dir, cluster),
         lambda: read_container_stops(state_dir, cluster),
-        lambda known: next_container_stops(known, states),
+        lambda known: next_container_stops(known, states, own),
     )
-    return tuple(replace(s, stopped_by_hand=True) if s.name in record else s for s in states)
+    return tuple(replace(s, stopped_by_hand=s.name in record) if s.role == "taskmanager" else s for s in states)
+
+
+def own_restarts_file(state_dir: Path, cluster: str) -> Path:
+    return state_dir / "stops" / f"{cluster}.own-restarts.json"
+
+
+def remember_own_restarts(state_dir: Path, cluster: str, names: Iterable[str]) -> None:
+    at = time.time()
+    _rewrite(own_restarts_file(state_dir, cluster), lambda: _read_record(own_restarts_file(state_dir, cluster),
+             OwnRestart), lambda known: {**known, **{name: OwnRestart(at) for name in names}})  # fmt: skip

@@ -281,13 +281,17 @@ def plan_recovery(
         remembered = view.remembered_stop
         if left_stopped(info, spec, remembered):
             continue  # a person's decision (JOB_CANCELED, JOB_STOPPED_*), until released; on_canceled: resubmit
-        released = remembered if remembered is not None and not remembered.stands else None
+        known = (lineage or {}).get(view.name, ())
+        # A release brings back the job that was stopped, once: not a later run of it (whose checkpoints are newer).
+        latest_id = info.id if info else (known[-1] if known else None)
+        released = (
+            remembered if remembered is not None and not remembered.stands and remembered.job_id == latest_id else None
+        )
         if info is not None and info.state == JobState.FINISHED and released is None:
             refusals.append(f"job {view.name} is FINISHED; a finished job is not resubmitted")
             continue
         if info is not None and info.fully_running:
             continue
-        known = (lineage or {}).get(view.name, ())
         choice = choose_restore_point(
             view.name,
             spec.checkpoint_dir,

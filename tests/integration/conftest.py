@@ -29,7 +29,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flink_runbook.demo.drill import ServedDeployments
-from flink_runbook.demo.image import ensure_flink_image
+from flink_runbook.demo.image import ensure_flink_image, ensure_zookeeper_image
 from flink_runbook.demo.job import (
     build_demo_job_jar,
     committed_ids,
@@ -67,21 +67,40 @@ def build_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_build_failed: str | None = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every image and job jar the collected integration tests use, built (or found cached) before the first
+    test, outside its timeout (a fresh machine takes minutes), under build_lock: the demo's for each release
+    a test runs (DEFAULT_FLINK_VERSION: the escalation test's), and test_high_availability.py's ZooKeeper.
+    Afterwards ensure_*_image and build_demo_job_jar are cache lookups, whichever worker calls them."""
+    global _build_failed
+    here = Path(__file__).parent
+    items = [item for item in session.items if here in item.path.parents]
+    if not items or session.config.option.collectonly:
+        return
+    try:
+        client = docker.from_env()
+        with build_lock():
+            for version in dict.fromkeys([*FLINK_TEST_VERSIONS, DEFAULT_FLINK_VERSION]):
+                ensure_flink_image(client, version)
+                build_demo_job_jar(version)
+            if any(item.path.name == "test_high_availability.py" for item in items):
+                ensure_zookeeper_image(client)
+    except Exception as exc:  # said by docker_client, in each test that needs the engine
+        _build_failed = f"{type(exc).__name__}: {exc}"
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    """The engine, with the demo images and job jars of every release a test uses built (or found cached).
-
-    Built here, under build_lock, before any test starts a stack, a demo or a build of its own: afterwards
-    ensure_flink_image and build_demo_job_jar are cache lookups, whichever worker calls them."""
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"no Docker engine reachable ({exc}); run scripts/bootstrap", pytrace=False)
-    with build_lock():
-        for version in dict.fromkeys([*FLINK_TEST_VERSIONS, DEFAULT_FLINK_VERSION]):  # the escalation test's
-            ensure_flink_image(client, version)
-            build_demo_job_jar(version)
+    if _build_failed:
+        pytest.fail(f"building the test images and jars failed: {_build_failed}", pytrace=False)
     return client
 
 
@@ -133,8 +152,8 @@ def disposable_stack(start_stack: Callable[[str], DemoStack], flink_version: str
 
 
 @pytest.fixture(scope="session")
-def demo_job_jar(docker_client: docker.DockerClient, flink_version: str) -> Path:
-    return build_demo_job_jar(flink_version)  # built by docker_client, under the lock: a lookup
+def demo_job_jar(flink_version: str) -> Path:
+    return build_demo_job_jar(flink_version)  # built before the first test (pytest_collection_finish): a lookup
 
 
 def run_demo_job(stack: DemoStack, jar: Path) -> str:
@@ -170,6 +189,16 @@ def running_stack(start_stack: Callable[[str], DemoStack], flink_version: str, d
     stack = start_stack(flink_version)
     run_demo_job(stack, demo_job_jar)
     return stack
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (make test), the tests of each release's running_stack go to one worker
+    together: one shared stack per release for the whole run, not one per worker. A test in a group of its
+    own (test_docker_hosts.py) stays there."""
+    for item in items:
+        if "running_stack" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(f"running-stack-{item.callspec.params['flink_version']}"))
 
 
 def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, **cluster_overrides) -> Path:

@@ -270,7 +270,7 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
         name = running_stack.container(service).name
         labels = {PROJECT_LABEL: project, SERVICE_LABEL: service}
         twins[service] = on_b.containers.run(image, ["/bin/sleep", "3600"], name=name, labels=labels, detach=True)
-    twins["taskmanager"].stop(timeout=0)  # a stopped TaskManager of the same name: what a recovery restarts
+    twins["taskmanager"].kill()  # a crashed TaskManager of the same name: what a recovery restarts
     try:
         cluster = demo_inventory(running_stack.settings)["clusters"][0]
         cluster["approval"] = "never"  # nothing waits for a human here: whatever is planned runs

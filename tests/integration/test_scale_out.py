@@ -2,7 +2,7 @@
 prefect.yaml; a TaskManager frozen on each of two demo stacks; one worker SIGKILLed (with its flow runs,
 as when its host dies) during one of the recoveries.
 
-The two workers stand for two hosts: each has a state directory of its own (XDG_STATE_HOME: its own host
+The two workers stand for two hosts: each has a state directory of its own (FLINK_RUNBOOK_STATE_DIR: its own host
 locks and job lineage), so nothing but the Prefect server excludes a second recovery of a cluster, and
 only the flow-run heartbeats + the zombie automation tell that the killed recovery is gone. On one
 release (what differs between releases is covered by the recovery tests on both). Checks the sinks:
@@ -77,7 +77,7 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
     )  # fmt: skip
     try:
         for name in ("host-a", "host-b"):
-            scaled.add_worker(name, limit=2, environment={"XDG_STATE_HOME": str(tmp_path / name)})
+            scaled.add_worker(name, limit=2, environment={"FLINK_RUNBOOK_STATE_DIR": str(tmp_path / name)})
         with temporary_settings(updates={PREFECT_API_URL: scaled.api_url}):
             with get_client(sync_client=True) as client:
                 deployments = {d.name: d for d in client.read_deployments()}

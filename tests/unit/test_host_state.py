@@ -64,7 +64,7 @@ def test_a_missing_state_dir_is_made_with_its_mode_and_nothing_is_left_behind(tm
     finally:
         os.umask(umask)
     assert state.stat().st_mode & 0o777 == 0o755
-    assert sorted(p.relative_to(state).as_posix() for p in state.rglob("*")) == ["engines", "lineage", "locks"]
+    assert sorted(p.relative_to(state).as_posix() for p in state.rglob("*")) == ["engines", "lineage", "locks", "stops"]
 
 
 def test_a_state_dir_that_cannot_be_made_refuses_the_recovery(tmp_path):

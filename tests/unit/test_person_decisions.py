@@ -21,12 +21,15 @@ from flink_runbook.runbook.diagnosis import diagnose
 from flink_runbook.runbook.fault_watch import asks_to_stop, died_when_asked_to_stop
 from flink_runbook.runbook.observe import ClusterClients, ContainersView, JobView
 from flink_runbook.runbook.person_stops import (
+    OwnRestart,
+    forget_stop,
     next_container_stops,
     next_stops,
     read_stops,
     release_stop,
     remember_stops,
     stops_file,
+    unreadable_stops,
 )
 from flink_runbook.runbook.plan import Action, PlannedAction, plan_recovery
 from flink_runbook.runbook.recovery_report import StepStatus
@@ -262,3 +265,69 @@ def test_the_watcher_lets_a_stop_by_hand_be_and_acts_on_a_crash():
     assert died_when_asked_to_stop(die, 100.0)
     assert not died_when_asked_to_stop(die, None)  # a die with no stop asked: a crash
     assert not died_when_asked_to_stop(dataclasses.replace(die, at=500.0), 100.0)  # long after: not that stop
+
+
+# -- after the review: what must not outlive its reason, and what must not be lost ---------------------------
+
+
+def test_a_release_is_used_once_a_later_run_of_the_job_restores_from_its_own_checkpoints(tmp_path):
+    seen, info = stopped("1.20.3", "stopped-with-savepoint")
+    remember_stops(tmp_path, CLUSTER.name, [(JOB, info)], SPECS)
+    released = release_stop(tmp_path, CLUSTER.name, JOB, by="alice")
+    later_run = "c" * 32  # resubmitted from the savepoint, it ran, and Flink forgot it too
+    retain(tmp_path, later_run, 900, 900.0)
+    savepoint = info.checkpoints.latest_savepoint.external_path
+    on_disk = tmp_path / savepoint.removeprefix("file:/data/checkpoints/")
+    on_disk.mkdir(parents=True)
+    (on_disk / "_metadata").write_bytes(b"x")
+    cluster = in_directory(tmp_path)
+    forgotten, _ = stopped("1.20.3", "stopped-with-savepoint", forgotten=True, remembered=released)
+    retained = {JOB: list_retained_checkpoints(tmp_path)}
+    plan = plan_recovery(cluster, diagnose(cluster, forgotten), retained, {JOB: (info.id, later_run)})
+    (resubmit,) = plan.resubmits
+    # Before the review, the release outlived the resubmission: back to the old savepoint, chk-900 ignored.
+    assert resubmit.released_stop_of is None and resubmit.restore_point.checkpoint_id == 900
+    forget_stop(tmp_path, CLUSTER.name, JOB)
+    assert read_stops(tmp_path, CLUSTER.name) == {}
+
+
+def test_a_record_that_cannot_be_read_resubmits_no_missing_job(tmp_path):
+    path = stops_file(tmp_path, CLUSTER.name)
+    path.parent.mkdir(parents=True)
+    os.symlink(tmp_path / "elsewhere.json", path)  # what cannot be read is not "no stop"
+    with pytest.raises(OSError):
+        read_stops(tmp_path, CLUSTER.name)
+    (stand_in,) = unreadable_stops([JOB], "its record cannot be read").values()
+    forgotten, _ = stopped("2.2.0", "cancelled", forgotten=True, remembered=stand_in)
+    diagnosis = diagnose(CLUSTER, forgotten)
+    assert codes(diagnosis) == {"JOB_STOPPED_BY_PERSON": "info"}
+    assert not plan_recovery(CLUSTER, diagnosis, {}).resubmits
+
+
+def test_a_look_taken_before_a_stop_was_recorded_does_not_forget_it_and_a_cancels_savepoint_is_kept():
+    cancelled = recorded_job("1.20.3", "cancelled")
+    record = next_stops({}, [(JOB, cancelled)], SPECS)
+    running = recorded_job("1.20.3", "healthy")
+    assert next_stops(record, [(JOB, running)], SPECS, looked_at=record[JOB].seen_at - 5) == record
+    from flink_runbook.flink.answers import CheckpointInfo
+
+    with_savepoint = dataclasses.replace(cancelled, checkpoints=dataclasses.replace(
+        cancelled.checkpoints, latest_savepoint=CheckpointInfo(99, "file:/data/checkpoints/savepoints/sp-1", 1, True)))
+    assert next_stops({}, [(JOB, with_savepoint)], SPECS)[JOB].savepoint == "file:/data/checkpoints/savepoints/sp-1"
+
+
+def test_the_runbooks_own_failed_restart_is_not_a_persons_stop():
+    stopped_tm = taskmanager("exited", exit_code=143, stopped_by_hand=True)
+    finished = datetime(2026, 12, 5, 11, 0, 0, tzinfo=UTC).timestamp()
+    own = {"tm": OwnRestart(finished - 3)}  # the runbook's docker restart, 3 s before it exited
+    assert next_container_stops({}, [stopped_tm], own, now=finished + 60) == {}
+    long_before = {"tm": OwnRestart(finished - 3600)}
+    assert "tm" in next_container_stops({}, [stopped_tm], long_before, now=finished + 60)
+
+
+def test_the_watchers_rest_reading_does_not_count_a_persons_decisions_as_faults():
+    from flink_runbook.runbook.fault_watch import rest_fault
+
+    tms = []  # the one TaskManager was stopped by a person; the job they cancelled is forgotten
+    assert rest_fault(CLUSTER, tms, [], None, 0.0).code == "TASKMANAGERS_MISSING"
+    assert rest_fault(CLUSTER, tms, [], None, 0.0, frozenset({JOB}), expected_taskmanagers=0) is None
