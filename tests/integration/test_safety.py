@@ -161,9 +161,11 @@ def test_oneoff_containers_and_id_prefixes_are_not_the_clusters(running_stack, d
         oneoff.remove(force=True)
 
 
-def test_a_run_that_fails_for_another_reason_says_why_and_exits_1(
+def test_a_state_dir_that_cannot_be_written_refuses_the_recovery_with_exit_2(
     running_stack, demo_job_jar, tmp_path, prefect_server
 ):
+    """Safety II case 6: what was a failed run (exit 1, after a temporary server and a flow run) is refused
+    before anything runs: exit 2, one line naming the directory, nothing changed."""
     inventory = write_inventory(running_stack, tmp_path, demo_job_jar)
     data = yaml.safe_load(inventory.read_text())
     blocker = tmp_path / "not-a-directory"
@@ -176,10 +178,9 @@ def test_a_run_that_fails_for_another_reason_says_why_and_exits_1(
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     said = [line for line in done.stderr.splitlines() if line.startswith("flink-runbook: ")]
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert len(said) == 1 and said[0].startswith("flink-runbook: the recover run failed:"), done.stderr[-2000:]
-    assert "not-a-directory" in said[0], said
-    assert "TypeError" not in done.stderr
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(said) == 1 and "not-a-directory" in said[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
     assert Path(blocker).read_text().startswith("a file")
 
 
