@@ -5,6 +5,10 @@ import pytest
 # Every Prefect server and client started by the tests stays quiet.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# A CLI run without PREFECT_API_URL starts Prefect's temporary server and gives it 20 s by default; with the
+# suite on several workers (make test) on two cores, starting one takes longer: "Timed out while attempting
+# to connect to ephemeral Prefect API server".
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 # `make test` runs the suite on pytest-xdist workers (--dist loadgroup --no-loadscopereorder): a worker that
 # is free takes the next test, or the next xdist_group, in collection order. The files with the longest

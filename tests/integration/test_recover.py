@@ -202,6 +202,9 @@ def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
             str(jar),
             "{restore_path}",
         ]
+        # Like the runbook's script it takes no {job_id}: its resubmission is risky (Safety II case 10), warned
+        # at load; here the inventory's policy approves it.
+        data["clusters"][0]["approval"] = "never"
         inventory.write_text(yaml.safe_dump(data))
         result = recover_one(inventory)
         assert_recovered(result, old_job, checkpoint)
