@@ -29,7 +29,6 @@ from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
 from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
 from flink_runbook.runbook.events import fault_event
-from flink_runbook.runbook.execute import expected_taskmanagers
 from flink_runbook.runbook.fault_watch import (
     Fault,
     FaultDeduper,
@@ -42,7 +41,7 @@ from flink_runbook.runbook.fault_watch import (
     restarts_by_itself,
 )
 from flink_runbook.runbook.guard import GuardAction
-from flink_runbook.runbook.person_stops import read_stops
+from flink_runbook.runbook.person_stops import expected_taskmanagers, standing_stops
 
 DEFAULT_REST_INTERVAL_S = 2.0
 REFRESH_CONTAINERS_S = 30.0  # containers recreated by `compose up` get new ids
@@ -214,12 +213,7 @@ class FaultWatcher:
     def _persons_decisions(self, cluster: ClusterSpec) -> tuple[frozenset[str], int]:
         """The jobs whose stop by a person stands, and the TaskManagers expected without those a person stopped
         (what diagnose remembered): not faults, so not a recovery every recheck."""
-        try:
-            stopped = frozenset(name for name, stop in read_stops(cluster.state_dir, cluster.name).items()
-                                if stop.stands)  # fmt: skip
-        except OSError:  # unreadable: the recovery's own look says so, and refuses to guess
-            stopped = frozenset()
-        return stopped, expected_taskmanagers(cluster)
+        return standing_stops(cluster.state_dir, cluster.name), expected_taskmanagers(cluster)
 
     # -- acting --------------------------------------------------------------
 

@@ -32,11 +32,12 @@ from flink_runbook.runbook.high_availability import (
 from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.observe import ClusterClients, check_job, now_ms
 from flink_runbook.runbook.person_stops import (
+    expected_taskmanagers,
     forget_stop,
     left_stopped,
-    read_container_stops,
     read_stops,
     remember_own_restarts,
+    standing_stops,
     stop_seen,
 )
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
@@ -137,17 +138,6 @@ def _left(progress: Progress, timeout_s: float) -> float:
     return max(0.0, min(timeout_s, progress.deadline_at - time.time()))
 
 
-def expected_taskmanagers(cluster: ClusterSpec) -> int:
-    """The TaskManagers that should be registered: not those a person stopped (left stopped, remembered)."""
-    if cluster.restart_stopped:
-        return cluster.expected_taskmanagers
-    try:
-        held = len(read_container_stops(cluster.state_dir, cluster.name))
-    except OSError:  # unknown: every TaskManager is expected (a wait too long, never a restart too many)
-        held = 0
-    return max(0, cluster.expected_taskmanagers - held)
-
-
 def _docker(clients: ClusterClients) -> docker.DockerClient:
     if clients.docker is None:
         raise act.RecoveryError(f"no Docker client: {clients.docker_error}")
@@ -171,7 +161,7 @@ def _wait_for_ha_restore(cluster: ClusterSpec, clients: ClusterClients) -> str:
     never resubmits a second copy under a new id. Without HA it restores nothing: no wait."""
     timeout = cluster.recovery.ha_restore_timeout_s
     # A job a person stopped is not in HA's storage: not waited for.
-    standing = {name for name, stop in read_stops(cluster.state_dir, cluster.name).items() if stop.stands}
+    standing = standing_stops(cluster.state_dir, cluster.name)
     names = (job.name for job in cluster.jobs if job.name not in standing)
     expected = jobs_expected_back(names, read_lineage(cluster.state_dir, cluster.name))
     config: list[dict[str, str]] = []  # read once: a process's configuration does not change
@@ -431,6 +421,9 @@ def verify_stability(
             raise act.RecoveryError(f"{DEADLINE_PASSED} before the {window:.0f}s stability window would end")
         # No TaskManager was waited for (an unpause, a reconnect): the ones registered now must stay.
         before = list(progress.taskmanagers) or clients.rest.taskmanagers()
+        # A job the recovery did not resubmit keeps its whole exception history (the fault's own among it):
+        # what counts for it is what the window sees.
+        window_started_ms = int(time.time() * 1000)
         sleep(window)
         registered = clients.rest.taskmanagers()
         checks = [taskmanagers_stable(before, registered, expected_taskmanagers(cluster))]
@@ -441,7 +434,7 @@ def verify_stability(
             info = check_job(clients.rest, job.name, job_id=followed.get(job.name)).info
             if left_stopped(info, job, remembered.get(job.name)):
                 continue  # a person's stop, not the recovery's to judge
-            fresh = new_exceptions(info, since.get(job.name, 0)) if info else []
+            fresh = new_exceptions(info, since.get(job.name, window_started_ms)) if info else []
             checks.append(
                 Check(
                     f"{job.name} still running without exceptions after {window:.0f}s",

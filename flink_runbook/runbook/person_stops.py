@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState
-from flink_runbook.inventory import JobSpec
+from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.runbook.restore_point import RestorePoint
 from flink_runbook.runbook.state_files import open_no_follow, read_state_file
 
@@ -48,6 +48,7 @@ class PersonStop:
     savepoint_id: int | None = None
     released_at: float | None = None
     released_by: str | None = None
+    unknown_because: str | None = None  # UNREADABLE: why the record could not be read
 
     @property
     def stands(self) -> bool:
@@ -55,7 +56,7 @@ class PersonStop:
 
     def describe(self) -> str:
         if self.state == UNREADABLE:
-            return f"job {self.job}: {self.released_by}; whether a person stopped it is not known, so it is left"
+            return f"job {self.job}: {self.unknown_because}; whether a person stopped it is not known, so it is left"
         how = "cancelled" if self.state == JobState.CANCELED else "stopped"
         if self.savepoint:
             how += f" with savepoint {self.savepoint}"
@@ -163,7 +164,7 @@ def read_stops(state_dir: Path, cluster: str) -> dict[str, PersonStop]:
 def unreadable_stops(names: Iterable[str], why: str) -> dict[str, PersonStop]:
     """What stands in for a record that cannot be read: for each job, a stop that may stand (never resubmitted
     from a guess; the finding says why)."""
-    return {name: PersonStop(name, "", UNREADABLE, time.time(), released_by=why) for name in names}
+    return {name: PersonStop(name, "", UNREADABLE, time.time(), unknown_because=why) for name in names}
 
 
 def _rewrite(path: Path, read: Callable[[], dict], change: Callable[[dict], dict]) -> dict:
@@ -296,7 +297,7 @@ def remember_container_stops(
 ) -> tuple[ContainerState, ...]:
     """Remember the stops seen now and return the states with every remembered stop marked stopped_by_hand."""
     states = tuple(states)
-    own = _read_record(own_restarts_file(state_dir, cluster), OwnRestart)
+    own = read_own_restarts(state_dir, cluster)
     record = _rewrite(
         container_stops_file(state_dir, cluster),
         lambda: read_container_stops(state_dir, cluster),
@@ -309,7 +310,31 @@ def own_restarts_file(state_dir: Path, cluster: str) -> Path:
     return state_dir / "stops" / f"{cluster}.own-restarts.json"
 
 
+def read_own_restarts(state_dir: Path, cluster: str) -> dict[str, OwnRestart]:
+    return _read_record(own_restarts_file(state_dir, cluster), OwnRestart)
+
+
 def remember_own_restarts(state_dir: Path, cluster: str, names: Iterable[str]) -> None:
-    at = time.time()
-    _rewrite(own_restarts_file(state_dir, cluster), lambda: _read_record(own_restarts_file(state_dir, cluster),
-             OwnRestart), lambda known: {**known, **{name: OwnRestart(at) for name in names}})  # fmt: skip
+    restarted = {name: OwnRestart(time.time()) for name in names}
+    path = own_restarts_file(state_dir, cluster)
+    _rewrite(path, lambda: read_own_restarts(state_dir, cluster), lambda known: {**known, **restarted})
+
+
+def expected_taskmanagers(cluster: ClusterSpec) -> int:
+    """The TaskManagers that should be registered: not those a person stopped (left stopped, remembered)."""
+    if cluster.restart_stopped:
+        return cluster.expected_taskmanagers
+    try:
+        held = len(read_container_stops(cluster.state_dir, cluster.name))
+    except OSError:  # unknown: every TaskManager is expected (a wait too long, never a restart too many)
+        held = 0
+    return max(0, cluster.expected_taskmanagers - held)
+
+
+def standing_stops(state_dir: Path, cluster: str) -> frozenset[str]:
+    """The jobs whose stop by a person stands (none known when the record cannot be read: the recovery's own
+    look says so and refuses to guess; a wait or a watch that counts every job is the safe side)."""
+    try:
+        return frozenset(name for name, stop in read_stops(state_dir, cluster).items() if stop.stands)
+    except OSError:
+        return frozenset()

@@ -101,7 +101,13 @@ def test_a_persons_cancel_and_stop_with_savepoint_outlive_the_jobmanagers_memory
     running = job["new_id"]
     stack.rest.post(f"/jobs/{running}/stop", json={"drain": False, "targetDirectory": SAVEPOINTS})
     wait_for_job_state(stack.rest, running, {"FINISHED"}, timeout=120)
-    savepoint = stack.rest.job_checkpoints(running).latest_savepoint.external_path
+    # Flink's REST caches a job's checkpoint statistics for a few seconds (web.refresh-interval).
+    savepoint = wait_until(
+        lambda: stack.rest.job_checkpoints(running).latest_savepoint,
+        bool,
+        timeout=30,
+        what=f"the savepoint of job {running} in its checkpoint statistics",
+    ).external_path
     committed = len(committed_ids(stack.output_dir))
     assert cli(["recover", "--config", str(inventory), "--all"]) == 0
     restart_jobmanager_without_ha(stack)
@@ -114,7 +120,13 @@ def test_a_persons_cancel_and_stop_with_savepoint_outlive_the_jobmanagers_memory
     assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
     (job,) = result["jobs"]
     assert job["restored_from"] == savepoint
-    assert stack.rest.job_checkpoints(job["new_id"]).latest_restored.external_path == savepoint
+    restored = wait_until(
+        lambda: stack.rest.job_checkpoints(job["new_id"]).latest_restored,
+        bool,
+        timeout=30,
+        what=f"the restore of job {job['new_id']} in its checkpoint statistics",
+    )
+    assert restored.external_path == savepoint
     assert_every_id_exactly_once(stack, at_least=committed + 30)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from flink_runbook.runbook.person_stops import (
     stops_file,
     unreadable_stops,
 )
-from flink_runbook.runbook.plan import Action, PlannedAction, plan_recovery
+from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
 from flink_runbook.runbook.recovery_report import StepStatus
 from flink_runbook.runbook.restore_point import choose_restore_point, list_retained_checkpoints, normalize_path
 
@@ -331,3 +332,31 @@ def test_the_watchers_rest_reading_does_not_count_a_persons_decisions_as_faults(
     tms = []  # the one TaskManager was stopped by a person; the job they cancelled is forgotten
     assert rest_fault(CLUSTER, tms, [], None, 0.0).code == "TASKMANAGERS_MISSING"
     assert rest_fault(CLUSTER, tms, [], None, 0.0, frozenset({JOB}), expected_taskmanagers=0) is None
+
+
+# -- an unpause that came after Flink's heartbeat timeout: the window judges, not the job's whole history ------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_stability_after_an_unpause_counts_the_exceptions_of_the_window_not_the_jobs_history(version, tmp_path):
+    answers = recorded_answers(version, "healthy")
+    # The job Flink restarted in place carries the fault's exceptions, all raised before the recovery acted.
+    answers["job_exceptions"] = recorded_answers(version, "failed-heartbeat-timeout")["job_exceptions"]
+    jid = answers["job"]["jid"]
+    rest, jobmanager = recorded_rest("http://jm:8081", answers, jid)
+    cluster = dataclasses.replace(CLUSTER, state_dir=tmp_path)
+    plan = RecoveryPlan(
+        CLUSTER.name, (PlannedAction(Action.UNPAUSE_CONTAINERS, "tm", "paused", containers=("tm",)),)
+    )
+    calm = execute.verify_stability(cluster, plan, ClusterClients(rest, None), execute.Progress(), lambda _: None)
+    assert all(c.passed for c in calm.checks), [c.detail for c in calm.checks]
+
+    def fails_again_during_the_window(_: float) -> None:
+        entries = jobmanager.by_path[f"/jobs/{jid}/exceptions"]["exceptionHistory"]["entries"]
+        entries.insert(0, {**entries[0], "timestamp": int(time.time() * 1000) + 1})
+
+    shaky = execute.verify_stability(
+        cluster, plan, ClusterClients(rest, None), execute.Progress(), fails_again_during_the_window
+    )
+    (step,) = shaky.steps
+    assert step.status == StepStatus.FAILED and "1 new exception(s)" in step.detail, step.detail
