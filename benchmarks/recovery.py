@@ -70,7 +70,7 @@ def one_run(client, version: str, api_url: str, timings: dict[str, list[float]])
             note("diagnose (CLI, PREFECT_API_URL set)", time.monotonic() - started)
 
             started = time.monotonic()
-            (result,) = recover_flow(config=str(inventory), all_clusters=True)
+            (result,) = [r.to_dict() for r in recover_flow(config=str(inventory), all_clusters=True)]
             note(f"recover (flow) -> {result['status']}", time.monotonic() - started)
             for action in result["actions"]:
                 note(f"  {action['action']}", action["duration_s"])

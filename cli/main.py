@@ -29,7 +29,6 @@ from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
 from flink_runbook.runbook.host_state import StateDirError, check_state_dir
-from flink_runbook.runbook.recovery_report import RecoveryStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -129,7 +128,7 @@ def recover(args: argparse.Namespace) -> int:
     if not args.dry_run:  # no lock without the host's state dir: refused before Prefect starts (StateDirError)
         for cluster in clusters:
             check_state_dir(cluster.state_dir, cluster.name, Path(args.config))
-    from flink_runbook.flows.recover import run_recover
+    from flink_runbook.flows.recover_run import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
     mode = "yes" if args.yes else ("prompt" if sys.stdin.isatty() and sys.stderr.isatty() else "refuse")
@@ -141,8 +140,8 @@ def recover(args: argparse.Namespace) -> int:
     except Exception as exc:  # the run failed for another reason than its verdict: say which
         print(f"flink-runbook: the recover run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print_results(results, args.json, recovery_lines)
-    ok = all(RecoveryStatus(r["status"]).ok for r in results)
+    print_results([r.to_dict() for r in results], args.json, recovery_lines)  # the JSON edge
+    ok = all(r.status.ok for r in results)
     return EXIT_OK if ok else EXIT_FAILED
 
 

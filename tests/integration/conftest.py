@@ -53,6 +53,8 @@ FLINK_TEST_VERSIONS = [
 ]
 # Scenarios whose outcome does not depend on the release run on this one only (README says which).
 ONE_VERSION = FLINK_TEST_VERSIONS[0]
+# Marks such a scenario (the fixtures that take `flink_version` then give it that release only).
+one_release = pytest.mark.parametrize("flink_version", [ONE_VERSION], indirect=True)
 
 
 @contextmanager
@@ -287,3 +289,10 @@ def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[Callab
         served.stop()
         print(f"--- serve log ({served.log_path}), last lines ---")
         print("\n".join(served.log_path.read_text(errors="replace").splitlines()[-60:]))
+
+
+def recover_as_json(**parameters) -> list[dict]:
+    """The recover flow run in this process, its results as the CLI's --json prints them."""
+    from flink_runbook.flows.recover_run import run_recover
+
+    return [result.to_dict() for result in run_recover(**parameters)]

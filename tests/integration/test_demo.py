@@ -13,7 +13,7 @@ from flink_runbook.containers.states import PROJECT_LABEL
 from flink_runbook.deployments.processes import environment, is_alive
 from flink_runbook.polling import wait_until
 
-from .conftest import FLINK_TEST_VERSIONS, free_local_port
+from .conftest import FLINK_TEST_VERSIONS, free_local_port, one_release
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_ENV = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the demo starts its own server
@@ -32,6 +32,7 @@ def demo_command(project: str, flink_version: str, tmp_path: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@one_release
 def test_demo_injects_the_failure_and_the_served_deployments_recover_it(docker_client, flink_version, tmp_path):
     project = f"frtest-demo-{uuid.uuid4().hex[:6]}"
     command = demo_command(project, flink_version, tmp_path) + ["--once"]

@@ -21,7 +21,7 @@ from flink_runbook.demo.job import wait_for_job_state
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.polling import wait_until
 
-from .conftest import run_demo_job, write_inventory
+from .conftest import one_release, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -133,6 +133,7 @@ def test_taskmanager_out_of_memory(disposable_stack, demo_job_jar, tmp_path):
     assert not {"NO_TASKMANAGERS", "TASKMANAGER_HEARTBEAT_STALE", "JOBMANAGER_UNREACHABLE"} & set(found)
 
 
+@one_release
 def test_jobmanager_down(disposable_stack, tmp_path):
     stack = disposable_stack
     faults.stop(stack.jobmanager())

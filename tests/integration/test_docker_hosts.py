@@ -28,7 +28,7 @@ from flink_runbook.polling import wait_until
 from flink_runbook.runbook.fleet_check import check_fleet
 from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
 
-from .conftest import ONE_VERSION, free_local_port
+from .conftest import ONE_VERSION, free_local_port, recover_as_json
 
 # One pytest-xdist worker runs this module: its second daemon (module fixture) has one bridge name, BRIDGE.
 pytestmark = pytest.mark.xdist_group("second-docker-daemon")
@@ -257,7 +257,6 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
     fault watcher; the finding names both engines."""
     from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
     from flink_runbook.deployments.fault_watch import FaultWatcher
-    from flink_runbook.flows.recover import run_recover
 
     project = running_stack.settings.project
     on_a_id = docker_client.info()["ID"]
@@ -290,7 +289,7 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
         # The same cluster through another engine, as a worker on another host would reach "the local socket".
         elsewhere = inventory("elsewhere.yaml", host=f"unix://{second_daemon.socket}")
         before = states_of(twins)
-        (result,) = run_recover(config=elsewhere, cluster=project)
+        (result,) = recover_as_json(config=elsewhere, cluster=project)
         assert states_of(twins) == before, f"containers on the other engine were acted on: {result['actions']}"
         assert result["status"] == "refused" and result["actions"] == [], result
         (mismatch,) = [f for f in result["findings_before"] if f["code"] == "DOCKER_ENGINE_MISMATCH"]

@@ -21,10 +21,9 @@ from flink_runbook.demo.job import DEMO_JOB_NAME, committed_ids
 from flink_runbook.demo.stack import DemoStack
 from flink_runbook.demo.versions import STACK_DIR
 from flink_runbook.flows.diagnose import diagnose_flow
-from flink_runbook.flows.recover import run_recover
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import assert_every_id_exactly_once, recover_as_json, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -58,7 +57,7 @@ def test_a_started_ha_jobmanager_restores_its_job_under_its_old_id_and_nothing_i
 
     faults.stop(stack.jobmanager())
     started = time.monotonic()
-    (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+    (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
     took = time.monotonic() - started
 
     assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]

@@ -23,13 +23,14 @@ from flink_runbook.polling import wait_until
 from flink_runbook.runbook.host_lock import lock_file, read_holder
 from flink_runbook.runbook.lineage import read_lineage
 
-from .conftest import assert_every_id_exactly_once, run_demo_job
+from .conftest import assert_every_id_exactly_once, one_release, run_demo_job
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 FAST = {"recovery": {"stabilization_s": 5, "verify_timeout_s": 90}}
 
 
+@one_release
 def test_a_cli_and_a_served_recovery_run_by_different_users_share_one_lock_and_one_lineage(
     disposable_stack, demo_job_jar, serve, tmp_path, monkeypatch
 ):

@@ -22,8 +22,8 @@ HEARTBEAT_TIMEOUT = re.compile(r"[Hh]eartbeat of TaskManager with id (\S+) timed
 RESTARTS_EXHAUSTED = "Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3"
 
 
-def test_stack_is_a_compose_stack_reachable_only_on_loopback(disposable_stack):
-    stack = disposable_stack
+def test_stack_is_a_compose_stack_reachable_only_on_loopback(running_stack):
+    stack = running_stack
     for service in ("jobmanager", "taskmanager"):
         container = stack.container(service)
         assert container.labels[PROJECT_LABEL] == stack.settings.project

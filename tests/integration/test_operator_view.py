@@ -79,7 +79,7 @@ class RecoverRun:
         assert self.state is not None, "the recover run did not end"
         outcome = self.state.result(raise_on_failure=False)
         (result,) = outcome.results if hasattr(outcome, "results") else outcome
-        return result
+        return result.to_dict()
 
 
 def subjects(received: list[dict]) -> list[str]:

@@ -21,11 +21,11 @@ from flink_runbook.cli.main import main as cli
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
 from flink_runbook.flows.diagnose import diagnose_flow
-from flink_runbook.flows.recover import recover_flow, run_recover
+from flink_runbook.flows.recover import recover_flow
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.guard import NOTHING_DONE
 
-from .conftest import ONE_VERSION, assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import ONE_VERSION, assert_every_id_exactly_once, recover_as_json, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -34,7 +34,7 @@ SAVEPOINTS = "file:///data/checkpoints/savepoints"  # inside the demo's checkpoi
 
 
 def recover(inventory: Path) -> dict:
-    (result,) = run_recover(config=str(inventory), all_clusters=True)
+    (result,) = recover_as_json(config=str(inventory), all_clusters=True)
     return result
 
 

@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server
 
-from .conftest import free_local_port, write_inventory
+from .conftest import free_local_port, one_release, write_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -37,6 +37,7 @@ def prefect_cli(api_url: str, *args: str, timeout: float = 180) -> str:
     return result.stdout
 
 
+@one_release
 def test_prefect_yaml_deploys_everything_and_a_process_worker_runs_it(running_stack, tmp_path):
     server = start_local_server(tmp_path / "prefect-home", port=free_local_port())
     try:

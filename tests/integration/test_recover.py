@@ -18,10 +18,9 @@ import yaml
 
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
-from flink_runbook.flows.recover import run_recover
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import assert_every_id_exactly_once, one_release, recover_as_json, run_demo_job, write_inventory
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -29,7 +28,7 @@ FAST = {"recovery": {"stabilization_s": 5, "verify_timeout_s": 90}}
 
 
 def recover_one(inventory, dry_run: bool = False) -> dict:
-    (result,) = run_recover(config=str(inventory), dry_run=dry_run, all_clusters=True)  # the one cluster it has
+    (result,) = recover_as_json(config=str(inventory), dry_run=dry_run, all_clusters=True)  # the one cluster it has
     return result
 
 
@@ -154,6 +153,7 @@ def test_recover_on_a_healthy_cluster_changes_nothing(running_stack, demo_job_ja
     assert {tm.id for tm in stack.rest.taskmanagers()} == tms_before
 
 
+@one_release
 def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     old_job, checkpoint, _ = failed_with_checkpoint(stack, demo_job_jar, lambda s: faults.freeze(s.taskmanager()))
@@ -167,6 +167,7 @@ def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_p
     assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(old_job, "FAILED")]
 
 
+@one_release
 def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_jar, tmp_path, prefect_server):
     stack = disposable_stack
     failed_with_checkpoint(stack, demo_job_jar, lambda s: faults.freeze(s.taskmanager()))
@@ -219,7 +220,8 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
     import pickle
     import uuid
 
-    from flink_runbook.flows.recover import RecoveryNotDone, recover_flow
+    from flink_runbook.flows.recover import recover_flow
+    from flink_runbook.runbook.verdict import RecoveryNotDone
 
     name = f"absent-{uuid.uuid4().hex[:6]}"
     inventory = tmp_path / "inventory.yaml"
@@ -232,7 +234,7 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
     # Prefect resolves a failed state's data into an exception; a plain list made the served run log a TypeError.
     assert isinstance(outcome, RecoveryNotDone)
     assert pickle.loads(pickle.dumps(outcome)).results == outcome.results
-    (result,) = outcome.results
+    (result,) = [r.to_dict() for r in outcome.results]
     assert result["status"] == "refused" and result["actions"] == []
     assert "does not exist" in result["refusals"][0]
-    assert [r["status"] for r in run_recover(config=str(inventory), cluster=name)] == ["refused"]
+    assert [r["status"] for r in recover_as_json(config=str(inventory), cluster=name)] == ["refused"]

@@ -21,11 +21,17 @@ from flink_runbook.demo.drill import recover_runs, wait_for_event
 from flink_runbook.demo.image import flink_image_tag
 from flink_runbook.demo.job import DEMO_ENTRY_CLASS, committed_ids, demo_job_args, wait_for_job_state
 from flink_runbook.flows.diagnose import diagnose_flow
-from flink_runbook.flows.recover import run_recover
 from flink_runbook.inventory import ContainerSelector
 from flink_runbook.polling import wait_until
 
-from .conftest import ONE_VERSION, assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import (
+    ONE_VERSION,
+    assert_every_id_exactly_once,
+    one_release,
+    recover_as_json,
+    run_demo_job,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -58,7 +64,7 @@ def test_an_unrelated_error_never_restarts_a_healthy_taskmanager(
         data["clusters"][0]["recovery"]["registration_grace_s"] = 0
         inventory.write_text(yaml.safe_dump(data))
 
-        (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+        (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
         assert result["status"] == "refused", json.dumps(result, indent=1)[-2000:]
         assert not [a for a in result["actions"] if a["action"] == "restart_taskmanagers"]
         assert stack.taskmanager().attrs["State"]["StartedAt"] == started
@@ -99,7 +105,7 @@ def test_two_jobs_sharing_a_checkpoint_directory_are_each_restored_from_their_ow
     committed = {name: len(committed_ids(stack.settings.data_dir / f"output-{name}")) for name in names}
 
     faults.stop(stack.jobmanager())  # the JobManager gone: without HA it forgets both jobs
-    (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+    (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
     assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
     actions = [a["action"] for a in result["actions"]]
     assert actions[0] == "start_jobmanager" and actions.count("resubmit_job") == 2  # one run, not two
@@ -112,6 +118,7 @@ def test_two_jobs_sharing_a_checkpoint_directory_are_each_restored_from_their_ow
         assert_every_id_exactly_once(stack, at_least=committed[name] + 40, output_dir=sink)
 
 
+@one_release
 def test_two_recoveries_through_different_prefect_servers_leave_one_copy(disposable_stack, demo_job_jar, tmp_path):
     """Two CLIs, each with its own PREFECT_HOME (and so its own temporary Prefect server and its own
     concurrency limit): the host lock lets one act; the other then finds the cluster healthy."""
@@ -184,6 +191,7 @@ def test_a_state_dir_that_cannot_be_written_refuses_the_recovery_with_exit_2(
     assert Path(blocker).read_text().startswith("a file")
 
 
+@one_release
 def test_a_served_recovery_and_a_cli_recovery_started_together_leave_one_copy(
     disposable_stack, demo_job_jar, serve, prefect_server, tmp_path
 ):
@@ -272,7 +280,7 @@ def test_a_cancelled_job_is_left_cancelled(start_stack, tmp_path):
         stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
         wait_for_job_state(stack.rest, job_id, {"CANCELED"}, timeout=60)
         inventory = write_inventory(stack, tmp_path, jar, **FAST)
-        (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+        (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
         assert result["status"] == "healthy" and result["actions"] == [], json.dumps(result, indent=1)[-2000:]
         assert {"code": "JOB_CANCELED", "severity": "info"}.items() <= result["findings_before"][0].items()
         assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(job_id, "CANCELED")]
@@ -292,7 +300,7 @@ def test_a_paused_jobmanager_is_unpaused_never_restarted(start_stack, tmp_path):
         faults.freeze(stack.jobmanager())
         committed = len(committed_ids(stack.output_dir))
         inventory = write_inventory(stack, tmp_path, jar, **FAST)
-        (result,) = run_recover(config=str(inventory), cluster=stack.settings.project)
+        (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
         assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
         first = result["actions"][0]
         assert first["action"] == "start_jobmanager" and "docker unpause" in first["detail"], first
