@@ -41,7 +41,7 @@ test: bootstrap
 
 ## The README's screenshots (docs/screenshots), made by the operator's-view test on the real stack.
 screenshots: bootstrap
-	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots FLINK_TEST_VERSIONS=1.20 $(PY) -m pytest -q tests/integration/test_operator_view.py
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots FLINK_TEST_VERSIONS=1.20 $(PY) -m pytest -q tests/integration/test_operator_view.py tests/integration/test_run_form.py
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit

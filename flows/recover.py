@@ -16,7 +16,7 @@ from flink_runbook.tasks.recover_ports import PrefectCluster, PrefectRecords, ru
 
 @flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
 def recover_flow(
-    config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False,
+    config: str, cluster: str = "", dry_run: bool = False, all_clusters: bool = False,
     guarded: bool = False, approval_mode: ApprovalMode = "pause",
 ) -> list[RecoveryResult] | State:  # fmt: skip
     """Recover one cluster of the inventory, or every one, each under its lock, each with its report.
@@ -33,7 +33,7 @@ def recover_flow(
     check_approval_mode(approval_mode)  # before anything is read or changed
     inventory = load_inventory(config)
     results = []
-    for spec in inventory.to_act_on(cluster, all_clusters):
+    for spec in inventory.to_act_on(cluster or None, all_clusters):
         records = PrefectRecords(spec, inventory.path, approval_mode)
         results.append(recover_cluster(spec, PrefectCluster(spec), records, dry_run=dry_run, guarded=guarded))
     return run_state(results)

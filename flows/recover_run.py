@@ -13,7 +13,7 @@ def run_recover(
 ) -> list[RecoveryResult]:  # fmt: skip
     """The results whether or not the recovery was done; a run that failed for another reason than the
     recovery's verdict raises what failed it."""
-    state = recover_flow(config=config, cluster=cluster, dry_run=dry_run, all_clusters=all_clusters,
+    state = recover_flow(config=config, cluster=cluster or "", dry_run=dry_run, all_clusters=all_clusters,
                          approval_mode=approval_mode, return_state=True)  # fmt: skip
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RecoveryNotDone):
