@@ -26,7 +26,7 @@ from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, reso
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
-from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
 from flink_runbook.runbook.host_state import StateDirError, check_state_dir
 
@@ -103,6 +103,19 @@ def say_inventory_warnings(args: argparse.Namespace) -> None:
 def _load_selection(args: argparse.Namespace) -> None:
     """Validate the inventory before anything runs: bad input changes nothing and exits 2."""
     load_inventory(args.config).select(args.cluster)
+
+
+def inventory_schema_cmd(args: argparse.Namespace) -> int:
+    print(inventory_schema())
+    return EXIT_OK
+
+
+def inventory_check(args: argparse.Namespace) -> int:
+    """The file is read and checked (its warnings said before this runs); nothing is asked of a cluster."""
+    clusters = load_inventory(args.config).clusters
+    print(f"{args.config}: valid, {len(clusters)} cluster{'s' if len(clusters) != 1 else ''}: "
+          f"{', '.join(c.name for c in clusters)}")  # fmt: skip
+    return EXIT_OK
 
 
 def print_results(results: list[dict], as_json: bool, lines: Callable[[dict], list[str]]) -> None:
@@ -303,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
+    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, or check one")
+    inventory_commands = inventory_cmd.add_subparsers(dest="inventory_command", required=True)
+    schema = inventory_commands.add_parser("schema", help="print the inventory's JSON Schema (for editors)")
+    schema.set_defaults(run=inventory_schema_cmd)
+    checked = inventory_commands.add_parser("check", help="check an inventory file; exit 0 valid, 2 not")
+    checked.add_argument("--config", required=True, help="inventory YAML file")
+    checked.set_defaults(run=inventory_check)
+
     stopped_cmd = commands.add_parser(
         "stopped", help="jobs a person cancelled or stopped with a savepoint, which the runbook leaves alone"
     )
@@ -350,10 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say_inventory_warnings(args)
         return args.run(args)
+    except InventoryError as exc:
+        for problem in exc.problems:  # every problem of the file, each on its own line
+            print(f"flink-runbook: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     except (
         UsageError,
         UnsupportedFlinkVersion,
-        InventoryError,
         StateDirError,
         ConfigFileError,
         ComposeFileError,

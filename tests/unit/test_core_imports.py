@@ -37,5 +37,6 @@ def test_the_core_holds_the_domain_only():
         "containers",
         "runbook",
         "audit",
+        "inventory",
     }
     assert not (CORE / "cli.py").exists() and not (CORE / "demo").exists()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from flink_runbook.demo.versions import STACK_DIR
 from flink_runbook.inventory import InventoryError, load_inventory
@@ -172,3 +175,123 @@ def test_monitor_cli_refuses_bad_input_before_touching_prefect(tmp_path, args):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"flink-runbook: {path}")
+
+
+# Every problem at once, each with its key path; a misspelt key is told what it may have meant.
+
+THREE_MISTAKES = (
+    ("expected_taskmanagers: 2", "expected_taskmanagers: 2\n    recovery: {stabilization_s: -3}"),
+    ("no_checkpoint_policy: fresh", "no_checkpoint_policy: latest"),
+    ('url: "http://127.0.0.1:18081"', 'url: "htp://127.0.0.1:18081"'),
+)
+
+
+def test_three_mistakes_are_three_problems_in_one_run(tmp_path):
+    text = VALID
+    for change in THREE_MISTAKES:
+        text = text.replace(*change)
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert sorted(error.value.problems) == sorted([
+        f"{path}: clusters[0].recovery.stabilization_s: must be at least 0, got -3",
+        f"{path}: clusters[0].jobs[0].no_checkpoint_policy: 'latest' is not one of: fail, fresh",
+        f"{path}: clusters[1].rest.url: 'htp://127.0.0.1:18081' is not an http:// or https:// URL with a host",
+    ])  # fmt: skip
+    assert str(error.value).splitlines() == list(error.value.problems)
+
+
+def test_the_cli_prints_every_problem_on_its_own_line_with_exit_2(tmp_path):
+    text = VALID
+    for change in THREE_MISTAKES:
+        text = text.replace(*change)
+    path = write(tmp_path, text)
+    result = subprocess.run(
+        [sys.executable, "-m", "flink_runbook.cli", "inventory", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"flink-runbook: {path}: clusters[") for line in lines), lines
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (  # the top level's notifications: once told "expected one of: escalation_webhook_url"
+            ("clusters:", "notifications: {blokcs: [slack-webhook/oncall]}\nclusters:"),
+            "notifications.blokcs: unknown key; expected one of: blocks, escalation_webhook_url, events; "
+            "did you mean `blocks`?",
+        ),
+        (  # a cluster's notifications: once told "expected one of: " with nothing after it
+            ("expected_taskmanagers: 2", "expected_taskmanagers: 2\n    notifications: {event: [recovered]}"),
+            "clusters[0].notifications.event: unknown key; expected one of: blocks, events; did you mean `events`?",
+        ),
+        (
+            ("parallelism: 2", "parallelizm: 2"),
+            "clusters[0].jobs[0].parallelizm: unknown key; expected one of: args, checkpoint_dir, entry_class, jar, "
+            "name, no_checkpoint_policy, on_canceled, parallelism, resubmit_command, resubmit_timeout_s, "
+            "sink_output_dir; did you mean `parallelism`?",
+        ),
+        (
+            ("containers: {compose_project", "containers: {xyzzy: 1, compose_project"),
+            "clusters[0].containers.xyzzy: unknown key; expected one of: compose_project, jobmanager_service, names, "
+            "taskmanager_service",
+        ),
+    ],
+)
+def test_a_misspelt_key_is_named_with_the_keys_it_may_be(tmp_path, change, message):
+    path = write(tmp_path, VALID.replace(*change))
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_rejected_value_never_repeats_a_urls_credentials(tmp_path):
+    path = write(tmp_path, VALID.replace("connect_timeout_s", "x").replace(
+        "expected_taskmanagers: 2", "expected_taskmanagers: 'http://ops:hunter2@h/?token=s3cr3t'"))  # fmt: skip
+    with pytest.raises(InventoryError, match=r"expected_taskmanagers: expected an integer, got string") as error:
+        load_inventory(path)
+    assert "hunter2" not in str(error.value) and "s3cr3t" not in str(error.value)
+
+
+# The JSON Schema editors check the file with: what the loader accepts, it accepts; what it refuses, it refuses.
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "flink_runbook.cli", "inventory", "schema"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def schema_errors(schema: dict, data: object) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.validator}" for e in validator.iter_errors(data))
+
+
+def test_the_schema_is_a_json_schema_that_accepts_the_shipped_inventory(schema):
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema_errors(schema, yaml.safe_load((STACK_DIR / "inventory.yaml").read_text())) == []
+    assert schema_errors(schema, yaml.safe_load(VALID)) == []
+
+
+def test_the_schema_refuses_what_the_loader_refuses(schema, tmp_path):
+    text = VALID
+    for change in (*THREE_MISTAKES, ("parallelism: 2", "parallelizm: 2")):
+        text = text.replace(*change)
+    assert schema_errors(schema, yaml.safe_load(text)) == [
+        "clusters.0.jobs.0.no_checkpoint_policy: enum",
+        "clusters.0.jobs.0: additionalProperties",
+        "clusters.0.recovery.stabilization_s: minimum",
+        "clusters.1.rest.url: pattern",
+    ]
+    with pytest.raises(InventoryError) as error:
+        load_inventory(write(tmp_path, text))
+    assert len(error.value.problems) == 4
+    assert schema_errors(schema, {"clusters": []}) == ["clusters: minItems"]

@@ -149,7 +149,7 @@ def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():
 @pytest.mark.parametrize(
     "cluster_keys, expected",
     [
-        ({"approval": "sometimes"}, "clusters[0].approval: expected one of never, risky, always, got 'sometimes'"),
+        ({"approval": "sometimes"}, "clusters[0].approval: 'sometimes' is not one of: never, risky, always"),
         ({"approval_timeout_s": 0}, "clusters[0].approval_timeout_s: must be at least 1"),
         ({"notifications": {"blocks": ["oncall"]}}, "clusters[0].notifications.blocks[0]: 'oncall' is not a Prefect"),
         ({"notifications": {"events": ["paged"]}}, "clusters[0].notifications.events[0]: 'paged' is not one of"),
