@@ -47,6 +47,7 @@ from flink_runbook.runbook.fault_watch import (
     restarts_by_itself,
     watched_containers,
 )
+from flink_runbook.runbook.fleet_check import EngineLooks, engine_looks
 from flink_runbook.runbook.guard import GuardAction
 from flink_runbook.runbook.observe import Depth, connect, observe_cluster
 from flink_runbook.runbook.person_stops import asks_to_stop, expected_taskmanagers, persons_stop, standing_stops
@@ -181,14 +182,14 @@ class FaultWatcher:
 
     # -- the glance ----------------------------------------------------------
 
-    def _glance(self, cluster: ClusterSpec, secret: Callable[[str], str]) -> Diagnosis | None:
+    def _glance(self, cluster: ClusterSpec, secret: Callable[[str], str], looks: EngineLooks) -> Diagnosis | None:
         """The runbook's look at a glance, cut at the monitor's check_deadline_s: a JobManager that hangs
         costs its own cluster a glance, not the others theirs. None: the look itself could not be made."""
         try:
             clients = connect(cluster, secret)
             clients.rest.read_retries = 0  # the next glance is a few seconds away
-            rest = clients.rest.until(time.monotonic() + cluster.monitor.check_deadline_s)
-            return diagnose(cluster, observe_cluster(cluster, replace(clients, rest=rest), Depth.GLANCE))
+            clients = replace(clients, rest=clients.rest.until(time.monotonic() + cluster.monitor.check_deadline_s))
+            return diagnose(cluster, observe_cluster(cluster, clients, Depth.GLANCE, looks.look(cluster, clients)))
         except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
             self.say(f"watch: cannot glance at {cluster.name} ({cluster.rest.url}): {str(exc)[:200]}")
             return None
@@ -203,7 +204,9 @@ class FaultWatcher:
         ) as pool:
             while not self._stopping.wait(self.rest_interval_s):
                 due = [c for c in self.inventory.clusters if not self.deduper.running(c.name)]
-                for cluster, diagnosis in zip(due, pool.map(self._glance, due, [secret] * len(due)), strict=True):
+                # Each engine's containers listed once a round, whatever number of clusters run there.
+                glance = functools.partial(self._glance, secret=secret, looks=engine_looks(due))
+                for cluster, diagnosis in zip(due, pool.map(glance, due), strict=True):
                     if diagnosis is None:
                         continue
                     # A person's decisions, as the recovery reads them: not faults, so not a recovery every recheck.
