@@ -1,22 +1,24 @@
-"""The fault watcher of the serving process: push where Docker pushes, a cheap REST watch in between.
+"""The fault watcher of the serving process: a door into the runbook, pushed where Docker pushes.
 
 One thread per Docker engine of the inventory follows its event stream (reconnecting with backoff);
-one thread reads each cluster's `/taskmanagers` and `/jobs/overview` every few seconds. A fault
-(flink_runbook.runbook.fault_watch) goes through the guard rails the monitor uses; when they allow a
-recovery, the recover flow runs at once in this process (a flow run like any other in the UI, with
-no automation, runner poll or subprocess start in front of it), and the event says "started" so the
-trigger does not start a second one. Otherwise the event carries the guard's decision and the
-scheduled monitor goes on as before: it is what sees a frozen-but-running JVM, a partition, a stuck
-job, and what workers run when scaled out.
+one thread glances at every cluster every few seconds (the runbook's own observation at
+`Depth.GLANCE` and its diagnosis). A fault (flink_runbook.runbook.fault_watch: findings) goes through
+the guard rails the monitor uses; when they allow a recovery, the recover flow runs at once in this
+process (a flow run like any other in the UI, with no automation, runner poll or subprocess start in
+front of it), and the event says "started" so the trigger does not start a second one. Otherwise the
+event carries the guard's decision and the scheduled monitor goes on as before: it is what sees a
+frozen-but-running JVM, a partition, a stuck job, and what workers run when scaled out.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -24,24 +26,31 @@ import docker.errors
 
 from flink_runbook.containers.docker_events import docker_events
 from flink_runbook.containers.engines import engine_client, engine_id, forget_engine
-from flink_runbook.containers.states import DockerUnavailable, container_state, engine_view, find_containers
-from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
+from flink_runbook.containers.states import (
+    ContainerState,
+    DockerUnavailable,
+    container_state,
+    container_states,
+    engine_view,
+)
 from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
+from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
 from flink_runbook.runbook.events import fault_event
 from flink_runbook.runbook.fault_watch import (
     Fault,
     FaultDeduper,
     WatchedContainer,
-    asks_to_stop,
     container_fault,
-    died_when_asked_to_stop,
     fault_persists,
-    rest_fault,
+    glance_fault,
     restarts_by_itself,
+    watched_containers,
 )
+from flink_runbook.runbook.fleet_check import EngineLooks, engine_looks
 from flink_runbook.runbook.guard import GuardAction
-from flink_runbook.runbook.person_stops import expected_taskmanagers, standing_stops
+from flink_runbook.runbook.observe import Depth, connect, observe_cluster
+from flink_runbook.runbook.person_stops import asks_to_stop, expected_taskmanagers, persons_stop, standing_stops
 
 DEFAULT_REST_INTERVAL_S = 2.0
 REFRESH_CONTAINERS_S = 30.0  # containers recreated by `compose up` get new ids
@@ -75,10 +84,10 @@ class FaultWatcher:
         engines = sorted({c.docker for c in self.inventory.clusters}, key=lambda e: e.host or "")
         for engine in engines:
             self._spawn(f"watch docker {engine.host or 'local'}", self._follow_docker, engine)
-        self._spawn("watch rest", self._watch_rest)
+        self._spawn("watch rest", self._glance_every_interval)
         self.say(
             f"watching {len(self.inventory.clusters)} cluster(s): Docker events of {len(engines)} engine(s), "
-            f"REST every {self.rest_interval_s:g}s; a fault the guard rails allow is recovered in this process"
+            f"a glance every {self.rest_interval_s:g}s; a fault the guard rails allow is recovered in this process"
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -95,10 +104,7 @@ class FaultWatcher:
         self._threads.append(thread)
         return thread
 
-    # -- sources -------------------------------------------------------------
-
-    def _clusters_on(self, engine: DockerEngine) -> list[ClusterSpec]:
-        return [c for c in self.inventory.clusters if c.docker == engine]
+    # -- Docker's events -----------------------------------------------------
 
     def _mismatch(self, cluster: ClusterSpec, found_id: str) -> EngineMismatch | None:
         """Whether the engine is not the cluster's; said once when it starts (and again after it ended)."""
@@ -111,16 +117,12 @@ class FaultWatcher:
         return mismatch
 
     def _refresh_containers(self, engine: DockerEngine, client: docker.DockerClient) -> None:
-        found = {}
-        view = engine_view(client, oom_lookback_s=0)
-        found_id = engine_id(engine)
-        for cluster in self._clusters_on(engine):
-            if self._mismatch(cluster, found_id) is not None:
-                continue  # another host's engine: its events are not this cluster's faults
-            for role, containers in find_containers(view, cluster.containers).items():
-                for container in containers:
-                    found[container.id] = WatchedContainer(cluster.name, role, container.name)
-        names = {c.name for c in self._clusters_on(engine)}
+        found, view, found_id = {}, engine_view(client, oom_lookback_s=0), engine_id(engine)
+        clusters = [c for c in self.inventory.clusters if c.docker == engine]
+        for cluster in clusters:
+            if self._mismatch(cluster, found_id) is None:  # another host's engine: its events are not our faults
+                found |= watched_containers(cluster.name, container_states(view, cluster.containers))
+        names = {c.name for c in clusters}
         with self._lock:
             self._watched = {cid: w for cid, w in self._watched.items() if w.cluster not in names} | found
 
@@ -150,15 +152,16 @@ class FaultWatcher:
                         refreshed = time.monotonic()
                     if asks_to_stop(event):
                         stop_asked[event.container_id] = event.at
-                    fault = container_fault(event, self._watched)
-                    if fault is not None and died_when_asked_to_stop(event, stop_asked.pop(event.container_id, None)):
-                        (cluster,) = self.inventory.select(fault.cluster)
-                        watched = self._watched.get(event.container_id)
-                        if watched is not None and watched.role == "taskmanager" and not cluster.restart_stopped:
-                            self.say(f"watch: {fault.cluster}: {fault.what} after `docker stop`: a person's stop, "
-                                     "left stopped (restart_stopped: true to restart it)")  # fmt: skip
-                            continue
-                    if fault is not None:
+                    asked_at = stop_asked.pop(event.container_id, None) if event.action == "die" else None
+                    watched = self._watched.get(event.container_id)
+                    fault = container_fault(event, watched)
+                    if fault is None:
+                        continue
+                    (cluster,) = self.inventory.select(fault.cluster)
+                    if persons_stop(event, asked_at, watched.role, cluster.restart_stopped):
+                        self.say(f"watch: {fault.cluster}: {fault.what} after `docker stop`: a person's stop, "
+                                 "left stopped (restart_stopped: true to restart it)")  # fmt: skip
+                    else:
                         self._on_fault(fault)
             except (DockerUnavailable, docker.errors.DockerException, OSError, ValueError) as exc:
                 if self._stopping.is_set():
@@ -177,43 +180,40 @@ class FaultWatcher:
             raise DockerUnavailable(mismatch.describe())
         return client
 
-    def _watch_rest(self) -> None:
-        """/taskmanagers and /jobs/overview of every cluster each interval, at most 32 at once, each cut at
-        its monitor's check_deadline_s: a JobManager that hangs costs its own cluster a reading, not the
-        others theirs."""
-        from flink_runbook.tasks.clients import cluster_rest
+    # -- the glance ----------------------------------------------------------
 
-        clients: dict[str, FlinkRestClient] = {}
+    def _glance(self, cluster: ClusterSpec, secret: Callable[[str], str], looks: EngineLooks) -> Diagnosis | None:
+        """The runbook's look at a glance, cut at the monitor's check_deadline_s: a JobManager that hangs
+        costs its own cluster a glance, not the others theirs. None: the look itself could not be made."""
+        try:
+            clients = connect(cluster, secret)
+            clients.rest.read_retries = 0  # the next glance is a few seconds away
+            clients = replace(clients, rest=clients.rest.until(time.monotonic() + cluster.monitor.check_deadline_s))
+            return diagnose(cluster, observe_cluster(cluster, clients, Depth.GLANCE, looks.look(cluster, clients)))
+        except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
+            self.say(f"watch: cannot glance at {cluster.name} ({cluster.rest.url}): {str(exc)[:200]}")
+            return None
 
-        def read(cluster: ClusterSpec) -> tuple[list | None, list | None, str | None] | None:
-            try:
-                if cluster.name not in clients:
-                    clients[cluster.name] = cluster_rest(cluster)
-                    clients[cluster.name].read_retries = 0  # the next reading is a few seconds away
-                rest = clients[cluster.name].until(time.monotonic() + cluster.monitor.check_deadline_s)
-                return rest.taskmanagers(), rest.jobs_overview(), None
-            except FlinkRestError as exc:
-                return None, None, str(exc)
-            except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch
-                self.say(f"watch: cannot read {cluster.rest.url} of {cluster.name}: {str(exc)[:200]}")
-                return None
+    def _glance_every_interval(self) -> None:
+        """Every cluster whose recovery does not run, each interval, at most 32 at once."""
+        from flink_runbook.tasks.clients import secret_value
 
+        secret = functools.cache(secret_value)  # a Secret block read once, not every few seconds
         with ThreadPoolExecutor(
             max_workers=min(32, len(self.inventory.clusters)), thread_name_prefix="watch rest"
         ) as pool:
             while not self._stopping.wait(self.rest_interval_s):
                 due = [c for c in self.inventory.clusters if not self.deduper.running(c.name)]
-                for cluster, reading in zip(due, pool.map(read, due), strict=True):
-                    if reading is None:
+                # Each engine's containers listed once a round, whatever number of clusters run there.
+                glance = functools.partial(self._glance, secret=secret, looks=engine_looks(due))
+                for cluster, diagnosis in zip(due, pool.map(glance, due), strict=True):
+                    if diagnosis is None:
                         continue
-                    fault = rest_fault(cluster, *reading, time.time(), *self._persons_decisions(cluster))
+                    # A person's decisions, as the recovery reads them: not faults, so not a recovery every recheck.
+                    stops, expected = standing_stops(cluster.state_dir, cluster.name), expected_taskmanagers(cluster)
+                    fault = glance_fault(diagnosis, time.time(), stops, expected)
                     if fault is not None:
                         self._on_fault(fault)
-
-    def _persons_decisions(self, cluster: ClusterSpec) -> tuple[frozenset[str], int]:
-        """The jobs whose stop by a person stands, and the TaskManagers expected without those a person stopped
-        (what diagnose remembered): not faults, so not a recovery every recheck."""
-        return standing_stops(cluster.state_dir, cluster.name), expected_taskmanagers(cluster)
 
     # -- acting --------------------------------------------------------------
 
@@ -226,22 +226,22 @@ class FaultWatcher:
         self._recoveries[fault.cluster] = thread
         thread.start()
 
+    def _container_now(self, cluster: ClusterSpec, name: str) -> ContainerState | None:
+        """The container's state now; None when it is gone, or the engine is (the recovery or the tick sees it)."""
+        try:
+            return container_state("", "", self._docker(cluster).containers.get(name))
+        except (DockerUnavailable, docker.errors.DockerException):
+            return None
+
     def _let_the_restart_policy_act(self, cluster: ClusterSpec, fault: Fault) -> None:
         """A container whose restart policy restarts it is Docker's to start (within a second): observed
         before that, it would look stopped and be restarted twice, killing the JVM Docker just started."""
-        try:
-            container = self._docker(cluster).containers.get(fault.container)
-        except (DockerUnavailable, docker.errors.DockerException):
-            return  # the recovery observes it and says what it finds
-        policy = ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
-        if not restarts_by_itself(policy, container.attrs.get("State", {}).get("ExitCode")):
-            return
+        state = self._container_now(cluster, fault.container)
         deadline = time.monotonic() + POLICY_RESTART_WAIT_S
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            container.reload()
-            if container.status in ("running", "restarting"):
+        while state is not None and restarts_by_itself(state) and state.state not in ("running", "restarting"):
+            if time.monotonic() > deadline or self._stopping.wait(0.1):
                 return
-            time.sleep(0.1)
+            state = self._container_now(cluster, fault.container)
 
     def _recover(self, fault: Fault) -> None:
         from prefect.events import emit_event
@@ -284,8 +284,5 @@ class FaultWatcher:
                 self._on_fault(pending)
 
     def _still_holds(self, cluster: ClusterSpec, fault: Fault) -> bool:
-        try:
-            container = self._docker(cluster).containers.get(fault.container)
-        except (DockerUnavailable, docker.errors.DockerException):
-            return False  # gone, or the engine is: the monitor's tick sees it
-        return fault_persists(fault, container_state("", "", container))
+        state = self._container_now(cluster, fault.container)
+        return state is not None and fault_persists(fault, state)

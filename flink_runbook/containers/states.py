@@ -65,6 +65,7 @@ class ContainerState:
     finished_at: str | None = None  # State.FinishedAt: when it last exited
     # Exited because a person asked (`docker stop`: the engine logged a stop since it last started), not a crash.
     stopped_by_hand: bool = False
+    restart_policy: str | None = None  # HostConfig.RestartPolicy.Name: no | always | unless-stopped | on-failure
 
     @property
     def detached_from(self) -> str | None:
@@ -116,6 +117,7 @@ def container_state(role: str, service: str, container: Container) -> ContainerS
         network_aliases=aliases,
         network_mode=(container.attrs.get("HostConfig") or {}).get("NetworkMode"),
         networks=tuple(sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})),
+        restart_policy=((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
     )
 
 

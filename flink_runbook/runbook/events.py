@@ -95,7 +95,7 @@ def escalation_events(diagnosis: Diagnosis, decision: GuardDecision) -> list[Clu
 
 
 def fault_event(fault: Fault, rest_url: str, decision: GuardDecision) -> ClusterEvent:
-    """The unhealthy event of a fault the watcher saw (Docker's event stream or its REST watch): the
+    """The unhealthy event of a fault the watcher saw (Docker's event stream or its glance): the
     monitor's event with the guard's decision, "started" when the watcher recovers it at once."""
     label = STARTED_BY_WATCHER if decision.action == GuardAction.RECOVER else decision.action
     return ClusterEvent(
@@ -104,7 +104,7 @@ def fault_event(fault: Fault, rest_url: str, decision: GuardDecision) -> Cluster
         payload={
             "seen_by": f"watch:{fault.source}",
             "fault_at": fault.at,
-            "findings": [{"code": fault.code, "severity": "error", "summary": fault.what}],
+            "findings": [{"code": f.code, "severity": f.severity, "summary": f.summary} for f in fault.findings],
             "decision": str(decision.action),
             "reason": decision.reason,
             "recent_recoveries": decision.recent_recoveries,

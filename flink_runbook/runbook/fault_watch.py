@@ -1,30 +1,40 @@
-"""What the serving process's watcher counts as a fault, and when one starts a recovery (pure).
+"""What the serving process's watcher counts as a fault, and when one starts a recovery (pure rules).
 
-Two sources, both cheaper than a monitor run:
+The watcher is a door into the runbook, not a second one: what it acts on is a finding
+(flink_runbook.runbook.findings), from one of two sources cheaper than a monitor run:
 - Docker's event stream (flink_runbook.containers.docker_events): a container of the inventory
-  paused, exited (crash, OOM kill, stop), turned unhealthy or was cut off its network. These are
-  facts about a container, known within a second.
-- A REST watch of `/taskmanagers` and `/jobs/overview` every few seconds: fewer TaskManagers
-  than expected, a configured job not RUNNING, a JobManager that does not answer. A stale
-  heartbeat alone is never a fault here: it is a suspicion (a GC pause) until Flink itself times
-  the TaskManager out and drops it.
+  paused, exited (crash, OOM kill, stop), turned unhealthy or was cut off its network, known within a
+  second (`container_event_finding`).
+- A glance every few seconds (the runbook's own observation at `Depth.GLANCE`: containers,
+  TaskManagers, the jobs overview) and its diagnosis: the serious findings a glance can judge. A stale
+  heartbeat alone is never one (a warning: a GC pause, until Flink itself drops the TaskManager).
 
 A fault starts a recovery only through the guard rails (the same decision the monitor takes), and
 one fault starts one recovery: `FaultDeduper` admits nothing for a cluster while its recovery
-runs, and a fault the REST watch keeps seeing again only every `recheck_s`.
+runs, and a fault the glance keeps seeing again only every `recheck_s`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState
-from flink_runbook.flink.answers import JobState, JobSummary, TaskManagerInfo
-from flink_runbook.inventory import ClusterSpec
+from flink_runbook.flink.answers import JobState
+from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.findings import Finding, container_event_finding
+from flink_runbook.runbook.observe import JobView
 
-# A job in one of these is Flink's own restart at work, or a failure: either way not running.
-NOT_RUNNING_JOB_STATES = frozenset({"RESTARTING", "FAILING", "FAILED", "SUSPENDED"})
+# The serious findings a glance judges as the full look would: the JobManager, the TaskManagers, a job
+# that fails, restarts, was suspended or is missing. Not the containers (Docker's events push those),
+# not a job a glance cannot tell from a person's stop (below), not what needs the job's details.
+GLANCE_FAULTS = frozenset({
+    "JOBMANAGER_UNREACHABLE", "JOBMANAGER_REST_INVALID", "NO_TASKMANAGERS", "TASKMANAGERS_MISSING",
+    "JOB_MISSING", "JOB_FAILED", "JOB_RESTARTING", "JOB_NOT_RUNNING",
+})  # fmt: skip
+# An ended job may be a person's stop-with-savepoint, which only the job's checkpoints tell (the full look).
+ENDED_BY_CHOICE = frozenset({JobState.CANCELED, JobState.FINISHED})
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,18 @@ class WatchedContainer:
 class Fault:
     cluster: str
     source: str  # docker | rest
-    code: str  # the finding code it is reported under
-    what: str  # one line for the log and the event, e.g. "taskmanager container x paused"
-    at: float  # when it happened (Docker's time) or was seen (the REST watch's)
+    findings: tuple[Finding, ...]  # most severe first; the first names the fault
+    at: float  # when it happened (Docker's time) or was seen (the glance's)
     container: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.findings[0].code
+
+    @property
+    def what(self) -> str:
+        """One line for the log, e.g. "taskmanager container x was paused (frozen)"."""
+        return "; ".join(f.summary for f in self.findings)
 
     @property
     def definite(self) -> bool:
@@ -49,42 +67,15 @@ class Fault:
         return self.source == "docker"
 
 
-def container_fault(event: DockerEvent, watched: dict[str, WatchedContainer]) -> Fault | None:
-    """The fault a Docker event reports about a container of the inventory, or None."""
-    container = watched.get(event.container_id)
-    if container is None:
-        return None
-    subject = f"{container.role} container {container.name}"
-    if event.kind == "network":
-        if event.action != "disconnect":
-            return None
-        code, what = "CONTAINER_DISCONNECTED", f"{subject} was disconnected from network {event.network}"
-    elif event.action == "pause":
-        code, what = "CONTAINER_PAUSED", f"{subject} was paused (frozen)"
-    elif event.action == "oom":
-        code, what = "CONTAINER_OOM_KILLED", f"{subject}: the kernel OOM-killed a process in it"
-    elif event.action == "die":
-        code, what = "CONTAINER_EXITED", f"{subject} exited with code {event.exit_code}"
-    elif event.action.startswith("health_status") and event.action.endswith("unhealthy"):
-        code, what = "CONTAINER_UNHEALTHY", f"{subject} turned unhealthy (its Docker healthcheck)"
-    else:
-        return None
-    return Fault(container.cluster, "docker", code, what, event.at, container.name)
+def watched_containers(cluster: str, states: Iterable[ContainerState]) -> dict[str, WatchedContainer]:
+    """The cluster's containers by id, as its events name them (one expected but missing has no id)."""
+    return {s.container_id: WatchedContainer(cluster, s.role, s.name) for s in states if s.container_id}
 
 
-# `docker stop` (and compose stop) first sends SIGTERM, logged as a `kill` event, then waits up to its timeout.
-STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
-STOP_TIMEOUT_MAX_S = 120.0
-
-
-def asks_to_stop(event: DockerEvent) -> bool:
-    """A `kill` with SIGTERM: what `docker stop` sends first (a crash sends nothing; `docker kill`, SIGKILL)."""
-    return event.kind == "container" and event.action == "kill" and event.labels.get("signal", "") in STOP_SIGNALS
-
-
-def died_when_asked_to_stop(event: DockerEvent, asked_at: float | None) -> bool:
-    """A `die` within the stop timeout after SIGTERM was asked: a person's stop, not a crash."""
-    return event.action == "die" and asked_at is not None and 0 <= event.at - asked_at <= STOP_TIMEOUT_MAX_S
+def container_fault(event: DockerEvent, container: WatchedContainer | None) -> Fault | None:
+    """The fault a Docker event reports about a container of the inventory (None: not one of them), or None."""
+    finding = container_event_finding(container.role, container.name, event) if container else None
+    return Fault(container.cluster, "docker", (finding,), event.at, container.name) if finding else None
 
 
 def fault_persists(fault: Fault, state: ContainerState) -> bool:
@@ -98,53 +89,48 @@ def fault_persists(fault: Fault, state: ContainerState) -> bool:
     }.get(fault.code, False)
 
 
-def restarts_by_itself(restart_policy: str, exit_code: int | None) -> bool:
-    """Whether Docker starts a container that exited on its own again (HostConfig.RestartPolicy.Name)."""
-    return restart_policy in ("always", "unless-stopped") or (restart_policy == "on-failure" and bool(exit_code))
+def restarts_by_itself(state: ContainerState) -> bool:
+    """Whether Docker starts this container, exited on its own, again (its restart policy)."""
+    policy = state.restart_policy or "no"
+    return policy in ("always", "unless-stopped") or (policy == "on-failure" and bool(state.exit_code))
 
 
-def rest_fault(
-    cluster: ClusterSpec,
-    taskmanagers: list[TaskManagerInfo] | None,
-    jobs: list[JobSummary] | None,
-    error: str | None,
-    now: float,
-    stopped_jobs: frozenset[str] = frozenset(),
+def _job_of(finding: Finding, jobs: Iterable[JobView]) -> JobView | None:
+    for job in jobs:
+        if finding.subject == job.name or (job.info and finding.subject == f"{job.name} ({job.info.id})"):
+            return job
+    return None
+
+
+def glance_fault(
+    diagnosis: Diagnosis,
+    at: float,
+    standing_stops: frozenset[str] = frozenset(),
     expected_taskmanagers: int | None = None,
 ) -> Fault | None:
-    """What the REST watch counts as a fault in one reading of `/taskmanagers` and `/jobs/overview`.
+    """The fault a glance's diagnosis shows, or None.
 
-    A person's decisions are not faults: `stopped_jobs` (their stop stands, Flink may have forgotten them) and
-    the TaskManagers a person stopped (`expected_taskmanagers`, the inventory's count without them)."""
-    if error is not None or taskmanagers is None or jobs is None:
-        why = (error or "no answer")[:300]
-        return Fault(cluster.name, "rest", "JOBMANAGER_UNREACHABLE", f"{cluster.rest.url} does not answer: {why}", now)
-    expected = cluster.expected_taskmanagers if expected_taskmanagers is None else expected_taskmanagers
-    if len(taskmanagers) < expected:
-        what = f"{len(taskmanagers)} of {expected} TaskManager(s) registered"
-        return Fault(cluster.name, "rest", "TASKMANAGERS_MISSING", what, now)
-    for spec in cluster.jobs:
-        if spec.name in stopped_jobs:
+    A person's decisions are not faults: a job whose stop stands (`standing_stops`, Flink may have forgotten
+    it) and the TaskManagers a person stopped (`expected_taskmanagers`: the inventory's count without them)."""
+    seen = diagnosis.observation
+    enough = expected_taskmanagers is not None and len(seen.taskmanagers) >= expected_taskmanagers
+    faults = []
+    for finding in diagnosis.serious:
+        job = _job_of(finding, seen.jobs)
+        if finding.code not in GLANCE_FAULTS or (job is not None and job.name in standing_stops):
             continue
-        named = sorted((j for j in jobs if j.name == spec.name), key=lambda j: j.start_time_ms)
-        live = [j for j in named if j.live]
-        if any(j.state == JobState.RUNNING for j in live):
+        if job is not None and job.info is not None and job.info.state in ENDED_BY_CHOICE:
             continue
-        newest = (live or named or [None])[-1]
-        if newest is None:
-            return Fault(cluster.name, "rest", "JOB_MISSING", f"job {spec.name} is not known to the JobManager", now)
-        if newest.state == JobState.CANCELED and spec.on_canceled == "leave":
-            continue  # a human's cancel: reported by the monitor, never a reason to act
-        if newest.state in NOT_RUNNING_JOB_STATES:
-            what = f"job {spec.name} ({newest.id}) is {newest.state}"
-            return Fault(cluster.name, "rest", "JOB_NOT_RUNNING", what, now)
-    return None
+        if enough and finding.code in ("NO_TASKMANAGERS", "TASKMANAGERS_MISSING"):
+            continue
+        faults.append(finding)
+    return Fault(diagnosis.cluster, "rest", tuple(faults), at) if faults else None
 
 
 @dataclass
 class FaultDeduper:
     """One fault, one recovery: per cluster, nothing is admitted while its recovery runs; a fault seen
-    again by the REST watch (same code) only every `recheck_s`; a new Docker fact always."""
+    again by the glance (same code) only every `recheck_s`; a new Docker fact always."""
 
     recheck_s: float = 30.0
     _running: set[str] = field(default_factory=set)
@@ -170,7 +156,7 @@ class FaultDeduper:
     def recovery_ended(self, cluster: str, now: float) -> Fault | None:
         """Returns the last Docker fact seen while it ran, for the caller to check whether it still holds."""
         self._running.discard(cluster)
-        # What the REST watch sees right after is the recovery's own aftermath: judged again in recheck_s.
+        # What the glance sees right after is the recovery's own aftermath: judged again in recheck_s.
         code = self._last.get(cluster, ("", now))[0]
         self._last[cluster] = (code, now)
         return self._pending.pop(cluster, None)

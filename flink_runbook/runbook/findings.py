@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec, JobSpec
@@ -475,3 +476,33 @@ def _one_job_findings(
                 )
             )
     return findings
+
+
+def container_event_finding(role: str, name: str, event: DockerEvent) -> Finding | None:
+    """What Docker's event stream says just happened to a container of the cluster, as a finding: the fact the
+    fault watcher acts on within a second (a later look classifies the container's state as above); None for
+    an event that is no fault (start, unpause, connect, a healthy healthcheck)."""
+    subject = f"{role} container {name}"
+    severity = "critical" if role == "jobmanager" else "error"
+    evidence = f"Docker event {event.kind} {event.action} at {event.at:.3f}"
+    logs = f"read `docker logs {name}` for why"
+    if event.kind == "network":
+        if event.action != "disconnect":
+            return None
+        code, summary = "CONTAINER_DISCONNECTED", f"{subject} was disconnected from network {event.network}"
+        action = f"`docker network connect {event.network} {name}`; a restart alone does not attach it again."
+    elif event.action == "pause":
+        code, summary = "CONTAINER_PAUSED", f"{subject} was paused (frozen)"
+        action = f"The container is frozen (docker pause): `docker unpause {name}` or restart it."
+    elif event.action == "oom":
+        code, summary = "CONTAINER_OOM_KILLED", f"{subject}: the kernel OOM-killed a process in it"
+        action = "Raise the container memory limit above Flink's process memory (taskmanager.memory.process.size)."
+    elif event.action == "die":
+        code, summary = "CONTAINER_EXITED", f"{subject} exited with code {event.exit_code}"
+        action = f"Start or restart it unless its restart policy does: `docker restart {name}`; {logs}."
+    elif event.action.startswith("health_status") and event.action.endswith("unhealthy"):
+        code, summary = "CONTAINER_UNHEALTHY", f"{subject} turned unhealthy (its Docker healthcheck)"
+        action = f"Its healthcheck fails: {logs}; restart it if it does not recover."
+    else:
+        return None
+    return Finding(code, severity, summary, evidence, action, subject=name)

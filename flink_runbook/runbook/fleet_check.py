@@ -75,7 +75,7 @@ def observe_and_diagnose(
     return diagnose(cluster, seen), warning
 
 
-class _EngineLooks:
+class EngineLooks:
     """Each engine looked at once per fleet check, by the first cluster's thread; the others wait for it."""
 
     def __init__(self, oom_lookback_s: dict[DockerEngine, float]) -> None:
@@ -95,6 +95,15 @@ class _EngineLooks:
             return self._looks[cluster.docker]
 
 
+def engine_looks(clusters: Sequence[ClusterSpec]) -> EngineLooks:
+    """One look per Docker engine of these clusters (its OOM and stop events over its clusters' longest lookback),
+    taken by the first cluster that asks: the fleet check's, and each round of the fault watcher's glance."""
+    lookback: dict[DockerEngine, float] = {}
+    for cluster in clusters:
+        lookback[cluster.docker] = max(lookback.get(cluster.docker, 0.0), cluster.thresholds.oom_lookback_s)
+    return EngineLooks(lookback)
+
+
 def check_fleet(
     clusters: Sequence[ClusterSpec],
     *,
@@ -103,10 +112,7 @@ def check_fleet(
 ) -> list[ClusterCheck]:
     """Check every cluster (QUICK depth), at most `parallel` at a time, each within its monitor's
     check_deadline_s of its start. Results in the inventory's order; never raises for what one cluster does."""
-    lookback: dict[DockerEngine, float] = {}
-    for cluster in clusters:
-        lookback[cluster.docker] = max(lookback.get(cluster.docker, 0.0), cluster.thresholds.oom_lookback_s)
-    looks = _EngineLooks(lookback)
+    looks = engine_looks(clusters)
     cut_at = [c.monitor.check_deadline_s + GRACE_S for c in clusters]
     todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     for index in range(len(clusters)):

@@ -57,6 +57,9 @@ def now_ms() -> int:
 
 
 class Depth(StrEnum):
+    # Containers, JobManager, TaskManagers and each job as the jobs overview lists it (no per-job reads):
+    # the serving process's fault watcher, every few seconds.
+    GLANCE = "glance"
     QUICK = "quick"  # containers, JobManager, TaskManagers, jobs: the monitor's 30-second tick
     FULL = "full"  # the same and the containers' logs: diagnose and recover
 
@@ -172,7 +175,7 @@ def observe_cluster(
     """The runbook's checks of one cluster: containers, JobManager, TaskManagers, jobs (and, FULL, logs).
     `engine`: its Docker engine as already seen this pass (the monitor looks once per engine)."""
     containers = check_containers(cluster, engine or look_at_engine(clients, cluster))
-    jobmanager, taskmanagers, jobs = check_jobmanager(cluster, clients.rest)
+    jobmanager, taskmanagers, jobs = check_jobmanager(cluster, clients.rest, depth)
     logs = collect_logs(cluster, clients, containers) if depth == Depth.FULL else {}
     return ClusterObservation(
         cluster=cluster.name,
@@ -194,7 +197,7 @@ def _problem(error: FlinkRestError) -> RestProblem:
 
 
 def check_jobmanager(
-    cluster: ClusterSpec, rest: FlinkRestClient
+    cluster: ClusterSpec, rest: FlinkRestClient, depth: Depth = Depth.QUICK
 ) -> tuple[JobManagerView, list[TaskManagerInfo], list[JobView]]:
     """Runbook steps through the REST API: is the JobManager answering as Flink, which TaskManagers are
     registered (and how fresh their heartbeats are), and each configured job's state, exceptions and
@@ -205,7 +208,12 @@ def check_jobmanager(
         taskmanagers = rest.taskmanagers(now_ms())
         overview_of_jobs = rest.jobs_overview()  # once for the pass, not once per configured job
         known = _known_ids(cluster, overview_of_jobs)
-        jobs = [check_job(rest, job.name, overview_of_jobs, known_ids=known.get(job.name, ())) for job in cluster.jobs]
+        if depth == Depth.GLANCE:
+            jobs = [job_at_a_glance(job.name, overview_of_jobs, known.get(job.name, ())) for job in cluster.jobs]
+        else:
+            jobs = [
+                check_job(rest, job.name, overview_of_jobs, known_ids=known.get(job.name, ())) for job in cluster.jobs
+            ]
     except FlinkRestError as exc:
         return JobManagerView(reachable=False, error=str(exc), error_kind=_problem(exc)), [], []
     key = "heartbeat.interval"
@@ -273,6 +281,18 @@ def check_job(
             raise
         checkpoints, checkpoint_config = None, None
     info = job_info(details, history, checkpoints, checkpoint_config)
+    return JobView(name=name, info=info, duplicate_ids=duplicates)
+
+
+def job_at_a_glance(name: str, jobs: list[JobSummary], known_ids: Sequence[str] = ()) -> JobView:
+    """The configured job as its line of GET /jobs/overview shows it, picked as check_job picks it: its state
+    and id, no exceptions or checkpoints (a glance reads nothing per job)."""
+    live = [job for job in jobs if job.name == name and job.live]
+    duplicates = tuple(sorted(job.id for job in live)) if len(live) > 1 else ()
+    summary = pick_job(jobs, name, known_ids)
+    if summary is None:
+        return JobView(name=name, info=None, duplicate_ids=duplicates)
+    info = JobInfo(summary.name, summary.id, summary.state, summary.start_time_ms, duration_ms=None)
     return JobView(name=name, info=info, duplicate_ids=duplicates)
 
 

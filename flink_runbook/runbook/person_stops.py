@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.flink.answers import TERMINAL_JOB_STATES, JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec, JobSpec
@@ -338,3 +339,23 @@ def standing_stops(state_dir: Path, cluster: str) -> frozenset[str]:
         return frozenset(name for name, stop in read_stops(state_dir, cluster).items() if stop.stands)
     except OSError:
         return frozenset()
+
+
+# `docker stop` (and compose stop) first sends SIGTERM, logged as a `kill` event, then waits up to its timeout.
+STOP_SIGNALS = frozenset({"15", "SIGTERM", "TERM"})
+STOP_TIMEOUT_MAX_S = 120.0
+
+
+def asks_to_stop(event: DockerEvent) -> bool:
+    """A `kill` with SIGTERM: what `docker stop` sends first (a crash sends nothing; `docker kill`, SIGKILL)."""
+    return event.kind == "container" and event.action == "kill" and event.labels.get("signal", "") in STOP_SIGNALS
+
+
+def died_when_asked_to_stop(event: DockerEvent, asked_at: float | None) -> bool:
+    """A `die` within the stop timeout after SIGTERM was asked: a person's stop, not a crash."""
+    return event.action == "die" and asked_at is not None and 0 <= event.at - asked_at <= STOP_TIMEOUT_MAX_S
+
+
+def persons_stop(event: DockerEvent, asked_at: float | None, role: str | None, restart_stopped: bool) -> bool:
+    """A TaskManager that died when a person asked it to stop: their decision, left stopped (not a crash)."""
+    return role == "taskmanager" and not restart_stopped and died_when_asked_to_stop(event, asked_at)

@@ -1,5 +1,6 @@
-"""The fault watcher's pure parts: Docker's events read, what counts as a fault, one fault one recovery,
-and a container cut off its network planned as a reconnect (never a blind restart)."""
+"""The fault watcher's pure parts: Docker's events read as findings, the runbook's own look at a glance and what
+of its diagnosis counts as a fault, one fault one recovery, and a container cut off its network planned as a
+reconnect (never a blind restart)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 
 from flink_runbook.containers.docker_events import docker_event
 from flink_runbook.containers.states import ContainerState
-from flink_runbook.flink.answers import JobSummary, parse_jobs_overview, parse_taskmanagers
-from flink_runbook.inventory import JobSpec
+from flink_runbook.flink.rest import FlinkRestClient
+from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.diagnosis import diagnose
+from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.events import STARTED_BY_WATCHER, fault_event
 from flink_runbook.runbook.fault_watch import (
     Fault,
@@ -22,13 +23,15 @@ from flink_runbook.runbook.fault_watch import (
     WatchedContainer,
     container_fault,
     fault_persists,
-    rest_fault,
+    glance_fault,
     restarts_by_itself,
 )
+from flink_runbook.runbook.findings import Finding
 from flink_runbook.runbook.guard import GuardAction, GuardDecision
+from flink_runbook.runbook.observe import ClusterClients, Depth, observe_cluster
 from flink_runbook.runbook.plan import plan_recovery
 
-from .recorded import VERSIONS, answer, recorded_at_ms
+from .recorded import VERSIONS, recorded_answers, recorded_rest
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import LONG_AGO, jm_container, with_containers
 
@@ -46,8 +49,8 @@ def watched_by_id():
     return {container_id: WatchedContainer("realtime-pipeline", "taskmanager", "rec-events")}
 
 
-def test_recorded_docker_events_become_the_faults_they_are():
-    faults = [container_fault(e, watched_by_id()) for e in recorded_events()]
+def test_recorded_docker_events_become_the_findings_they_are():
+    faults = [container_fault(e, watched_by_id().get(e.container_id)) for e in recorded_events()]
     codes = [f.code for f in faults if f is not None]
     # start, unpause, connect are not faults; the disconnect that follows the die is the die's own teardown
     assert codes == [
@@ -60,11 +63,16 @@ def test_recorded_docker_events_become_the_faults_they_are():
     ]
     died = next(f for f in faults if f and f.code == "CONTAINER_EXITED")
     assert "exited with code 137" in died.what and died.definite and died.container == "rec-events"
+    (finding,) = died.findings  # a finding like the runbook's others: severity, evidence, what to do, subject
+    assert (finding.severity, finding.subject) == ("error", "rec-events")
+    assert "docker restart rec-events" in finding.action
+    paused = next(f for f in faults if f and f.code == "CONTAINER_PAUSED")
+    assert "docker unpause rec-events" in paused.findings[0].action
     assert all(f.at > 1.7e9 for f in faults if f)  # Docker's own time, in seconds
 
 
 def test_events_of_containers_outside_the_inventory_are_not_faults():
-    assert all(container_fault(e, {}) is None for e in recorded_events())
+    assert all(container_fault(e, None) is None for e in recorded_events())
 
 
 def test_an_event_that_is_not_a_container_or_network_event_is_ignored():
@@ -72,17 +80,38 @@ def test_an_event_that_is_not_a_container_or_network_event_is_ignored():
     assert docker_event({"Type": "network", "Action": "create", "Actor": {"ID": "n", "Attributes": {}}}) is None
 
 
+def glance(cluster: ClusterSpec, answers: dict, jid: str) -> tuple[Diagnosis, list[str]]:
+    """The runbook's look at a glance on a JobManager answering as recorded (no engine here), and what it asked."""
+    rest, asked = recorded_rest(cluster.rest.url, answers, jid)
+    seen = observe_cluster(cluster, ClusterClients(rest, None, "no Docker engine in a unit test"), Depth.GLANCE)
+    return diagnose(cluster, seen), asked.asked
+
+
+def recorded_glance(version: str, scenario: str, cluster: ClusterSpec = CLUSTER) -> tuple[Diagnosis, list[str]]:
+    answers = recorded_answers(version, scenario)
+    return glance(cluster, answers, answers["job"]["jid"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_glance_reads_nothing_per_job_and_picks_the_job_as_the_full_look_does(version):
+    diagnosis, asked = recorded_glance(version, "failed-heartbeat-timeout")
+    assert asked == ["/overview", "/jobmanager/config", "/taskmanagers", "/jobs/overview"]
+    (job,) = diagnosis.observation.jobs
+    full = observed(version, "failed-heartbeat-timeout").jobs[0].info
+    assert (job.info.id, job.info.state) == (full.id, full.state) == (full.id, "FAILED")
+    assert diagnosis.observation.depth == Depth.GLANCE
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_stale_heartbeat_alone_is_no_fault_and_never_a_restart(version):
     # frozen-before-timeout: the TaskManager is frozen, Flink has not timed it out yet; the job shows RUNNING.
-    now = recorded_at_ms(version, "frozen-before-timeout")
-    taskmanagers = parse_taskmanagers(answer(version, "frozen-before-timeout", "taskmanagers"), now)
-    jobs = parse_jobs_overview(answer(version, "frozen-before-timeout", "jobs_overview"))
-    assert taskmanagers and taskmanagers[0].heartbeat_age_ms > 2000  # stale: two of the demo's 1 s heartbeats missed
-    assert rest_fault(CLUSTER, taskmanagers, jobs, None, now / 1000) is None
+    diagnosis, _ = recorded_glance(version, "frozen-before-timeout")
+    assert "TASKMANAGER_HEARTBEAT_STALE" in {f.code for f in diagnosis.findings}  # seen, a warning
+    assert glance_fault(diagnosis, 0.0) is None
+    taskmanager = diagnosis.observation.taskmanagers[0]
     running_tm = ContainerState(
         role="taskmanager", name="tm", service="taskmanager", state="running", container_id="tm",
-        ip_addresses=(taskmanagers[0].host,), started_at=LONG_AGO,
+        ip_addresses=(taskmanager.host,), started_at=LONG_AGO,
     )  # fmt: skip
     seen = with_containers(observed(version, "frozen-before-timeout"), jm_container(), running_tm)
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen), {})
@@ -90,37 +119,65 @@ def test_a_stale_heartbeat_alone_is_no_fault_and_never_a_restart(version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_rest_faults_from_recorded_answers(version):
-    now = recorded_at_ms(version, "failed-heartbeat-timeout")
-    taskmanagers = parse_taskmanagers(answer(version, "failed-heartbeat-timeout", "taskmanagers"), now)
-    jobs = parse_jobs_overview(answer(version, "failed-heartbeat-timeout", "jobs_overview"))
-    fault = rest_fault(CLUSTER, taskmanagers, jobs, None, now / 1000)
-    assert fault is not None and fault.code in ("TASKMANAGERS_MISSING", "JOB_NOT_RUNNING") and not fault.definite
-    healthy = parse_jobs_overview(answer(version, "healthy", "jobs_overview"))
-    healthy_tms = parse_taskmanagers(answer(version, "healthy", "taskmanagers"), now)
-    assert rest_fault(CLUSTER, healthy_tms, healthy, None, now / 1000) is None
-    down = rest_fault(CLUSTER, None, None, "connection refused", now / 1000)
-    assert down is not None and down.code == "JOBMANAGER_UNREACHABLE" and "connection refused" in down.what
+def test_a_glance_names_the_runbooks_findings(version):
+    fault = glance_fault(recorded_glance(version, "failed-heartbeat-timeout")[0], 5.0)
+    assert fault is not None and not fault.definite and fault.at == 5.0 and fault.source == "rest"
+    assert [f.code for f in fault.findings] == ["NO_TASKMANAGERS", "JOB_FAILED"]  # most severe first, the runbook's
+    assert glance_fault(recorded_glance(version, "healthy")[0], 5.0) is None
 
 
-def test_a_cancelled_job_is_not_a_fault_unless_its_entry_resubmits_it():
-    jobs = [JobSummary("a" * 32, "realtime-cdc-demo", "CANCELED", 1)]
-    tms = parse_taskmanagers(answer("1.20.3", "healthy", "taskmanagers"), 0)
-    assert rest_fault(CLUSTER, tms, jobs, None, 0) is None
-    resubmitting = dataclasses.replace(CLUSTER, jobs=(JobSpec(name="realtime-cdc-demo", on_canceled="resubmit"),))
-    # CANCELED is terminal but not in NOT_RUNNING_JOB_STATES: the monitor's plan decides what to do with it
-    assert rest_fault(resubmitting, tms, [], None, 0).code == "JOB_MISSING"
+def test_a_jobmanager_that_does_not_answer_is_a_fault():
+    nothing_listens = dataclasses.replace(CLUSTER, rest=dataclasses.replace(CLUSTER.rest, url="http://127.0.0.1:9"))
+    rest = FlinkRestClient("http://127.0.0.1:9", read_retries=0)
+    seen = observe_cluster(nothing_listens, ClusterClients(rest, None, "no engine"), Depth.GLANCE)
+    fault = glance_fault(diagnose(nothing_listens, seen), 0.0)
+    assert fault is not None and fault.code == "JOBMANAGER_UNREACHABLE" and "127.0.0.1:9" in fault.what
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_suspended_or_restarting_job_is_a_fault(version):
+    answers = recorded_answers(version, "healthy")
+    for state, code in (("SUSPENDED", "JOB_NOT_RUNNING"), ("RESTARTING", "JOB_RESTARTING")):
+        answers["jobs_overview"] = {"jobs": [{**answers["jobs_overview"]["jobs"][0], "state": state}]}
+        fault = glance_fault(glance(CLUSTER, answers, answers["job"]["jid"])[0], 0.0)
+        assert fault is not None and fault.code == code, (state, fault)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("on_canceled", ["leave", "resubmit"])
+def test_a_cancelled_or_stopped_job_is_not_a_glances_fault(version, on_canceled):
+    """A glance cannot see a stop's savepoint (no per-job reads): an ended job is the monitor's full look to judge,
+    whatever its entry says to do with a cancel."""
+    cluster = dataclasses.replace(CLUSTER, jobs=(JobSpec(name="realtime-cdc-demo", on_canceled=on_canceled),))
+    for scenario in ("cancelled", "stopped-with-savepoint"):
+        diagnosis, _ = recorded_glance(version, scenario, cluster)
+        assert glance_fault(diagnosis, 0.0) is None, (scenario, diagnosis.findings)
+    stopped, _ = recorded_glance(version, "stopped-with-savepoint", cluster)
+    assert "JOB_NOT_RUNNING" in {f.code for f in stopped.serious}  # what the glance alone would have acted on
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_glance_does_not_count_a_persons_decisions_as_faults(version):
+    answers = recorded_answers(version, "healthy")
+    answers["taskmanagers"] = {"taskmanagers": []}  # the one TaskManager was stopped by a person
+    answers["jobs_overview"] = {"jobs": []}  # and the job they cancelled is forgotten
+    diagnosis, _ = glance(CLUSTER, answers, answers["job"]["jid"])
+    fault = glance_fault(diagnosis, 0.0)
+    assert fault is not None and {f.code for f in fault.findings} == {"NO_TASKMANAGERS", "JOB_MISSING"}
+    assert glance_fault(diagnosis, 0.0, frozenset({"realtime-cdc-demo"}), expected_taskmanagers=0) is None
+    only_the_job = glance_fault(diagnosis, 0.0, expected_taskmanagers=0)
+    assert [f.code for f in only_the_job.findings] == ["JOB_MISSING"]
 
 
 def fault(code: str = "CONTAINER_PAUSED", source: str = "docker", at: float = 100.0) -> Fault:
-    return Fault("realtime-pipeline", source, code, "what", at)
+    return Fault("realtime-pipeline", source, (Finding(code, "error", "what", "", ""),), at)
 
 
 def test_one_fault_starts_one_recovery():
     dedupe = FaultDeduper(recheck_s=30)
     assert dedupe.admit(fault(), 100)
     dedupe.recovery_started("realtime-pipeline")
-    # While it runs: neither the Docker fact that follows (its own restart's die) nor the REST watch's reading
+    # While it runs: neither the Docker fact that follows (its own restart's die) nor the glance's reading
     assert not dedupe.admit(fault("CONTAINER_EXITED"), 101)
     assert not dedupe.admit(fault("TASKMANAGERS_MISSING", "rest"), 102)
     # The Docker fact seen while it ran comes back when it ends, to be checked against the container then
@@ -138,7 +195,8 @@ def test_the_watchers_event_never_asks_the_trigger_for_a_second_recovery():
     event = fault_event(fault(), "http://127.0.0.1:8081", recover)
     assert event.event == "flink.cluster.unhealthy"
     assert event.resource["flink.recovery"] == STARTED_BY_WATCHER != "recover"  # the trigger matches "recover"
-    assert event.payload["findings"][0]["code"] == "CONTAINER_PAUSED" and event.payload["decision"] == "recover"
+    assert event.payload["findings"] == [{"code": "CONTAINER_PAUSED", "severity": "error", "summary": "what"}]
+    assert event.payload["decision"] == "recover"
     wait = GuardDecision(GuardAction.WAIT, "cooldown")
     assert fault_event(fault(), "http://x", wait).resource["flink.recovery"] == "wait"
 
@@ -185,7 +243,8 @@ def test_what_is_not_cut_off(container):
     ],
 )
 def test_which_restart_policies_start_a_crashed_container_again(policy, exit_code, restarts):
-    assert restarts_by_itself(policy, exit_code) is restarts
+    exited = dataclasses.replace(disconnected_tm("exited"), exit_code=exit_code, restart_policy=policy or None)
+    assert restarts_by_itself(exited) is restarts
 
 
 def test_a_docker_engine_that_is_down_is_retried_with_backoff_and_the_rest_watch_goes_on(tmp_path):
@@ -199,7 +258,7 @@ def test_a_docker_engine_that_is_down_is_retried_with_backoff_and_the_rest_watch
     )
     said: list[str] = []
     watcher = FaultWatcher(inventory, said.append, rest_interval_s=0.5, recheck_s=3600)
-    watcher.deduper.recovery_started("far")  # the REST watch's fault (nothing on port 9) is not what this tests
+    watcher.deduper.recovery_started("far")  # the glance's fault (nothing on port 9) is not what this tests
     watcher.start()
     try:
         wait_until(

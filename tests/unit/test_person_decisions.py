@@ -19,13 +19,15 @@ from flink_runbook.containers.states import ContainerState, EngineView, stopped_
 from flink_runbook.inventory import CheckpointDir, ClusterSpec, JobSpec
 from flink_runbook.runbook import execute
 from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.fault_watch import asks_to_stop, died_when_asked_to_stop
 from flink_runbook.runbook.observe import ClusterClients, ContainersView, JobView
 from flink_runbook.runbook.person_stops import (
     OwnRestart,
+    asks_to_stop,
+    died_when_asked_to_stop,
     forget_stop,
     next_container_stops,
     next_stops,
+    persons_stop,
     read_stops,
     release_stop,
     remember_stops,
@@ -266,6 +268,9 @@ def test_the_watcher_lets_a_stop_by_hand_be_and_acts_on_a_crash():
     assert died_when_asked_to_stop(die, 100.0)
     assert not died_when_asked_to_stop(die, None)  # a die with no stop asked: a crash
     assert not died_when_asked_to_stop(dataclasses.replace(die, at=500.0), 100.0)  # long after: not that stop
+    assert persons_stop(die, 100.0, "taskmanager", restart_stopped=False)
+    assert not persons_stop(die, 100.0, "taskmanager", restart_stopped=True)  # the inventory asks to restart it
+    assert not persons_stop(die, 100.0, "jobmanager", restart_stopped=False)  # a stopped JobManager is started
 
 
 # -- after the review: what must not outlive its reason, and what must not be lost ---------------------------
@@ -324,14 +329,6 @@ def test_the_runbooks_own_failed_restart_is_not_a_persons_stop():
     assert next_container_stops({}, [stopped_tm], own, now=finished + 60) == {}
     long_before = {"tm": OwnRestart(finished - 3600)}
     assert "tm" in next_container_stops({}, [stopped_tm], long_before, now=finished + 60)
-
-
-def test_the_watchers_rest_reading_does_not_count_a_persons_decisions_as_faults():
-    from flink_runbook.runbook.fault_watch import rest_fault
-
-    tms = []  # the one TaskManager was stopped by a person; the job they cancelled is forgotten
-    assert rest_fault(CLUSTER, tms, [], None, 0.0).code == "TASKMANAGERS_MISSING"
-    assert rest_fault(CLUSTER, tms, [], None, 0.0, frozenset({JOB}), expected_taskmanagers=0) is None
 
 
 # -- an unpause that came after Flink's heartbeat timeout: the window judges, not the job's whole history ------

@@ -336,7 +336,7 @@ def test_no_url_leaves_in_an_event_a_notice_or_a_log_with_its_credentials():
     diagnosis = diagnose(leaky, seen)
     decision = GuardDecision(GuardAction.RECOVER, f"unhealthy at {LEAKY}")
     events = [cluster_event(diagnosis, decision), *escalation_events(diagnosis, replace_action(decision))]
-    fault = Fault(leaky.name, "rest", "JOBMANAGER_UNREACHABLE", f"{LEAKY} does not answer", 0.0)
+    fault = Fault(leaky.name, "rest", tuple(f for f in diagnosis.findings if f.code == "JOBMANAGER_UNREACHABLE"), 0.0)
     events.append(fault_event(fault, LEAKY, decision))
     notices = [
         unhealthy_notice(leaky.name, diagnosis, f"http://ui/runs/flow-run/1?token={SECRET}"),
