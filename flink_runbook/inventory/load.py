@@ -11,32 +11,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flink_runbook.inventory import model
+from flink_runbook.inventory import model, specs
 from flink_runbook.inventory.errors import InventoryError, problems
-from flink_runbook.inventory.specs import (
-    STATE_DIR_ENV,
-    AuditSources,
-    CheckpointDir,
-    ClusterSpec,
-    ContainerSelector,
-    DockerEngine,
-    Inventory,
-    JobSpec,
-    MonitorSettings,
-    Notifications,
-    RecoverySettings,
-    RestAuth,
-    RestSettings,
-    Thresholds,
-    default_state_dir,
-)
 from flink_runbook.text_files import load_yaml, read_text
 
 # Where the docker SDK and CLI go when no host is given (and DOCKER_HOST is not set).
 LOCAL_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 
 
-def load_inventory(path: str | Path) -> Inventory:
+def load_inventory(path: str | Path) -> specs.Inventory:
     """Read and validate an inventory file; raises InventoryError naming file, key and reason of every
     problem found."""
     file = Path(path)
@@ -49,12 +32,12 @@ def load_inventory(path: str | Path) -> Inventory:
     if found:
         raise InventoryError(*found)
     base = file.resolve().parent
-    state_dir = _path(checked.state_dir, base) or default_state_dir()
-    inherited = _notifications(checked.notifications, Notifications())
+    state_dir = _path(checked.state_dir, base) or specs.default_state_dir()
+    inherited = _notifications(checked.notifications, specs.Notifications())
     clusters = tuple(_cluster(cluster, base, state_dir, inherited) for cluster in checked.clusters)
     if found := _selectors_shared(file, clusters):
         raise InventoryError(*found)
-    return Inventory(
+    return specs.Inventory(
         path=file,
         clusters=clusters,
         escalation_webhook_url=checked.notifications.escalation_webhook_url,
@@ -80,11 +63,12 @@ def inventory_schema() -> str:
 def _state_dir_problems(file: Path, data: Any) -> list[str]:
     if isinstance(data, dict) and data.get("state_dir") is not None:
         return []  # the file's: resolved against its directory, always absolute
-    state_dir = default_state_dir()
+    state_dir = specs.default_state_dir()
     if state_dir.is_absolute():
         return []
     # Relative to each process's working directory: two processes, two states.
-    return [f"{file}: state_dir: the environment variable {STATE_DIR_ENV}={str(state_dir)!r} must be an absolute path"]
+    variable = f"{specs.STATE_DIR_ENV}={str(state_dir)!r}"
+    return [f"{file}: state_dir: the environment variable {variable} must be an absolute path"]
 
 
 def _path(value: str | None, base: Path) -> Path | None:
@@ -94,21 +78,21 @@ def _path(value: str | None, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def _notifications(section: model.ClusterNotifications, inherited: Notifications) -> Notifications:
+def _notifications(section: model.ClusterNotifications, inherited: specs.Notifications) -> specs.Notifications:
     """A cluster's section replaces what it names and inherits the rest from the top level."""
-    return Notifications(
+    return specs.Notifications(
         blocks=tuple(section.blocks) if section.blocks is not None else inherited.blocks,
         events=frozenset(section.events) if section.events is not None else inherited.events,
     )
 
 
-def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: Notifications) -> ClusterSpec:
+def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: specs.Notifications) -> specs.ClusterSpec:
     rest, docker, containers, audit = section.rest, section.docker, section.containers, section.audit
-    return ClusterSpec(
+    return specs.ClusterSpec(
         name=section.name,
-        rest=RestSettings(
+        rest=specs.RestSettings(
             url=rest.url.rstrip("/"),
-            auth=RestAuth(
+            auth=specs.RestAuth(
                 kind=rest.auth.type,
                 username_env=rest.auth.username_env,
                 password_env=rest.auth.password_env,
@@ -122,14 +106,14 @@ def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: Not
             connect_timeout_s=rest.connect_timeout_s,
             read_timeout_s=rest.read_timeout_s,
         ),
-        containers=ContainerSelector(
+        containers=specs.ContainerSelector(
             compose_project=containers.compose_project,
             jobmanager_service=containers.jobmanager_service,
             taskmanager_service=containers.taskmanager_service,
             jobmanager_names=tuple(containers.names.jobmanager),
             taskmanager_names=tuple(containers.names.taskmanager),
         ),
-        docker=DockerEngine(
+        docker=specs.DockerEngine(
             host=docker.host,
             ca_cert=_path(docker.tls.ca_cert, base),
             client_cert=_path(docker.tls.client_cert, base),
@@ -139,10 +123,10 @@ def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: Not
         ),
         expected_taskmanagers=section.expected_taskmanagers,
         jobs=tuple(_job(job, base) for job in section.jobs),
-        thresholds=Thresholds(**section.thresholds.model_dump()),
-        recovery=RecoverySettings(**section.recovery.model_dump()),
-        monitor=MonitorSettings(**section.monitor.model_dump()),
-        audit=AuditSources(
+        thresholds=specs.Thresholds(**section.thresholds.model_dump()),
+        recovery=specs.RecoverySettings(**section.recovery.model_dump()),
+        monitor=specs.MonitorSettings(**section.monitor.model_dump()),
+        audit=specs.AuditSources(
             compose_file=_path(audit.compose_file, base),
             jobmanager_config=_path(audit.jobmanager_config, base),
             taskmanager_config=_path(audit.taskmanager_config, base),
@@ -157,14 +141,14 @@ def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: Not
     )
 
 
-def _job(section: model.Job, base: Path) -> JobSpec:
-    return JobSpec(
+def _job(section: model.Job, base: Path) -> specs.JobSpec:
+    return specs.JobSpec(
         name=section.name,
         jar=_path(section.jar, base),
         entry_class=section.entry_class,
         args=tuple(section.args),
         parallelism=section.parallelism,
-        checkpoint_dir=CheckpointDir(
+        checkpoint_dir=specs.CheckpointDir(
             host=_path(section.checkpoint_dir.host, base),
             container=section.checkpoint_dir.container,
             exclusive=section.checkpoint_dir.exclusive,
@@ -177,7 +161,7 @@ def _job(section: model.Job, base: Path) -> JobSpec:
     )
 
 
-def _selections(selector: ContainerSelector) -> set[tuple[str, ...]]:
+def _selections(selector: specs.ContainerSelector) -> set[tuple[str, ...]]:
     """What a selector takes on its engine, role by role as states.find_containers does: ("name", name), or
     ("compose", project, service) for a role without names."""
     taken: set[tuple[str, ...]] = set()
@@ -200,7 +184,7 @@ def _same_container(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return re.fullmatch(rf"{re.escape(project)}[-_]{re.escape(service)}[-_]\d+", name) is not None
 
 
-def _same_engine(a: DockerEngine, b: DockerEngine) -> bool:
+def _same_engine(a: specs.DockerEngine, b: specs.DockerEngine) -> bool:
     if a.engine_id and b.engine_id:
         return a.engine_id == b.engine_id
     return (a.host or LOCAL_DOCKER_SOCKET) == (b.host or LOCAL_DOCKER_SOCKET)
@@ -212,7 +196,7 @@ def _described(selection: tuple[str, ...]) -> str:
     return f"compose project {selection[1]!r} service {selection[2]!r}"
 
 
-def _selectors_shared(file: Path, clusters: tuple[ClusterSpec, ...]) -> list[str]:
+def _selectors_shared(file: Path, clusters: tuple[specs.ClusterSpec, ...]) -> list[str]:
     """Two clusters that select the same container on one engine: a recovery of one would restart or start the
     other's. Refused at load; on different engines the same names are different containers."""
     found = []
@@ -240,7 +224,7 @@ def _selectors_shared(file: Path, clusters: tuple[ClusterSpec, ...]) -> list[str
     return found
 
 
-def _warnings(file: Path, clusters: tuple[ClusterSpec, ...]) -> tuple[str, ...]:
+def _warnings(file: Path, clusters: tuple[specs.ClusterSpec, ...]) -> tuple[str, ...]:
     warnings = []
     for c, cluster in enumerate(clusters):
         for j, job in enumerate(cluster.jobs):
