@@ -193,6 +193,11 @@ def deployment_parameters(deployment_ids: list[str]) -> dict[str, dict]:
         return {d: dict(client.read_deployment(UUID(d)).parameters or {}) for d in deployment_ids}
 
 
+# Three cleaners find dead runs; all mark them here. Prefect's heartbeat + zombie automation (scale_up.py)
+# alone would not do: heartbeats come every 30 s at best (90 s to notice), serve's runner sends none, a CLI
+# run none at all. So the monitor's host-lock check (a recover run of any origin on this host, at once: the
+# kernel frees the lock of a dead process) and serve's /proc scan at start (the embedded shape, after a
+# SIGKILL of serve and its server) stay; the automation covers what those cannot see, another host's workers.
 def mark_crashed(run_ids: list[str] | set[str], message: str) -> None:
     """Runs whose process is gone: Crashed, so Prefect frees their deployment slot and the guard stops waiting."""
     with get_client(sync_client=True) as client:

@@ -53,10 +53,7 @@ def mark_dead_recoveries(
 ) -> dict[str, list[RecoveryRun]]:
     """A recover run SIGKILLed mid-way stays RUNNING in Prefect; the host lock it held was freed by the
     kernel. Such a run is set Crashed (so the guard neither waits an hour for it nor cools down from it).
-
-    Why this stays beside Prefect's zombie automation (deployments/scale_up.py, heartbeats): the host lock
-    tells at once, on this host, for a run of any origin (the CLI's too); the automation needs 90 s of
-    silence and is only installed with workers."""
+    Why this stays beside the other cleaners: records.flow_runs.mark_crashed."""
     marked = dict(histories)
     for cluster in clusters:
         path = lock_file(cluster.state_dir, cluster.name)
