@@ -13,7 +13,7 @@ import yaml
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-from prefect.states import Completed, Running, Scheduled
+from prefect.states import Crashed, Running, Scheduled
 
 from flink_runbook.inventory import load_inventory
 from flink_runbook.records import flow_runs, slots
@@ -61,7 +61,7 @@ def test_a_recovery_lock_is_seen_held_while_a_recover_run_may_hold_it_and_given_
     recent = datetime.now(UTC) - timedelta(seconds=slots.LEASE_GONE_AFTER_S)
     assert run.name in [r.name for r in flow_runs.recover_runs_holding_or_ended_since(recent)]
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run.id, Completed(), force=True)
+        client.set_flow_run_state(run.id, Crashed(message="its process is gone"), force=True)  # as reconcile does
     # Ended just now: its lease may still live, so it may still hold the lock.
     assert run.name in [r.name for r in flow_runs.recover_runs_holding_or_ended_since(recent)]
     assert flow_runs.run_has_ended(str(run.id))
