@@ -59,12 +59,14 @@ def monitor_run_states(since: datetime) -> dict[str, int]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterExpectedStartTime
 
+    from flink_runbook.records.flow_runs import MONITOR_FLOW_NAME, flow_runs
+
     expected = FlowRunFilterExpectedStartTime(after_=since, before_=datetime.now(UTC))  # not the ones ahead
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["monitor"])),
+        runs = flow_runs(
+            client,
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[MONITOR_FLOW_NAME])),
             flow_run_filter=FlowRunFilter(expected_start_time=expected),
-            limit=200,  # the API maximum; an hour of 30 s ticks is 120
         )
     return dict(collections.Counter(r.state_name for r in runs))
 

@@ -25,14 +25,14 @@ def read_statuses(config: str, cluster: str | None) -> tuple[list[ClusterStatus]
     runs, escalations, incidents, note = {}, {}, {}, ""
     secret = None
     if os.environ.get("PREFECT_API_URL"):
+        from flink_runbook.records.flow_runs import recovery_histories
+        from flink_runbook.records.variables import read_escalations, read_incidents
         from flink_runbook.tasks.clients import secret_value
-        from flink_runbook.tasks.incident_steps import read_incidents
-        from flink_runbook.tasks.monitor_steps import read_escalations, read_recovery_histories
 
         secret = secret_value
         try:
-            runs = read_recovery_histories.fn(clusters, inventory.path)
-            escalations = read_escalations.fn([c.name for c in clusters])
+            runs = recovery_histories(clusters, inventory.path)
+            escalations = read_escalations([c.name for c in clusters])
             incidents = read_incidents([c.name for c in clusters])
         except Exception as exc:  # the clusters are still shown: that is what matters at 3 a.m.
             note = f"guard state and incidents not read from {os.environ['PREFECT_API_URL']}: {exc}"

@@ -28,6 +28,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFi
 from flink_runbook.deployments.local_server import TELEMETRY_OFF
 from flink_runbook.deployments.processes import die_with_parent, flow_run_processes
 from flink_runbook.polling import wait_until
+from flink_runbook.records.flow_runs import RECOVER_FLOW_NAME, flow_runs
 from flink_runbook.runbook.events import cluster_resource_id
 from flink_runbook.runbook.guard import recovers_cluster
 
@@ -132,10 +133,10 @@ def recover_runs(cluster: str, since: datetime | None, config: Path | None = Non
     it recovers every cluster of that inventory; a run of another inventory never counts.
     """
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["recover"])),
+        runs = flow_runs(
+            client,
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[RECOVER_FLOW_NAME])),
             flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)) if since else None,
-            limit=200,
         )
     runs = [
         r

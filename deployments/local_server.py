@@ -37,8 +37,6 @@ from flink_runbook.deployments.processes import (
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 DURABLE_LEASES = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"}
 PID_FILE = "server.pid"
-# Where Prefect's filesystem lease storage keeps one JSON file per lease, under the server's PREFECT_HOME.
-LEASES_DIR = "concurrency_leases"
 
 
 class PrefectServerError(RuntimeError):
@@ -83,13 +81,6 @@ def our_server_pid(home: Path) -> int | None:
     if Path(environment(pid).get("PREFECT_HOME", "/nonexistent")).resolve() != home.resolve():
         return None
     return pid
-
-
-def serves_from_home(home: Path, api_url: str) -> bool:
-    """Whether the server answering at `api_url` is our local server on `home` (so its lease files are these)."""
-    pid = our_server_pid(home)
-    port = api_url.rstrip("/").removesuffix("/api").rsplit(":", 1)[-1]
-    return pid is not None and f"--port {port}" in " ".join(command_line(pid)) and server_is_up(api_url)
 
 
 def stop_orphaned_server(home: Path, api_url: str) -> int | None:

@@ -10,7 +10,7 @@ backlog after downtime does not become a storm of runs.
 
 At start it reconciles what an unclean stop left behind (deployments/reconcile.py):
 runs of its deployments with no process behind them are marked Crashed and
-the slots and recovery locks they held are freed. While it runs, a watchdog
+the slots nothing alive holds are given back. While it runs, a watchdog
 thread (deployments/watchdog.py) says loudly when monitor ticks stop
 completing for --stalled-after intervals. One serving process per
 --prefect-home at a time (a lock file there).
@@ -31,14 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from flink_runbook.deployments.fault_watch import DEFAULT_REST_INTERVAL_S
-from flink_runbook.deployments.local_server import (
-    LEASES_DIR,
-    TELEMETRY_OFF,
-    PrefectServerError,
-    server_is_up,
-    serves_from_home,
-    start_local_server,
-)
+from flink_runbook.deployments.local_server import TELEMETRY_OFF, PrefectServerError, server_is_up, start_local_server
 from flink_runbook.deployments.watchdog import DEFAULT_STALLED_AFTER
 from flink_runbook.inventory import inventory_problem, load_inventory
 from flink_runbook.redaction import redact_urls
@@ -143,7 +136,6 @@ def serve_deployments(
     config: Path,
     interval_s: float,
     limit: int,
-    leases_dir: Path | None,
     stalled_after: int,
     watch_interval_s: float | None = DEFAULT_REST_INTERVAL_S,
 ) -> None:
@@ -165,25 +157,17 @@ def serve_deployments(
         from flink_runbook.deployments.fault_watch import FaultWatcher
 
         watcher = FaultWatcher(config, say, rest_interval_s=watch_interval_s)
-    asyncio.run(
-        serve_until_stopped(
-            build_deployments(config, interval_s), limit, interval_s, leases_dir, stalled_after, watcher
-        )
-    )
+    asyncio.run(serve_until_stopped(build_deployments(config, interval_s), limit, interval_s, stalled_after, watcher))
 
 
-def watch_over_the_monitor(
-    ids: dict[str, str], started_at: float, interval_s: float, leases_dir: Path | None, stalled_after: int
-):
+def watch_over_the_monitor(ids: dict[str, str], started_at: float, interval_s: float, stalled_after: int):
     """Reconcile what an unclean stop left, then start the watchdog thread; returns the thread."""
     from flink_runbook.deployments.processes import flow_run_ids_with_a_process
     from flink_runbook.deployments.reconcile import reconcile_served_runs
     from flink_runbook.deployments.watchdog import MonitorWatchdog
 
     def reconcile(opened_before: float) -> list[str]:
-        return reconcile_served_runs(
-            list(ids.values()), [ids["recover"]], opened_before, leases_dir, flow_run_ids_with_a_process
-        ).lines()
+        return reconcile_served_runs(list(ids.values()), opened_before, flow_run_ids_with_a_process).lines()
 
     try:
         for line in reconcile(started_at):
@@ -202,7 +186,6 @@ async def serve_until_stopped(
     deployments: list,
     limit: int,
     interval_s: float = 30.0,
-    leases_dir: Path | None = None,
     stalled_after: int = DEFAULT_STALLED_AFTER,
     watcher=None,
 ) -> None:
@@ -221,7 +204,7 @@ async def serve_until_stopped(
     # tick every 5-10 s that started two ticks per poll and CANCEL_NEW cancelled one of them, every time.
     runner = Runner(pause_on_shutdown=True, limit=limit, prefetch_seconds=1)
     ids = {deployment.name: str(await runner.aadd_deployment(deployment)) for deployment in deployments}
-    watchdog = await asyncio.to_thread(watch_over_the_monitor, ids, started_at, interval_s, leases_dir, stalled_after)
+    watchdog = await asyncio.to_thread(watch_over_the_monitor, ids, started_at, interval_s, stalled_after)
     serving = asyncio.create_task(runner.start())
     while not runner.started and not serving.done():  # start() installs its own SIGTERM handler first
         await asyncio.sleep(0.1)
@@ -292,11 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             server = start_local_server(args.prefect_home, args.port)
             os.environ["PREFECT_API_URL"] = api_url = server.api_url
             say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}")
-        # The local server's lease files tell a lease of a dead run from a live one: read them only when the
-        # server we talk to is the one on --prefect-home (ours, or the demo's); another server's are not these.
-        leases_dir = args.prefect_home / LEASES_DIR if serves_from_home(args.prefect_home, api_url) else None
         watch_interval = None if args.no_watch else args.watch_interval
-        serve_deployments(args.config, args.interval, args.limit, leases_dir, args.stalled_after, watch_interval)
+        serve_deployments(args.config, args.interval, args.limit, args.stalled_after, watch_interval)
         return 0
     except PrefectServerError as exc:
         print(f"serve: {exc}", file=sys.stderr)

@@ -24,8 +24,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from uuid import UUID
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Prefect is imported only once needed: serve sets its environment first
+    from flink_runbook.records.flow_runs import Tick
 
 STALLED_EVENT = "flink.monitor.stalled"
 RESUMED_EVENT = "flink.monitor.resumed"
@@ -37,18 +39,8 @@ ESCALATED_TICK = "ClustersNeedAHuman"
 log = logging.getLogger("flink_runbook.watchdog")
 
 
-@dataclass(frozen=True)
-class Tick:
-    """One monitor run: its state, when it ended (epoch s, None while open) and its state message."""
-
-    name: str
-    state: str
-    ended_at: float | None
-    message: str = ""
-
-    @property
-    def ran_to_the_end(self) -> bool:
-        return self.state == "COMPLETED" or (self.state == "FAILED" and ESCALATED_TICK in self.message)
+def ran_to_the_end(tick: Tick) -> bool:
+    return tick.state == "COMPLETED" or (tick.state == "FAILED" and ESCALATED_TICK in tick.message)
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,7 @@ def monitor_health(
     process's start) when none did since.
     """
     ticks = list(ticks)
-    ended = [t.ended_at for t in ticks if t.ran_to_the_end and t.ended_at is not None]
+    ended = [t.ended_at for t in ticks if ran_to_the_end(t) and t.ended_at is not None]
     last = max(ended) if ended else None
     silent_s = now - max(last or watching_since, watching_since)
     allowed_s = intervals * interval_s
@@ -100,36 +92,6 @@ def why_ticks_did_not_finish(ticks: list[Tick]) -> str:
 # --- Prefect I/O ------------------------------------------------------------------------------------------
 
 
-def read_ticks(client, deployment_id: str, limit: int = 50) -> list[Tick]:
-    """The monitor deployment's newest runs, newest first."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterExpectedStartTime,
-    )
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    # Due by now: the scheduler keeps up to 100 future runs, which would fill any page sorted newest first.
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[UUID(deployment_id)]),
-            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
-        ),
-        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-        limit=limit,
-    )
-    return [
-        Tick(
-            name=r.name,
-            state=r.state_type.value if r.state_type else "UNKNOWN",
-            ended_at=r.end_time.timestamp() if r.end_time else None,
-            message=(r.state.message or "") if r.state else "",
-        )
-        for r in runs
-        if r.state_type is None or r.state_type.value != "SCHEDULED"
-    ]
-
-
 def read_monitor_health(
     deployment_name: str = "monitor/monitor", intervals: int = DEFAULT_STALLED_AFTER
 ) -> MonitorHealth:
@@ -138,36 +100,25 @@ def read_monitor_health(
     The interval is the deployment's own schedule; the watch counts from the
     deployment's last update (a serving process updates it when it starts).
     """
-    from prefect.client.orchestration import get_client
+    from flink_runbook.records.flow_runs import monitor_deployment, newest_ticks
 
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(deployment_name)
-        if deployment.paused:
-            return MonitorHealth(
-                True,
-                f"monitor STALLED: {deployment_name} is paused (a serving process pauses it when it stops)",
-                None,
-                0,
-            )
-        intervals_s = [
-            s.schedule.interval.total_seconds()
-            for s in deployment.schedules
-            if s.active and getattr(s.schedule, "interval", None) is not None
-        ]
-        if not intervals_s:
-            return MonitorHealth(True, f"monitor STALLED: {deployment_name} has no active interval schedule", None, 0)
-        since = (deployment.updated or deployment.created or datetime.now(UTC)).timestamp()
-        return monitor_health(read_ticks(client, str(deployment.id)), since, time.time(), min(intervals_s), intervals)
+    monitor = monitor_deployment(deployment_name)
+    if monitor.paused:
+        return MonitorHealth(
+            True, f"monitor STALLED: {deployment_name} is paused (a serving process pauses it when it stops)", None, 0
+        )
+    if monitor.interval_s is None:
+        return MonitorHealth(True, f"monitor STALLED: {deployment_name} has no active interval schedule", None, 0)
+    return monitor_health(newest_ticks(monitor.id), monitor.served_since, time.time(), monitor.interval_s, intervals)
 
 
-def emit_monitor_event(name: str, health: MonitorHealth, deployment_name: str) -> None:
-    from prefect.events import emit_event
+def post_monitor_event(name: str, health: MonitorHealth, deployment_name: str) -> None:
+    from flink_runbook.records import events
+    from flink_runbook.runbook.events import ClusterEvent
 
-    emit_event(
-        event=name,
-        resource={"prefect.resource.id": MONITOR_RESOURCE_ID, "prefect.resource.name": deployment_name},
-        payload={"summary": health.summary, "silent_s": round(health.silent_s, 1), "last_tick_at": health.last_tick_at},
-    )
+    resource = {"prefect.resource.id": MONITOR_RESOURCE_ID, "prefect.resource.name": deployment_name}
+    payload = {"summary": health.summary, "silent_s": round(health.silent_s, 1), "last_tick_at": health.last_tick_at}
+    events.post([ClusterEvent(name, resource, payload)])
 
 
 class MonitorWatchdog(threading.Thread):
@@ -200,17 +151,17 @@ class MonitorWatchdog(threading.Thread):
                 log.error("watchdog: could not ask Prefect about the monitor's ticks: %s", exc)
 
     def check(self) -> MonitorHealth:
-        from prefect.client.orchestration import get_client
+        from flink_runbook.records.flow_runs import newest_ticks
 
-        with get_client(sync_client=True) as client:
-            ticks = read_ticks(client, self.deployment_id)
-        health = monitor_health(ticks, self.started_at, time.time(), self.interval_s, self.intervals)
+        health = monitor_health(
+            newest_ticks(self.deployment_id), self.started_at, time.time(), self.interval_s, self.intervals
+        )
         if health.stalled and not self.stalled:
             log.error("watchdog: %s. Emitting %s; freeing what dead runs hold", health.summary, STALLED_EVENT)
-            emit_monitor_event(STALLED_EVENT, health, self.deployment_name)
+            post_monitor_event(STALLED_EVENT, health, self.deployment_name)
         elif not health.stalled and self.stalled:
             log.warning("watchdog: monitor ticks complete again (%s); emitting %s", health.summary, RESUMED_EVENT)
-            emit_monitor_event(RESUMED_EVENT, health, self.deployment_name)
+            post_monitor_event(RESUMED_EVENT, health, self.deployment_name)
         self.stalled = health.stalled
         if health.stalled:
             for line in self.repair():

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
 from prefect.runtime import flow_run
 
 from flink_runbook.inventory import ClusterSpec
+from flink_runbook.records.slots import LOCK_LEASE_S, ensure_recovery_lock
 from flink_runbook.runbook.host_lock import cluster_lock
 from flink_runbook.runbook.host_state import check_state_dir
 
-# The lease is renewed every 45 s while the recovery runs; a recovery whose process died frees the
-# lock 60 s later (Prefect's default, 300 s, kept a cluster unrecoverable for five minutes).
-LOCK_LEASE_S = 60
 # Taking a free Prefect slot is one API call; longer means another recovery held it (on another host).
 FREE_SLOT_S = 2.0
 
@@ -35,10 +31,6 @@ class RecoveryTurn:
     """This run holds the cluster's recovery; `waited` says whether another recovery held it first."""
 
     waited: bool
-
-
-def recovery_lock_name(cluster_name: str) -> str:
-    return f"flink-recover-{cluster_name}"
 
 
 @contextmanager
@@ -54,9 +46,7 @@ def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iter
     inventory = (flow_run.parameters or {}).get("config") if flow_run.id else None
     check_state_dir(cluster.state_dir, cluster.name, Path(inventory) if inventory else None)
     with cluster_lock(cluster.state_dir, cluster.name, run_id, timeout_s) as host_turn:
-        name = recovery_lock_name(cluster.name)
-        with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # a concurrent run made it
-            client.upsert_global_concurrency_limit_by_name(name, 1)
+        name = ensure_recovery_lock(cluster.name)
         holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run.id else None
         asked = time.monotonic()
         with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LOCK_LEASE_S,

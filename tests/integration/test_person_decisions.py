@@ -188,7 +188,7 @@ def test_a_taskmanager_stopped_by_a_person_is_left_stopped_unless_the_inventory_
 
 @pytest.mark.parametrize("flink_version", [ONE_VERSION], indirect=True)
 def test_a_guarded_run_that_finds_the_cluster_healthy_spends_no_flap_budget(running_stack, demo_job_jar, tmp_path):
-    from flink_runbook.tasks.monitor_steps import read_recovery_histories
+    from flink_runbook.records.flow_runs import recovery_histories
 
     inventory = write_inventory(running_stack, tmp_path, demo_job_jar)
     data = yaml.safe_load(inventory.read_text())
@@ -199,7 +199,7 @@ def test_a_guarded_run_that_finds_the_cluster_healthy_spends_no_flap_budget(runn
     from flink_runbook.inventory import load_inventory
 
     (cluster,) = load_inventory(inventory).select(name)
-    runs = read_recovery_histories.fn([cluster], inventory)[name]
+    runs = recovery_histories([cluster], inventory)[name]
     assert runs and all(not r.counted for r in runs), runs
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(state.state_details.flow_run_id).state_name == NOTHING_DONE

@@ -192,9 +192,11 @@ def test_sigkill_of_serve_and_its_server_mid_run_then_the_next_start_monitors_an
             assert client.read_flow_run(killed_run.id).state_type.value == "CRASHED"
         reconciled = (tmp_path / "serve-2.log").read_text()
         assert "left by an earlier stop: marked run " + killed_run.name in reconciled
-        if in_flight == "recover":  # its recovery lock is freed at once, not after its lease (a new recovery waits)
-            assert "left by an earlier stop: released lease " in reconciled
-            assert f"of flink-recover-{cluster}: its holder has ended" in reconciled
+        if in_flight == "recover":
+            # Its recovery lock is freed by Prefect when its lease expires (60 s, nothing renews it), never given
+            # back early: a slot given back while that lease lives would be taken twice. The wait for health below
+            # needs the next recovery to get the lock.
+            assert f"lowered flink-recover-{cluster}" not in reconciled
 
         # Whatever the killed run left half done is finished: the cluster is healthy again, one copy of the job.
         wait_for_event(cluster, "flink.cluster.healthy", since=restarted_at, timeout_s=300)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from flink_runbook.deployments.reconcile import (
-    OpenRun,
-    RecoveryLock,
-    ScheduledRun,
     SlotCount,
-    leases_to_release,
-    read_lease_files,
+    recovery_lock_counts,
     runs_with_stale_parameters,
     runs_without_a_process,
     slots_to_lower,
 )
-from flink_runbook.deployments.watchdog import Tick, monitor_health, why_ticks_did_not_finish
+from flink_runbook.deployments.watchdog import monitor_health, why_ticks_did_not_finish
+from flink_runbook.records.flow_runs import OpenRun, ScheduledRun, Tick
+from flink_runbook.records.slots import Slots
 
 STARTED = 1_000.0
 
@@ -35,35 +30,16 @@ def test_slots_are_lowered_only_to_what_live_holders_hold():
     assert slots_to_lower(counts) == [("deployment:monitor", 1, 0)]
 
 
-def test_a_lease_is_released_only_when_its_holder_has_ended():
-    lock = RecoveryLock("flink-recover-a", 1, {"lease-1": "run-dead", "lease-2": "run-alive"})
-    assert leases_to_release(lock, ended_holders={"run-dead"}, recover_runs_open=True) == ["lease-1"]
+def test_a_recovery_lock_stays_held_while_a_recover_run_may_hold_it():
+    # Open, or ended so recently that its lease may live on: Prefect's lease expiry frees it, not us.
+    counts, left_alone = recovery_lock_counts([Slots("flink-recover-a", 1)], may_hold=["brave-fox"])
+    assert counts == [] and "flink-recover-a stays held: recover run(s) brave-fox" in left_alone[0]
 
 
-def test_a_lease_with_no_holder_is_released_only_when_no_recover_run_is_open():
-    lock = RecoveryLock("flink-recover-a", 1, {"lease-1": None})
-    assert leases_to_release(lock, set(), recover_runs_open=True) == []
-    assert leases_to_release(lock, set(), recover_runs_open=False) == ["lease-1"]
-
-
-def test_lease_files_as_prefect_writes_them(tmp_path: Path):
-    # The shape of prefect.server.concurrency.lease_storage.filesystem's files (Prefect 3.9.1).
-    (tmp_path / "5b0c.json").write_text(
-        json.dumps(
-            {
-                "id": "5b0c",
-                "resource_ids": ["limit-1"],
-                "metadata": {"slots": 1, "holder": {"type": "flow_run", "id": "run-9"}},
-                "expiration": "2026-12-01T06:00:00+00:00",
-                "created_at": "2026-12-01T05:59:00+00:00",
-            }
-        )
-    )
-    (tmp_path / "expirations.json").write_text("{}")
-    (tmp_path / "torn.json").write_text("{")
-    assert read_lease_files(tmp_path) == {"5b0c": (["limit-1"], "run-9")}
-    assert read_lease_files(tmp_path / "missing") == {}
-    assert read_lease_files(None) == {}
+def test_a_recovery_lock_no_recover_run_can_hold_is_given_back():
+    # Its lease was lost (a server's in-memory lease storage): nothing else would ever free the slot.
+    counts, left_alone = recovery_lock_counts([Slots("flink-recover-a", 1)], may_hold=[])
+    assert slots_to_lower(counts) == [("flink-recover-a", 1, 0)] and left_alone == []
 
 
 def test_the_monitor_is_stalled_after_n_intervals_without_a_tick_that_ran_to_the_end():
