@@ -244,9 +244,8 @@ class FaultWatcher:
             state = self._container_now(cluster, fault.container)
 
     def _recover(self, fault: Fault) -> None:
-        from prefect.events import emit_event
-
         from flink_runbook.flows.recover import recover_flow
+        from flink_runbook.records.events import post
         from flink_runbook.tasks.monitor_steps import guard_decision_now
 
         (cluster,) = self.inventory.select(fault.cluster)
@@ -256,7 +255,7 @@ class FaultWatcher:
                 self._let_the_restart_policy_act(cluster, fault)
             decision = guard_decision_now(cluster, self.inventory.path)
             event = fault_event(fault, cluster.rest.url, decision)
-            emit_event(event=event.event, resource=event.resource, payload=event.payload)
+            post([event])
             if decision.action != GuardAction.RECOVER:
                 self.say(f"watch: {fault.cluster}: {fault.what}; not recovering: {decision.action}: {decision.reason}")
                 return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
@@ -21,16 +20,10 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.records.slots import LOCK_LEASE_S, ensure_recovery_lock
 from flink_runbook.runbook.host_lock import cluster_lock
 from flink_runbook.runbook.host_state import check_state_dir
+from flink_runbook.runbook.recovery import RecoveryTurn
 
 # Taking a free Prefect slot is one API call; longer means another recovery held it (on another host).
 FREE_SLOT_S = 2.0
-
-
-@dataclass(frozen=True)
-class RecoveryTurn:
-    """This run holds the cluster's recovery; `waited` says whether another recovery held it first."""
-
-    waited: bool
 
 
 @contextmanager
