@@ -34,6 +34,7 @@ from flink_runbook.containers.states import (
     engine_view,
 )
 from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
+from flink_runbook.runbook.clients import connect
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
 from flink_runbook.runbook.events import fault_event
@@ -49,7 +50,7 @@ from flink_runbook.runbook.fault_watch import (
 )
 from flink_runbook.runbook.fleet_check import EngineLooks, engine_looks
 from flink_runbook.runbook.guard import GuardAction
-from flink_runbook.runbook.observe import Depth, connect, observe_cluster
+from flink_runbook.runbook.observe import Depth, observe_cluster
 from flink_runbook.runbook.person_stops import asks_to_stop, expected_taskmanagers, persons_stop, standing_stops
 
 DEFAULT_REST_INTERVAL_S = 2.0

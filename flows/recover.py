@@ -9,8 +9,8 @@ from prefect.states import State
 from flink_runbook.flows.approval import check_approval_mode
 from flink_runbook.flows.parameters import ApprovalMode
 from flink_runbook.inventory import load_inventory
+from flink_runbook.runbook.model import RecoveryResult
 from flink_runbook.runbook.recovery import recover_cluster
-from flink_runbook.runbook.recovery_report import RecoveryResult
 from flink_runbook.tasks.recover_ports import PrefectCluster, PrefectRecords, run_state
 
 

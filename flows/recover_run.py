@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flink_runbook.flows.recover import recover_flow
-from flink_runbook.runbook.recovery_report import RecoveryResult
+from flink_runbook.runbook.model import RecoveryResult
 from flink_runbook.runbook.verdict import RecoveryNotDone
 
 

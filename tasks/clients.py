@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flink_runbook.flink.rest import FlinkRestClient, rest_client
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.observe import ClusterClients, connect
+from flink_runbook.runbook.clients import ClusterClients, connect
 
 
 def secret_value(block_name: str) -> str:

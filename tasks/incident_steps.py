@@ -12,7 +12,7 @@ from prefect.artifacts import create_table_artifact
 
 from flink_runbook.records.variables import cluster_incidents, store_incidents
 from flink_runbook.runbook.incidents import incident_row, with_incident
-from flink_runbook.runbook.recovery_report import RecoveryResult
+from flink_runbook.runbook.model import RecoveryResult
 
 
 def record_incident(result: RecoveryResult) -> list[dict] | None:

@@ -16,13 +16,12 @@ from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.approval import ApprovalDecision
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.execute import Progress, Resubmitted
 from flink_runbook.runbook.guard import NOTHING_DONE, Escalation
+from flink_runbook.runbook.model import Progress, RecoveryResult, Resubmitted
 from flink_runbook.runbook.notices import Notice
 from flink_runbook.runbook.observe import Depth
 from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
 from flink_runbook.runbook.recovery import RecoveryTurn, run_outcome
-from flink_runbook.runbook.recovery_report import RecoveryResult
 from flink_runbook.runbook.verdict import RecoveryNotDone
 from flink_runbook.tasks import recover_steps
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster

@@ -21,15 +21,14 @@ from prefect.runtime import flow_run
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook import execute
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.execute import Progress, Resubmitted
 from flink_runbook.runbook.guard import GuardAction
 from flink_runbook.runbook.lineage import read_lineage
+from flink_runbook.runbook.model import Check, Progress, RecoveryResult, Resubmitted, StepStatus
 from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus, recovery_report
+from flink_runbook.runbook.recovery_report import recovery_report
 from flink_runbook.runbook.restore_point import list_retained_checkpoints
 from flink_runbook.runbook.timeline_chart import svg_data_uri, timeline_svg
 from flink_runbook.runbook.verdict import verdict
-from flink_runbook.runbook.verify import Check
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.incident_steps import record_incident
 from flink_runbook.tasks.monitor_steps import guard_decision_now

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import docker
 
 from flink_runbook.containers.restart import reconnect_networks, restart_containers, start_or_unpause
-from flink_runbook.flink.answers import JobState, TaskManagerInfo
+from flink_runbook.flink.answers import JobState
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.polling import WaitTimeout, wait_until
 from flink_runbook.runbook import act
+from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.high_availability import (
     HaRestore,
     ha_restore,
@@ -30,7 +31,17 @@ from flink_runbook.runbook.high_availability import (
     jobs_expected_back,
 )
 from flink_runbook.runbook.lineage import read_lineage
-from flink_runbook.runbook.observe import ClusterClients, check_containers, check_job, look_at_engine, now_ms
+from flink_runbook.runbook.model import (
+    ActionRecord,
+    Check,
+    JobRecord,
+    Milestone,
+    Progress,
+    Resubmitted,
+    StepStatus,
+    utc_now_iso,
+)
+from flink_runbook.runbook.observe import check_containers, check_job, look_at_engine, now_ms
 from flink_runbook.runbook.person_stops import (
     expected_taskmanagers,
     forget_stop,
@@ -42,12 +53,9 @@ from flink_runbook.runbook.person_stops import (
     stop_seen,
 )
 from flink_runbook.runbook.plan import RESUBMITTABLE, Action, PlannedAction, RecoveryPlan
-from flink_runbook.runbook.recovery_report import ActionRecord, JobRecord, Milestone, StepStatus, utc_now_iso
-from flink_runbook.runbook.restore_point import RestorePoint
 from flink_runbook.runbook.verify import (
     JOB_RUNNING_CHECK,
     NEW_CHECKPOINT_CHECK,
-    Check,
     job_checks,
     new_exceptions,
     newest_output_mtime,
@@ -64,39 +72,8 @@ VERIFY_JOB = "verify_job"
 VERIFY_STABILITY = "verify_stability"
 
 
-@dataclass(frozen=True)
-class Resubmitted:
-    """A job to verify: what it was restored from, and from when on its exceptions count."""
-
-    job: str
-    restore_point: RestorePoint | None
-    exceptions_since_ms: int
-    job_id: str | None = None  # followed by its id: another job may share the name
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What the recovery has done so far: the timeline and what later steps need to know."""
-
-    steps: tuple[ActionRecord, ...] = ()
-    jobs: tuple[JobRecord, ...] = ()
-    checks: tuple[Check, ...] = ()
-    # TaskManager ids still registered from restarted containers right after the restart: the old processes.
-    still_registered: frozenset[str] = frozenset()
-    taskmanagers: tuple[TaskManagerInfo, ...] = ()  # registered once they were back
-    resubmitted: tuple[Resubmitted, ...] = ()
-    resubmitted_at: float | None = None  # epoch seconds of the last resubmission (sink freshness counts from it)
-    milestones: tuple[Milestone, ...] = ()  # a job RUNNING, its first new checkpoint: for the timeline
-    deadline_at: float | None = None  # epoch seconds: recovery.deadline_s after the first action
-
-    @property
-    def past_deadline(self) -> bool:
-        return self.deadline_at is not None and time.time() >= self.deadline_at
-
-    @property
-    def stopped(self) -> bool:
-        """An action step failed: the later action steps are not attempted."""
-        return any(step.status == StepStatus.FAILED and step.action in tuple(Action) for step in self.steps)
 
 
 def _step(

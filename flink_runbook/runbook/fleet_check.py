@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from flink_runbook.inventory import ClusterSpec, DockerEngine
+from flink_runbook.runbook.clients import ClusterClients, connect
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.lineage import remember_job_ids
-from flink_runbook.runbook.observe import ClusterClients, Depth, EngineLook, connect, look_at_engine, observe_cluster
+from flink_runbook.runbook.observe import Depth, EngineLook, look_at_engine, observe_cluster
 from flink_runbook.runbook.person_stops import read_stops, remember_container_stops, remember_stops, unreadable_stops
 
 # Checks running at once: enough that clusters hanging until their deadline do not hold up the rest,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus
+from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus
 
 INCIDENTS_KEPT = 10
 # Runs that were not incidents: nothing was wrong, a dry run, another run's recovery.

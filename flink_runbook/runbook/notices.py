@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from flink_runbook.redaction import redact_urls
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus
 from flink_runbook.runbook.plan import RecoveryPlan
-from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,10 +20,9 @@ import docker
 import docker.errors
 import requests
 
-from flink_runbook.containers.engines import engine_client, engine_id, forget_engine
+from flink_runbook.containers.engines import forget_engine
 from flink_runbook.containers.states import (
     ContainerState,
-    DockerUnavailable,
     EngineView,
     container_states,
     engine_view,
@@ -40,10 +39,11 @@ from flink_runbook.flink.answers import (
     parse_checkpoint_config,
     pick_job,
 )
-from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError, rest_client
+from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.flink.values import duration_ms
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
+from flink_runbook.runbook.clients import ClusterClients
+from flink_runbook.runbook.engine_identity import EngineMismatch
 from flink_runbook.runbook.lineage import read_lineage
 from flink_runbook.runbook.person_stops import PersonStop
 
@@ -70,29 +70,8 @@ class RestProblem(StrEnum):
     INVALID_ANSWER = "invalid_answer"
 
 
-@dataclass(frozen=True)
-class ClusterClients:
-    """The one REST client and the one Docker client of a cluster (no Docker client: docker_error says why)."""
-
-    rest: FlinkRestClient
-    docker: docker.DockerClient | None
-    docker_error: str | None = None
-    # The engine there is not the cluster's: no client, so nothing can act on it (docker_error says why).
-    engine_mismatch: EngineMismatch | None = None
 
 
-def connect(cluster: ClusterSpec, secret: Callable[[str], str] | None = None) -> ClusterClients:
-    """Build a cluster's clients, the one place this is done. `secret(name)` resolves a Secret block.
-    The Docker client is the engine's, shared with every cluster there (flink_runbook.containers.engines)."""
-    rest = rest_client(cluster.rest, secret=secret)
-    try:
-        client = engine_client(cluster.docker)
-        mismatch = engine_mismatch(cluster, engine_id(cluster.docker))
-    except DockerUnavailable as exc:
-        return ClusterClients(rest, None, str(exc))
-    if mismatch is not None:  # another host's engine: no client to act with
-        return ClusterClients(rest, None, mismatch.describe(), mismatch)
-    return ClusterClients(rest, client)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ from typing import Protocol
 from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.runbook.approval import ApprovalDecision, needs_approval, not_approved_refusal, risky_steps
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.execute import Progress, Resubmitted
 from flink_runbook.runbook.guard import Escalation
 from flink_runbook.runbook.host_lock import RecoveryLockTimeout
+from flink_runbook.runbook.model import Progress, RecoveryResult, RecoveryStatus, Resubmitted, utc_now_iso
 from flink_runbook.runbook.notices import Notice, recovery_outcome_notice, recovery_started_notice
 from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
-from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, utc_now_iso
 from flink_runbook.runbook.verdict import verdict
 
 # The runbook's fix before the resubmissions, in its order; a failed step stops the later ones (Progress.stopped).

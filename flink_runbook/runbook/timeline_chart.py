@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 
-from flink_runbook.runbook.recovery_report import RecoveryResult, StepStatus
+from flink_runbook.runbook.model import RecoveryResult, StepStatus
 
 # Colour per step result; tests look for DONE_COLOUR in a screenshot of the report.
 DONE_COLOUR = "#2f855a"

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.execute import Progress
-from flink_runbook.runbook.plan import RecoveryPlan
-from flink_runbook.runbook.recovery_report import (
+from flink_runbook.runbook.model import (
     FAULT_OBSERVED,
     JOB_FAILED,
     RECOVERED,
     ActionRecord,
     JobRecord,
     Milestone,
+    Progress,
     RecoveryResult,
     RecoveryStatus,
     StepStatus,
 )
+from flink_runbook.runbook.plan import RecoveryPlan
 
 # A failure in the exception history older than this before the run looked is not this incident's.
 FAILURE_LOOKBACK_S = 3600

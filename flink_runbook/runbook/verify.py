@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from flink_runbook.flink.answers import JobInfo, TaskManagerInfo
+from flink_runbook.runbook.model import Check
 from flink_runbook.runbook.restore_point import RestorePoint, normalize_path
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
 
 JOB_RUNNING_CHECK = "job running"
 NEW_CHECKPOINT_CHECK = "a new checkpoint completed"

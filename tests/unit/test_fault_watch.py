@@ -15,6 +15,7 @@ from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.rest import FlinkRestClient
 from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.polling import wait_until
+from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
 from flink_runbook.runbook.events import STARTED_BY_WATCHER, fault_event
 from flink_runbook.runbook.fault_watch import (
@@ -28,7 +29,7 @@ from flink_runbook.runbook.fault_watch import (
 )
 from flink_runbook.runbook.findings import Finding
 from flink_runbook.runbook.guard import GuardAction, GuardDecision
-from flink_runbook.runbook.observe import ClusterClients, Depth, observe_cluster
+from flink_runbook.runbook.observe import Depth, observe_cluster
 from flink_runbook.runbook.plan import plan_recovery
 
 from .recorded import VERSIONS, recorded_answers, recorded_rest

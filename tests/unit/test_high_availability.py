@@ -36,8 +36,9 @@ from flink_runbook.inventory import (
     RestSettings,
     load_inventory,
 )
+from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.execute import Progress, start_jobmanager
+from flink_runbook.runbook.execute import start_jobmanager
 from flink_runbook.runbook.high_availability import (
     ExpectedJob,
     ha_restore,
@@ -45,15 +46,9 @@ from flink_runbook.runbook.high_availability import (
     jobs_expected_back,
 )
 from flink_runbook.runbook.lineage import read_lineage, remember_job_ids
-from flink_runbook.runbook.observe import (
-    ClusterClients,
-    ClusterObservation,
-    ContainersView,
-    check_jobmanager,
-    now_ms,
-)
+from flink_runbook.runbook.model import Progress, StepStatus
+from flink_runbook.runbook.observe import ClusterObservation, ContainersView, check_jobmanager, now_ms
 from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.recovery_report import StepStatus
 from flink_runbook.runbook.restore_point import list_retained_checkpoints
 
 from .recorded import ENDPOINTS, RECORDED, VERSIONS, recorded_answers

@@ -17,9 +17,11 @@ import pytest
 from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState, EngineView, stopped_by_hand
 from flink_runbook.inventory import CheckpointDir, ClusterSpec, JobSpec
-from flink_runbook.runbook import execute
+from flink_runbook.runbook import execute, model
+from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.observe import ClusterClients, ContainersView, JobView
+from flink_runbook.runbook.model import StepStatus
+from flink_runbook.runbook.observe import ContainersView, JobView
 from flink_runbook.runbook.person_stops import (
     OwnRestart,
     asks_to_stop,
@@ -35,7 +37,6 @@ from flink_runbook.runbook.person_stops import (
     unreadable_stops,
 )
 from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.recovery_report import StepStatus
 from flink_runbook.runbook.restore_point import choose_restore_point, list_retained_checkpoints, normalize_path
 
 from .recorded import VERSIONS, recorded_answers, recorded_job, recorded_rest
@@ -146,7 +147,7 @@ def test_a_job_cancelled_while_the_recovery_waited_is_not_resubmitted(version):
     cluster = dataclasses.replace(CLUSTER, jobs=(JobSpec(name=JOB, jar=Path("/nonexistent.jar"), entry_class="X"),))
     # Planned when the job was RESTARTING (Flink waiting for slots); a person cancelled it meanwhile.
     planned = PlannedAction(Action.RESUBMIT_JOB, JOB, "it is RESTARTING", old_job_id=jid, job_id="f" * 32)
-    progress = execute.resubmit_job(cluster, planned, ClusterClients(rest, None), execute.Progress())
+    progress = execute.resubmit_job(cluster, planned, ClusterClients(rest, None), model.Progress())
     (step,) = progress.steps
     assert step.status == StepStatus.SKIPPED and "cancelled by a person" in step.detail, step.detail
     assert not progress.resubmitted and not any("/jars" in path for path in jobmanager.asked)
@@ -345,7 +346,7 @@ def test_stability_after_an_unpause_counts_the_exceptions_of_the_window_not_the_
     plan = RecoveryPlan(
         CLUSTER.name, (PlannedAction(Action.UNPAUSE_CONTAINERS, "tm", "paused", containers=("tm",)),)
     )
-    calm = execute.verify_stability(cluster, plan, ClusterClients(rest, None), execute.Progress(), lambda _: None)
+    calm = execute.verify_stability(cluster, plan, ClusterClients(rest, None), model.Progress(), lambda _: None)
     assert all(c.passed for c in calm.checks), [c.detail for c in calm.checks]
 
     def fails_again_during_the_window(_: float) -> None:
@@ -353,7 +354,7 @@ def test_stability_after_an_unpause_counts_the_exceptions_of_the_window_not_the_
         entries.insert(0, {**entries[0], "timestamp": int(time.time() * 1000) + 1})
 
     shaky = execute.verify_stability(
-        cluster, plan, ClusterClients(rest, None), execute.Progress(), fails_again_during_the_window
+        cluster, plan, ClusterClients(rest, None), model.Progress(), fails_again_during_the_window
     )
     (step,) = shaky.steps
     assert step.status == StepStatus.FAILED and "1 new exception(s)" in step.detail, step.detail

@@ -12,9 +12,17 @@ import pytest
 from flink_runbook.inventory import JobSpec
 from flink_runbook.runbook.approval import ApprovalDecision
 from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.execute import Progress, Resubmitted
 from flink_runbook.runbook.guard import Escalation
 from flink_runbook.runbook.host_lock import RecoveryLockTimeout
+from flink_runbook.runbook.model import (
+    ActionRecord,
+    Check,
+    Progress,
+    RecoveryResult,
+    RecoveryStatus,
+    Resubmitted,
+    StepStatus,
+)
 from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
 from flink_runbook.runbook.recovery import (
     CHANGED_WHILE_WAITING,
@@ -25,9 +33,7 @@ from flink_runbook.runbook.recovery import (
     risks_to_ask,
     run_outcome,
 )
-from flink_runbook.runbook.recovery_report import ActionRecord, RecoveryResult, RecoveryStatus, StepStatus
 from flink_runbook.runbook.restore_point import RestorePoint
-from flink_runbook.runbook.verify import Check
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, with_containers

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
+from flink_runbook.runbook import model
 
 DEADLINE_S = 1.5
 MARGIN_S = 1.0  # a bound, not a benchmark: a shared machine may be slow to wake a thread
@@ -204,16 +205,16 @@ def test_a_recovery_past_its_deadline_starts_nothing_more_and_cuts_every_wait():
 
     from flink_runbook.inventory import ClusterSpec, ContainerSelector, RestSettings
     from flink_runbook.runbook import execute
+    from flink_runbook.runbook.model import StepStatus
     from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
-    from flink_runbook.runbook.recovery_report import StepStatus
 
     cluster = ClusterSpec("c1", RestSettings(url="http://127.0.0.1:9"), ContainerSelector(compose_project="p"))
-    soon = execute.Progress(deadline_at=time.time() + 5)
+    soon = model.Progress(deadline_at=time.time() + 5)
     cut = execute.within_deadline(cluster, soon).recovery
     assert cut.taskmanager_timeout_s <= 5 and cut.verify_timeout_s <= 5 and cut.jobmanager_timeout_s <= 5
-    assert execute.within_deadline(cluster, execute.Progress()).recovery == cluster.recovery  # no deadline: as set
+    assert execute.within_deadline(cluster, model.Progress()).recovery == cluster.recovery  # no deadline: as set
 
-    past = execute.Progress(deadline_at=time.time() - 1)
+    past = model.Progress(deadline_at=time.time() - 1)
     plan = RecoveryPlan("c1", actions=(PlannedAction(Action.RESTART_TASKMANAGERS, "tm", "exited", containers=("tm",)),))
     after = execute.restart_taskmanagers(cluster, plan, None, past)  # no clients: nothing may be touched
     (step,) = after.steps
@@ -221,5 +222,5 @@ def test_a_recovery_past_its_deadline_starts_nothing_more_and_cuts_every_wait():
     # The stability window that would end after the deadline is not waited out as if it passed.
     window = dataclasses.replace(cluster, recovery=dataclasses.replace(cluster.recovery, stabilization_s=60))
     slept: list[float] = []
-    late = execute.verify_stability(window, plan, None, execute.Progress(deadline_at=time.time() + 10), slept.append)
+    late = execute.verify_stability(window, plan, None, model.Progress(deadline_at=time.time() + 10), slept.append)
     assert late.steps[-1].status == StepStatus.FAILED and slept == []

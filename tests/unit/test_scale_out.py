@@ -18,7 +18,8 @@ from flink_runbook.containers.states import DockerUnavailable
 from flink_runbook.deployments.scale_up import REPO, render_prefect_yaml
 from flink_runbook.inventory import DockerEngine, InventoryError, load_inventory
 from flink_runbook.runbook.host_lock import cluster_lock
-from flink_runbook.runbook.recovery_report import RecoveryResult, RecoveryStatus, next_steps, recovery_report
+from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus
+from flink_runbook.runbook.recovery_report import next_steps, recovery_report
 
 CLUSTER = """
 clusters:

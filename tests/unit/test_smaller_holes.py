@@ -23,6 +23,7 @@ from flink_runbook.inventory import ClusterSpec, InventoryError, JobSpec, RestSe
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.act import RecoveryError, run_resubmit_command
 from flink_runbook.runbook.approval import needs_approval, risky_steps
+from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.diagnosis import diagnose
 from flink_runbook.runbook.events import cluster_event, escalation_events, fault_event
 from flink_runbook.runbook.fault_watch import Fault
@@ -30,7 +31,7 @@ from flink_runbook.runbook.guard import GuardAction, GuardDecision
 from flink_runbook.runbook.host_lock import cluster_lock, is_held, lock_file
 from flink_runbook.runbook.lineage import read_lineage, remember_job_ids
 from flink_runbook.runbook.notices import approval_needed_notice, unhealthy_notice
-from flink_runbook.runbook.observe import ClusterClients, JobManagerView, RestProblem, observe_cluster
+from flink_runbook.runbook.observe import JobManagerView, RestProblem, observe_cluster
 from flink_runbook.runbook.plan import plan_recovery
 
 from .recorded import recorded_answers, recorded_rest
