@@ -28,6 +28,7 @@ from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
+from flink_runbook.runbook.approval import ApprovalMode
 from flink_runbook.runbook.host_state import StateDirError, check_state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -144,7 +145,8 @@ def recover(args: argparse.Namespace) -> int:
     from flink_runbook.flows.recover_run import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
-    mode = "yes" if args.yes else ("prompt" if sys.stdin.isatty() and sys.stderr.isatty() else "refuse")
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    mode = ApprovalMode.YES if args.yes else (ApprovalMode.PROMPT if terminal else ApprovalMode.REFUSE)
     try:
         results = run_recover(
             config=str(args.config), cluster=args.cluster, dry_run=args.dry_run, all_clusters=args.all,

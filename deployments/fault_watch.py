@@ -48,6 +48,7 @@ from flink_runbook.runbook.fault_watch import (
     restarts_by_itself,
     watched_containers,
 )
+from flink_runbook.runbook.findings import FindingCode
 from flink_runbook.runbook.fleet_check import EngineLooks, engine_looks
 from flink_runbook.runbook.guard import GuardAction
 from flink_runbook.runbook.observe import Depth, observe_cluster
@@ -252,7 +253,7 @@ class FaultWatcher:
         (cluster,) = self.inventory.select(fault.cluster)
         late = max(0.0, time.time() - fault.at)
         try:
-            if fault.code in ("CONTAINER_EXITED", "CONTAINER_OOM_KILLED"):
+            if fault.code in (FindingCode.CONTAINER_EXITED, FindingCode.CONTAINER_OOM_KILLED):
                 self._let_the_restart_policy_act(cluster, fault)
             decision = guard_decision_now(cluster, self.inventory.path)
             event = fault_event(fault, cluster.rest.url, decision)

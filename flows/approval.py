@@ -20,35 +20,13 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Running
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.approval import ApprovalDecision, approval_request
+from flink_runbook.runbook.approval import ApprovalDecision, ApprovalMode, approval_mode_problem, approval_request
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.notices import approval_needed_notice
 from flink_runbook.runbook.plan import RecoveryPlan
 from flink_runbook.tasks.notify_steps import notify_operators, run_url
 
-APPROVAL_MODES = ("pause", "yes", "prompt", "refuse")
-# A person at the terminal that runs the flow in its own process (the CLI): `--yes`, or the y/N question.
-TERMINAL_MODES = ("yes", "prompt")
 POLL_S = 2  # how soon an answer in the UI is seen
-
-
-def approval_mode_problem(mode: str, deployment_id: str | None) -> str | None:
-    """Why a recover run may not take this approval_mode, or None.
-
-    A run of a deployment (the UI's Run or custom run, the API, a trigger, a schedule) has its parameters
-    from whoever could start it, not from a person at a terminal: `yes` there would let a run parameter
-    skip the inventory's `approval: risky | always`, and `prompt` would read from no terminal. It waits for
-    a human (pause), or refuses. A run in the CLI's own process has no deployment.
-    """
-    if mode not in APPROVAL_MODES:
-        return f"approval_mode must be one of {', '.join(APPROVAL_MODES)}, not {mode!r}"
-    if mode in TERMINAL_MODES and deployment_id is not None:
-        return (
-            f"approval_mode {mode!r} is for the command line (recover --yes, or its y/N question); a run of "
-            f"deployment {deployment_id} waits for a human in its Resume form: leave approval_mode at pause "
-            "(or refuse). Nothing was changed"
-        )
-    return None
 
 
 def check_approval_mode(mode: str) -> None:
@@ -69,13 +47,13 @@ def ask_for_approval(
     cluster: ClusterSpec, plan: RecoveryPlan, diagnosis: Diagnosis, risks: tuple[str, ...], mode: str, asked: int
 ) -> ApprovalDecision:
     """Ask, the way `mode` says, and wait for the answer (at most the cluster's approval_timeout_s)."""
-    if mode == "yes":
+    if mode == ApprovalMode.YES:
         return ApprovalDecision(True, "--yes on the command line")
-    if mode == "refuse":
+    if mode == ApprovalMode.REFUSE:
         return ApprovalDecision(False, "the command line", "it needs approval and no terminal can ask (--yes approves)")
     request = approval_request(cluster.name, plan, diagnosis, risks, cluster.approval_timeout_s)
     started = time.monotonic()
-    if mode == "prompt":
+    if mode == ApprovalMode.PROMPT:
         print(request, file=sys.stderr)
         answer = input(f"Approve the recovery of {cluster.name}? [y/N] ").strip().lower()
         reason = input("Reason (optional): ").strip() if answer else ""

@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-# pause: this run waits for a human's answer in its Resume form; refuse: a step that needs a human is not
-# taken. yes and prompt are the command line's (recover --yes, its y/N question); a deployment's run refuses them.
-ApprovalMode = Literal["pause", "refuse", "yes", "prompt"]
+# The values of flink_runbook.runbook.approval.ApprovalMode, as Prefect's schema needs them: a Literal
+# (tests/unit/test_recovery_driver.py holds the two together).
+ApprovalModeParameter = Literal["pause", "refuse", "yes", "prompt"]

@@ -19,6 +19,7 @@ from flink_runbook.inventory.specs import (
     HOST_STATE_DIR,
     NOTICE_EVENTS,
     STATE_DIR_ENV,
+    ApprovalPolicy,
     AuditSources,
     CheckpointDir,
     ClusterSpec,
@@ -38,6 +39,7 @@ from flink_runbook.inventory.specs import (
 
 __all__ = [
     "APPROVAL_POLICIES",
+    "ApprovalPolicy",
     "DOCKER_SCHEMES",
     "ENGINE_ID_PATTERN",
     "HOST_STATE_DIR",

@@ -133,7 +133,7 @@ def _cluster(section: model.Cluster, base: Path, state_dir: Path, inherited: spe
             compose_variables=dict(audit.compose_variables),
             flink_version=audit.flink_version,
         ),
-        approval=section.approval,
+        approval=specs.ApprovalPolicy(section.approval),
         approval_timeout_s=section.approval_timeout_s,
         notifications=_notifications(section.notifications, inherited),
         restart_stopped=section.restart_stopped,
@@ -229,7 +229,8 @@ def _warnings(file: Path, clusters: tuple[specs.ClusterSpec, ...]) -> tuple[str,
     for c, cluster in enumerate(clusters):
         for j, job in enumerate(cluster.jobs):
             if job.resubmit_may_run_twice:
-                asked = "no one is asked (approval: never)" if cluster.approval == "never" else "a human approves it"
+                never = cluster.approval == specs.ApprovalPolicy.NEVER
+                asked = "no one is asked (approval: never)" if never else "a human approves it"
                 warnings.append(
                     f"{file}: clusters[{c}].jobs[{j}].resubmit_command: has no {{job_id}}, so Flink cannot refuse "
                     "a second run of it (a retry, a second recovery) and a second copy of the job may start; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from flink_runbook.inventory.errors import InventoryError
@@ -183,7 +184,18 @@ class DockerEngine:
         return self.host or "DOCKER_HOST or the local socket"
 
 
-APPROVAL_POLICIES = ("never", "risky", "always")
+class ApprovalPolicy(StrEnum):
+    """When a human approves a recovery's plan before it runs (the inventory's `approval`)."""
+
+    NEVER = "never"
+    RISKY = "risky"  # when a step is risky (approval.risky_steps)
+    ALWAYS = "always"
+
+    def asks(self, changes_something: bool, risky: bool) -> bool:
+        return changes_something and (self is ApprovalPolicy.ALWAYS or (self is ApprovalPolicy.RISKY and risky))
+
+
+APPROVAL_POLICIES = tuple(ApprovalPolicy)
 # What a notification is sent for (notifications.events); all of them unless the inventory names some.
 NOTICE_EVENTS = ("unhealthy", "recovery_started", "recovered", "recovery_failed", "escalated", "approval_needed")
 
@@ -212,7 +224,7 @@ class ClusterSpec:
     audit: AuditSources = field(default_factory=AuditSources)
     # Who decides a risky step (a fresh start, an older checkpoint, starting a JobManager, anything after an
     # escalation): never a human, a human for risky steps, a human for every recovery. Unanswered: rejected.
-    approval: str = "risky"
+    approval: ApprovalPolicy = ApprovalPolicy.RISKY
     approval_timeout_s: float = 900.0
     notifications: Notifications = field(default_factory=Notifications)
     # A TaskManager container a person stopped (`docker stop`) is left stopped, like a cancelled job; true:

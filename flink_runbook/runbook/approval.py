@@ -11,10 +11,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from flink_runbook.inventory import JobSpec
+from flink_runbook.inventory import ApprovalPolicy, JobSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.plan import Action, RecoveryPlan
+
+
+class ApprovalMode(StrEnum):
+    """How a recover run gets a human's answer to a step that needs one."""
+
+    PAUSE = "pause"  # the run waits for the answer in its Resume form (the UI, the API)
+    YES = "yes"  # approved by the person at the terminal that started it (recover --yes)
+    PROMPT = "prompt"  # asked at that terminal (y/N)
+    REFUSE = "refuse"  # not taken: nobody can be asked
+
+    @property
+    def from_a_terminal(self) -> bool:
+        """Only a person at the terminal that runs the flow in its own process (the CLI) can answer so."""
+        return self in (ApprovalMode.YES, ApprovalMode.PROMPT)
+
+
+def approval_mode_problem(mode: str, deployment_id: str | None) -> str | None:
+    """Why a recover run may not take this approval_mode, or None.
+
+    A run of a deployment (the UI's Run or custom run, the API, a trigger, a schedule) has its parameters
+    from whoever could start it, not from a person at a terminal: `yes` there would let a run parameter
+    skip the inventory's `approval: risky | always`, and `prompt` would read from no terminal. It waits for
+    a human (pause), or refuses. A run in the CLI's own process has no deployment.
+    """
+    if mode not in set(ApprovalMode):
+        return f"approval_mode must be one of {', '.join(ApprovalMode)}, not {mode!r}"
+    if ApprovalMode(mode).from_a_terminal and deployment_id is not None:
+        return (
+            f"approval_mode {mode!r} is for the command line (recover --yes, or its y/N question); a run of "
+            f"deployment {deployment_id} waits for a human in its Resume form: leave approval_mode at pause "
+            "(or refuse). Nothing was changed"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,9 +104,7 @@ def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable
 
 def needs_approval(policy: str, plan: RecoveryPlan, risks: tuple[str, ...]) -> bool:
     """never: no human; risky: when a step is risky; always: every plan that changes something."""
-    if policy == "never" or not plan.actions:
-        return False
-    return policy == "always" or bool(risks)
+    return ApprovalPolicy(policy).asks(bool(plan.actions), bool(risks))
 
 
 def approval_request(

@@ -7,7 +7,7 @@ from typing import Any
 
 from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.findings import UNHEALTHY, Finding, classify, is_healthy
+from flink_runbook.runbook.findings import Finding, Severity, classify, is_healthy
 from flink_runbook.runbook.observe import ClusterObservation
 
 
@@ -21,7 +21,7 @@ class Diagnosis:
     @property
     def serious(self) -> tuple[Finding, ...]:
         """The findings that make the cluster unhealthy (error, critical)."""
-        return tuple(f for f in self.findings if f.severity in UNHEALTHY)
+        return tuple(f for f in self.findings if Severity(f.severity).unhealthy)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON the CLI prints for one cluster (`flink-runbook diagnose --json`)."""

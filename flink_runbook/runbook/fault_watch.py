@@ -23,16 +23,24 @@ from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import JobState
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.findings import Finding, container_event_finding
+from flink_runbook.runbook.findings import Finding, FindingCode, container_event_finding
 from flink_runbook.runbook.observe import JobView
 
 # The serious findings a glance judges as the full look would: the JobManager, the TaskManagers, a job
 # that fails, restarts, was suspended or is missing. Not the containers (Docker's events push those),
 # not a job a glance cannot tell from a person's stop (below), not what needs the job's details.
-GLANCE_FAULTS = frozenset({
-    "JOBMANAGER_UNREACHABLE", "JOBMANAGER_REST_INVALID", "NO_TASKMANAGERS", "TASKMANAGERS_MISSING",
-    "JOB_MISSING", "JOB_FAILED", "JOB_RESTARTING", "JOB_NOT_RUNNING",
-})  # fmt: skip
+GLANCE_FAULTS = frozenset(
+    {
+        FindingCode.JOBMANAGER_UNREACHABLE,
+        FindingCode.JOBMANAGER_REST_INVALID,
+        FindingCode.NO_TASKMANAGERS,
+        FindingCode.TASKMANAGERS_MISSING,
+        FindingCode.JOB_MISSING,
+        FindingCode.JOB_FAILED,
+        FindingCode.JOB_RESTARTING,
+        FindingCode.JOB_NOT_RUNNING,
+    }
+)
 # An ended job may be a person's stop-with-savepoint, which only the job's checkpoints tell (the full look).
 ENDED_BY_CHOICE = frozenset({JobState.CANCELED, JobState.FINISHED})
 
@@ -81,11 +89,11 @@ def container_fault(event: DockerEvent, container: WatchedContainer | None) -> F
 def fault_persists(fault: Fault, state: ContainerState) -> bool:
     """Whether a container fault still holds in the container's state now (not, e.g., a recovery's own restart)."""
     return {
-        "CONTAINER_PAUSED": state.state == "paused",
-        "CONTAINER_EXITED": state.state not in ("running", "restarting"),
-        "CONTAINER_OOM_KILLED": state.state not in ("running", "restarting"),
-        "CONTAINER_DISCONNECTED": state.detached_from is not None,
-        "CONTAINER_UNHEALTHY": state.health == "unhealthy",
+        FindingCode.CONTAINER_PAUSED: state.state == "paused",
+        FindingCode.CONTAINER_EXITED: state.state not in ("running", "restarting"),
+        FindingCode.CONTAINER_OOM_KILLED: state.state not in ("running", "restarting"),
+        FindingCode.CONTAINER_DISCONNECTED: state.detached_from is not None,
+        FindingCode.CONTAINER_UNHEALTHY: state.health == "unhealthy",
     }.get(fault.code, False)
 
 
@@ -121,7 +129,7 @@ def glance_fault(
             continue
         if job is not None and job.info is not None and job.info.state in ENDED_BY_CHOICE:
             continue
-        if enough and finding.code in ("NO_TASKMANAGERS", "TASKMANAGERS_MISSING"):
+        if enough and finding.code in (FindingCode.NO_TASKMANAGERS, FindingCode.TASKMANAGERS_MISSING):
             continue
         faults.append(finding)
     return Fault(diagnosis.cluster, "rest", tuple(faults), at) if faults else None

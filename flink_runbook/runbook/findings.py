@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState
@@ -17,15 +18,64 @@ from flink_runbook.runbook.attribution import restarting_taskmanagers
 from flink_runbook.runbook.observe import ClusterObservation
 from flink_runbook.runbook.person_stops import PersonStop, left_stopped
 
-SEVERITIES = ("info", "warning", "error", "critical")
-UNHEALTHY = frozenset({"error", "critical"})
 CHECKPOINT_STALL_MIN_S = 60.0
+
+
+class Severity(StrEnum):
+    """How bad a finding is; error and worse make the cluster unhealthy."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+    @property
+    def unhealthy(self) -> bool:
+        return self in (Severity.ERROR, Severity.CRITICAL)
+
+
+class FindingCode(StrEnum):
+    """The stable codes of findings: what alerts, tests, the guard rails and the plan key on."""
+
+    CHECKPOINTS_STALLED = "CHECKPOINTS_STALLED"
+    CONTAINER_DISCONNECTED = "CONTAINER_DISCONNECTED"
+    CONTAINER_EXITED = "CONTAINER_EXITED"
+    CONTAINER_NOT_RUNNING = "CONTAINER_NOT_RUNNING"
+    CONTAINER_OOM_KILLED = "CONTAINER_OOM_KILLED"
+    CONTAINER_PAUSED = "CONTAINER_PAUSED"
+    CONTAINER_STOPPED_BY_HAND = "CONTAINER_STOPPED_BY_HAND"
+    CONTAINER_UNHEALTHY = "CONTAINER_UNHEALTHY"
+    DOCKER_ENGINE_MISMATCH = "DOCKER_ENGINE_MISMATCH"
+    DOCKER_UNREACHABLE = "DOCKER_UNREACHABLE"
+    DUPLICATE_JOB = "DUPLICATE_JOB"
+    INSUFFICIENT_SLOTS = "INSUFFICIENT_SLOTS"
+    JOBMANAGER_REST_INVALID = "JOBMANAGER_REST_INVALID"
+    JOBMANAGER_UNREACHABLE = "JOBMANAGER_UNREACHABLE"
+    JOB_CANCELED = "JOB_CANCELED"
+    JOB_FAILED = "JOB_FAILED"
+    JOB_MISSING = "JOB_MISSING"
+    JOB_NOT_RUNNING = "JOB_NOT_RUNNING"
+    JOB_RESTARTING = "JOB_RESTARTING"
+    JOB_STARTING = "JOB_STARTING"
+    JOB_STOPPED_BY_PERSON = "JOB_STOPPED_BY_PERSON"
+    JOB_STOPPED_WITH_SAVEPOINT = "JOB_STOPPED_WITH_SAVEPOINT"
+    NO_TASKMANAGERS = "NO_TASKMANAGERS"
+    RESTARTS_EXHAUSTED = "RESTARTS_EXHAUSTED"
+    REST_AUTH_OVER_HTTP = "REST_AUTH_OVER_HTTP"
+    TASKMANAGERS_MISSING = "TASKMANAGERS_MISSING"
+    TASKMANAGER_HEARTBEAT_STALE = "TASKMANAGER_HEARTBEAT_STALE"
+    TASKMANAGER_HEARTBEAT_TIMEOUT = "TASKMANAGER_HEARTBEAT_TIMEOUT"
+    TASKMANAGER_RESTARTING = "TASKMANAGER_RESTARTING"
 
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: str
+    code: FindingCode
+    severity: Severity
     summary: str
     evidence: str
     action: str
@@ -33,7 +83,7 @@ class Finding:
 
 
 def is_healthy(findings: list[Finding]) -> bool:
-    return not any(f.severity in UNHEALTHY for f in findings)
+    return not any(Severity(f.severity).unhealthy for f in findings)
 
 
 def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
@@ -44,7 +94,7 @@ def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     else:
         findings += _taskmanager_findings(cluster, seen)
         findings += _job_findings(cluster, seen)
-    return sorted(findings, key=lambda f: -SEVERITIES.index(f.severity))
+    return sorted(findings, key=lambda f: -Severity(f.severity).rank)
 
 
 def _connection_findings(cluster: ClusterSpec) -> list[Finding]:
@@ -52,8 +102,8 @@ def _connection_findings(cluster: ClusterSpec) -> list[Finding]:
         return []
     return [
         Finding(
-            "REST_AUTH_OVER_HTTP",
-            "warning",
+            FindingCode.REST_AUTH_OVER_HTTP,
+            Severity.WARNING,
             f"Credentials ({cluster.rest.auth.kind} auth) are sent to the JobManager over plain HTTP",
             f"rest.url {cluster.rest.url} is http://, rest.auth.type is {cluster.rest.auth.kind}",
             "Anyone on the path can read them: serve the REST API over https:// (rest.ssl.enabled) "
@@ -67,8 +117,8 @@ def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
     if jm.error_kind == "invalid_answer":
         return [
             Finding(
-                "JOBMANAGER_REST_INVALID",
-                "critical",
+                FindingCode.JOBMANAGER_REST_INVALID,
+                Severity.CRITICAL,
                 f"{cluster.rest.url} answers, but not as the Flink JobManager REST API the runbook reads",
                 jm.error or "",
                 f"Check that rest.url of cluster {cluster.name} points at the JobManager REST port "
@@ -78,8 +128,8 @@ def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
         ]
     return [
         Finding(
-            "JOBMANAGER_UNREACHABLE",
-            "critical",
+            FindingCode.JOBMANAGER_UNREACHABLE,
+            Severity.CRITICAL,
             f"The JobManager REST API at {cluster.rest.url} does not answer",
             jm.error or "",
             "Check the JobManager container (docker ps, docker logs); start or restart it, "
@@ -95,8 +145,8 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
     if mismatch is not None:
         return [
             Finding(
-                "DOCKER_ENGINE_MISMATCH",
-                "critical",
+                FindingCode.DOCKER_ENGINE_MISMATCH,
+                Severity.CRITICAL,
                 f"The Docker engine at {mismatch.where} is engine {mismatch.found or '(no ID)'}, not the cluster's "
                 f"engine {mismatch.expected or '(unknown)'}",
                 f"expected engine ID {mismatch.expected or '(unknown)'} ({mismatch.source}); found engine ID "
@@ -110,8 +160,8 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
     if view.error:
         findings.append(
             Finding(
-                "DOCKER_UNREACHABLE",
-                "warning",
+                FindingCode.DOCKER_UNREACHABLE,
+                Severity.WARNING,
                 "The Docker engine could not be asked about the cluster's containers",
                 view.error,
                 "Check docker.host of the cluster and that the engine runs; container checks were skipped.",
@@ -122,8 +172,8 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
         if left_stopped_by_hand(cluster, state):
             findings.append(
                 Finding(
-                    "CONTAINER_STOPPED_BY_HAND",
-                    "warning",
+                    FindingCode.CONTAINER_STOPPED_BY_HAND,
+                    Severity.WARNING,
                     f"{state.role} container {state.name} was stopped by a person (docker stop)",
                     f"state={state.state}, exit code {state.exit_code}, stopped at {state.finished_at}; the engine "
                     "logged a stop since it last started (a crash or an OOM kill logs none)",
@@ -146,8 +196,8 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
             }.get(state.state, f"Start or restart it: `docker restart {state.name}`; read `docker logs {state.name}`.")
             findings.append(
                 Finding(
-                    "CONTAINER_NOT_RUNNING",
-                    "critical" if state.role == "jobmanager" else "error",
+                    FindingCode.CONTAINER_NOT_RUNNING,
+                    Severity.CRITICAL if state.role == "jobmanager" else Severity.ERROR,
                     f"{state.role} container {state.name} is {state.state}",
                     detail,
                     action,
@@ -157,8 +207,8 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
         if state.detached_from:
             findings.append(
                 Finding(
-                    "CONTAINER_DISCONNECTED",
-                    "critical" if state.role == "jobmanager" else "error",
+                    FindingCode.CONTAINER_DISCONNECTED,
+                    Severity.CRITICAL if state.role == "jobmanager" else Severity.ERROR,
                     f"{state.role} container {state.name} runs but is cut off network {state.detached_from}",
                     f"created on {state.detached_from}, attached now to: {', '.join(state.networks) or 'none'}",
                     f"`docker network connect {state.detached_from} {state.name}`; a restart alone does not "
@@ -170,9 +220,9 @@ def _container_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[
         if state.oom_killed or oom_kills:
             findings.append(
                 Finding(
-                    "CONTAINER_OOM_KILLED",
+                    FindingCode.CONTAINER_OOM_KILLED,
                     # Once it runs again (restart policy) the kill is history; the memory limit is the lesson.
-                    "warning" if state.state == "running" else "error",
+                    Severity.WARNING if state.state == "running" else Severity.ERROR,
                     f"{state.role} container {state.name} ran out of memory and was killed"
                     + (" (it has been restarted since)" if state.state == "running" else ""),
                     f"OOMKilled={state.oom_killed}, OOM events in the last "
@@ -193,8 +243,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
     for name, previous in sorted(restarting.items()):
         findings.append(
             Finding(
-                "TASKMANAGER_RESTARTING",
-                "error",
+                FindingCode.TASKMANAGER_RESTARTING,
+                Severity.ERROR,
                 f"TaskManager container {name} (re)started moments ago; its TaskManager has not registered yet",
                 "still listed from its previous process: " + ", ".join(sorted(previous))
                 if previous
@@ -211,8 +261,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
     if not seen.taskmanagers:
         findings.append(
             Finding(
-                "NO_TASKMANAGERS",
-                "critical",
+                FindingCode.NO_TASKMANAGERS,
+                Severity.CRITICAL,
                 "No TaskManager is registered with the JobManager",
                 f"GET /taskmanagers lists 0 TaskManagers (expected {expected})",
                 "Restart the TaskManager container(s) and wait until they register (flink-runbook recover).",
@@ -221,8 +271,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
     elif len(seen.taskmanagers) < expected:
         findings.append(
             Finding(
-                "TASKMANAGERS_MISSING",
-                "error",
+                FindingCode.TASKMANAGERS_MISSING,
+                Severity.ERROR,
                 f"{len(seen.taskmanagers)} of {expected} TaskManagers are registered",
                 "registered: " + ", ".join(sorted(registered)),
                 "Restart the missing TaskManager container(s).",
@@ -233,8 +283,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
         if tm.heartbeat_age_ms is not None and tm.heartbeat_age_ms > stale_ms:
             findings.append(
                 Finding(
-                    "TASKMANAGER_HEARTBEAT_STALE",
-                    "warning",
+                    FindingCode.TASKMANAGER_HEARTBEAT_STALE,
+                    Severity.WARNING,
                     f"TaskManager {tm.id} has not sent a heartbeat for {tm.heartbeat_age_ms / 1000:.1f}s",
                     f"last heartbeat {tm.heartbeat_age_ms} ms ago; stale after {stale_ms} ms; "
                     f"heartbeat.timeout is {jm.heartbeat_timeout_ms} ms",
@@ -264,8 +314,8 @@ def _taskmanager_findings(cluster: ClusterSpec, seen: ClusterObservation) -> lis
             continue  # it came back
         findings.append(
             Finding(
-                "TASKMANAGER_HEARTBEAT_TIMEOUT",
-                "info" if cluster_recovered else "error",
+                FindingCode.TASKMANAGER_HEARTBEAT_TIMEOUT,
+                Severity.INFO if cluster_recovered else Severity.ERROR,
                 f"The heartbeat of TaskManager {tm_id} timed out"
                 + (" earlier; the cluster has recovered since" if cluster_recovered else ""),
                 f"seen in the {where}",
@@ -298,8 +348,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
         if info is None and left_stopped(None, spec, view.remembered_stop):
             findings.append(
                 Finding(
-                    "JOB_STOPPED_BY_PERSON",
-                    "info",
+                    FindingCode.JOB_STOPPED_BY_PERSON,
+                    Severity.INFO,
                     f"Job {view.name} was stopped by a person; the JobManager has forgotten it since",
                     view.remembered_stop.describe(),
                     "A stop is a decision: the runbook does not resubmit it. To bring it back (from its savepoint "
@@ -313,8 +363,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
             slots_needed += spec.parallelism if spec else 1
             findings.append(
                 Finding(
-                    "JOB_MISSING",
-                    "error",
+                    FindingCode.JOB_MISSING,
+                    Severity.ERROR,
                     f"Job {view.name} is not known to the JobManager",
                     "GET /jobs/overview has no job of that name (the JobManager restarted, or it was never submitted)",
                     "Submit it from the latest checkpoint in its checkpoint directory (flink-runbook recover).",
@@ -325,8 +375,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
         if view.duplicate_ids:
             findings.append(
                 Finding(
-                    "DUPLICATE_JOB",
-                    "critical",
+                    FindingCode.DUPLICATE_JOB,
+                    Severity.CRITICAL,
                     f"{len(view.duplicate_ids)} live jobs are named {view.name}",
                     "job ids: " + ", ".join(view.duplicate_ids),
                     "Two copies write the same output. Cancel the copy that should not run (flink cancel <id>); "
@@ -341,8 +391,8 @@ def _job_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Findin
     if slots_needed and tms and seen.jobmanager.slots_available < slots_needed:
         findings.append(
             Finding(
-                "INSUFFICIENT_SLOTS",
-                "error",
+                FindingCode.INSUFFICIENT_SLOTS,
+                Severity.ERROR,
                 f"{slots_needed} task slot(s) are needed to place the jobs that are not running, "
                 f"{seen.jobmanager.slots_available} are free",
                 f"{len(tms)} TaskManager(s), {seen.jobmanager.slots_total} slots in all, "
@@ -367,8 +417,8 @@ def _one_job_findings(
     if info.state == JobState.FAILED:
         findings.append(
             Finding(
-                "JOB_FAILED",
-                "critical",
+                FindingCode.JOB_FAILED,
+                Severity.CRITICAL,
                 f"Job {info.name} has FAILED",
                 f"job {info.id}; root cause: {info.root_cause or 'unknown'}; {checkpoint_text}",
                 "Fix the cause (the other findings), then resubmit the job from its latest retained checkpoint "
@@ -381,8 +431,8 @@ def _one_job_findings(
             first = info.exceptions[-1]
             findings.append(
                 Finding(
-                    "RESTARTS_EXHAUSTED",
-                    "error",
+                    FindingCode.RESTARTS_EXHAUSTED,
+                    Severity.ERROR,
                     f"Job {info.name} used up its restart strategy",
                     f"{exhausted.restart_strategy_exhausted}; {info.failures} failure(s) recorded, "
                     f"the first: {first.message}",
@@ -394,8 +444,8 @@ def _one_job_findings(
     elif info.state == JobState.CANCELED and left_stopped(info, spec, remembered):
         findings.append(
             Finding(
-                "JOB_CANCELED",
-                "info",
+                FindingCode.JOB_CANCELED,
+                Severity.INFO,
                 f"Job {info.name} was cancelled",
                 f"job {info.id}; {checkpoint_text}",
                 "A cancel is a decision: the runbook does not resubmit it (set on_canceled: resubmit in the "
@@ -406,8 +456,8 @@ def _one_job_findings(
     elif left_stopped(info, spec, remembered):  # FINISHED by a stop-with-savepoint
         findings.append(
             Finding(
-                "JOB_STOPPED_WITH_SAVEPOINT",
-                "info",
+                FindingCode.JOB_STOPPED_WITH_SAVEPOINT,
+                Severity.INFO,
                 f"Job {info.name} was stopped with a savepoint",
                 f"job {info.id}; savepoint {info.checkpoints.latest_savepoint.external_path}",
                 "A stop is a decision: the runbook does not resubmit it. To bring it back from that savepoint: "
@@ -419,8 +469,8 @@ def _one_job_findings(
     elif info.state in (JobState.CANCELED, JobState.FINISHED, JobState.SUSPENDED):
         findings.append(
             Finding(
-                "JOB_NOT_RUNNING",
-                "error",
+                FindingCode.JOB_NOT_RUNNING,
+                Severity.ERROR,
                 f"Job {info.name} is {info.state}",
                 f"job {info.id}; {checkpoint_text}",
                 "If it was not stopped on purpose, resubmit it from its latest retained checkpoint.",
@@ -432,8 +482,8 @@ def _one_job_findings(
     ):
         findings.append(
             Finding(
-                "JOB_RESTARTING",
-                "error",
+                FindingCode.JOB_RESTARTING,
+                Severity.ERROR,
                 f"Job {info.name} is restarting"
                 + (
                     f" ({info.vertices_running} of {info.vertices_total} tasks running)"
@@ -449,8 +499,8 @@ def _one_job_findings(
     elif info.state != JobState.RUNNING:
         findings.append(
             Finding(
-                "JOB_STARTING",
-                "warning",
+                FindingCode.JOB_STARTING,
+                Severity.WARNING,
                 f"Job {info.name} is {info.state}",
                 f"job {info.id}",
                 "Wait a little and diagnose again.",
@@ -466,8 +516,8 @@ def _one_job_findings(
         if age_s > stall_s:
             findings.append(
                 Finding(
-                    "CHECKPOINTS_STALLED",
-                    "warning",
+                    FindingCode.CHECKPOINTS_STALLED,
+                    Severity.WARNING,
                     f"Job {info.name} has completed no checkpoint for {age_s:.0f}s",
                     f"interval {info.checkpoints.interval_ms} ms; {info.checkpoints.failed} failed; {checkpoint_text}",
                     "A recovery now would replay everything since the last checkpoint. Check backpressure, "
@@ -483,25 +533,25 @@ def container_event_finding(role: str, name: str, event: DockerEvent) -> Finding
     fault watcher acts on within a second (a later look classifies the container's state as above); None for
     an event that is no fault (start, unpause, connect, a healthy healthcheck)."""
     subject = f"{role} container {name}"
-    severity = "critical" if role == "jobmanager" else "error"
+    severity = Severity.CRITICAL if role == "jobmanager" else Severity.ERROR
     evidence = f"Docker event {event.kind} {event.action} at {event.at:.3f}"
     logs = f"read `docker logs {name}` for why"
     if event.kind == "network":
         if event.action != "disconnect":
             return None
-        code, summary = "CONTAINER_DISCONNECTED", f"{subject} was disconnected from network {event.network}"
+        code, summary = FindingCode.CONTAINER_DISCONNECTED, f"{subject} was disconnected from network {event.network}"
         action = f"`docker network connect {event.network} {name}`; a restart alone does not attach it again."
     elif event.action == "pause":
-        code, summary = "CONTAINER_PAUSED", f"{subject} was paused (frozen)"
+        code, summary = FindingCode.CONTAINER_PAUSED, f"{subject} was paused (frozen)"
         action = f"The container is frozen (docker pause): `docker unpause {name}` or restart it."
     elif event.action == "oom":
-        code, summary = "CONTAINER_OOM_KILLED", f"{subject}: the kernel OOM-killed a process in it"
+        code, summary = FindingCode.CONTAINER_OOM_KILLED, f"{subject}: the kernel OOM-killed a process in it"
         action = "Raise the container memory limit above Flink's process memory (taskmanager.memory.process.size)."
     elif event.action == "die":
-        code, summary = "CONTAINER_EXITED", f"{subject} exited with code {event.exit_code}"
+        code, summary = FindingCode.CONTAINER_EXITED, f"{subject} exited with code {event.exit_code}"
         action = f"Start or restart it unless its restart policy does: `docker restart {name}`; {logs}."
     elif event.action.startswith("health_status") and event.action.endswith("unhealthy"):
-        code, summary = "CONTAINER_UNHEALTHY", f"{subject} turned unhealthy (its Docker healthcheck)"
+        code, summary = FindingCode.CONTAINER_UNHEALTHY, f"{subject} turned unhealthy (its Docker healthcheck)"
         action = f"Its healthcheck fails: {logs}; restart it if it does not recover."
     else:
         return None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.findings import Severity
 
 SEVERITY_MARK = {"critical": "CRITICAL", "error": "ERROR", "warning": "warning", "info": "info"}
 
@@ -38,7 +39,7 @@ def diagnosis_report(cluster: ClusterSpec, diagnosis: Diagnosis) -> str:
     out.append("")
 
     out += ["## Problem", ""]
-    serious = [f for f in diagnosis.findings if f.severity in ("critical", "error")]
+    serious = [f for f in diagnosis.findings if Severity(f.severity).unhealthy]
     if not serious:
         out.append("No problem found: every container runs, the TaskManagers are registered and the jobs run.")
     for finding in serious:
@@ -119,7 +120,7 @@ def diagnosis_report(cluster: ClusterSpec, diagnosis: Diagnosis) -> str:
     out.append("")
 
     out += ["## What to do", ""]
-    actions = list(dict.fromkeys(f.action for f in diagnosis.findings if f.severity != "info"))
+    actions = list(dict.fromkeys(f.action for f in diagnosis.findings if f.severity != Severity.INFO))
     out += [f"{i}. {a}" for i, a in enumerate(actions, 1)] or ["Nothing."]
     out.append("")
 

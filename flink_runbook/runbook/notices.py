@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flink_runbook.redaction import redact_urls
 from flink_runbook.runbook.diagnosis import Diagnosis
+from flink_runbook.runbook.findings import Severity
 from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus
 from flink_runbook.runbook.plan import RecoveryPlan
 
@@ -59,7 +60,7 @@ def recovery_started_notice(cluster: str, diagnosis: Diagnosis, plan: RecoveryPl
 
 def recovery_outcome_notice(result: RecoveryResult) -> Notice | None:
     """recovered (with the MTTR) or recovery_failed (failed or refused); None for a run that did nothing."""
-    codes = ", ".join(f["code"] for f in result.findings_before if f["severity"] in ("error", "critical")) or "none"
+    codes = ", ".join(f["code"] for f in result.findings_before if Severity(f["severity"]).unhealthy) or "none"
     jobs = [f"Job {j.name}: {j.old_id or '-'} -> {j.new_id or '-'}, restored from {j.restored_from or 'nothing'}"
             for j in result.jobs]  # fmt: skip
     if result.status == RecoveryStatus.RECOVERED:

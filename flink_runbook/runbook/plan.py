@@ -29,7 +29,7 @@ from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.attribution import attribute_taskmanagers, restarting_taskmanagers
 from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.findings import held_stopped_taskmanagers
+from flink_runbook.runbook.findings import FindingCode, held_stopped_taskmanagers
 from flink_runbook.runbook.observe import RestProblem
 from flink_runbook.runbook.person_stops import left_stopped, released_savepoint
 from flink_runbook.runbook.restore_point import RestorePoint, RetainedCheckpoint, choose_restore_point
@@ -46,6 +46,16 @@ def recovery_job_id(cluster: str, job: str, replaces: str | None) -> str:
     """The id a resubmission runs under: the same for every attempt of the same recovery (Flink refuses a
     second job of one id), another for the next failure (the job it replaces is another)."""
     return uuid.uuid5(JOB_ID_NAMESPACE, f"{cluster}/{job}/{replaces or 'unknown'}").hex
+
+
+# The findings a step answers, most telling first (the step's `finding` in the report).
+TASKMANAGER_SHORTAGES = (
+    FindingCode.NO_TASKMANAGERS,
+    FindingCode.TASKMANAGERS_MISSING,
+    FindingCode.TASKMANAGER_RESTARTING,
+    FindingCode.INSUFFICIENT_SLOTS,
+)
+JOB_DOWN = (FindingCode.JOB_FAILED, FindingCode.JOB_MISSING, FindingCode.JOB_NOT_RUNNING, FindingCode.JOB_RESTARTING)
 
 
 class Action(StrEnum):
@@ -128,9 +138,7 @@ def _wait_for_taskmanagers(
         Action.WAIT_FOR_TASKMANAGERS,
         f"{cluster.expected_taskmanagers} TaskManager(s)",
         reason,
-        finding=_finding_code(
-            diagnosis, "NO_TASKMANAGERS", "TASKMANAGERS_MISSING", "TASKMANAGER_RESTARTING", "INSUFFICIENT_SLOTS"
-        ),
+        finding=_finding_code(diagnosis, *TASKMANAGER_SHORTAGES),
         taskmanagers=cluster.expected_taskmanagers,
         free_slots=free_slots,
         lost_taskmanager_ids=lost_ids,
@@ -178,7 +186,7 @@ def plan_recovery(
                 "cut off the network it was created on ("
                 + ", ".join(f"{c.name}: {c.detached_from}" for c in detached)
                 + "): reconnected, since a restart would not attach it again",
-                finding="CONTAINER_DISCONNECTED",
+                finding=FindingCode.CONTAINER_DISCONNECTED,
                 containers=tuple(c.name for c in detached),
             )
         )
@@ -190,7 +198,7 @@ def plan_recovery(
                 Action.UNPAUSE_CONTAINERS,
                 ", ".join(c.name for c in paused),
                 "paused (frozen), not crashed: unpaused, and restarted only if it does not come back",
-                finding="CONTAINER_NOT_RUNNING",
+                finding=FindingCode.CONTAINER_NOT_RUNNING,
                 containers=tuple(c.name for c in paused),
             )
         )
@@ -200,7 +208,7 @@ def plan_recovery(
                 Action.START_JOBMANAGER,
                 ", ".join(c.name for c in stopped_jm),
                 "JobManager container is " + ", ".join(f"{c.name} {c.state}" for c in stopped_jm),
-                finding="CONTAINER_NOT_RUNNING",
+                finding=FindingCode.CONTAINER_NOT_RUNNING,
                 containers=tuple(c.name for c in stopped_jm),
                 starts_stopped=tuple(c.name for c in stopped_jm if c.state != "paused"),
             )
@@ -258,11 +266,11 @@ def plan_recovery(
                 "; ".join(reason for _, reason in to_restart),
                 finding=_finding_code(
                     diagnosis,
-                    "TASKMANAGER_HEARTBEAT_TIMEOUT",
-                    "NO_TASKMANAGERS",
-                    "CONTAINER_NOT_RUNNING",
-                    "TASKMANAGERS_MISSING",
-                    "CONTAINER_OOM_KILLED",
+                    FindingCode.TASKMANAGER_HEARTBEAT_TIMEOUT,
+                    FindingCode.NO_TASKMANAGERS,
+                    FindingCode.CONTAINER_NOT_RUNNING,
+                    FindingCode.TASKMANAGERS_MISSING,
+                    FindingCode.CONTAINER_OOM_KILLED,
                 ),
                 containers=tuple(c.name for c, _ in to_restart),
             )
@@ -324,7 +332,7 @@ def plan_recovery(
                 Action.RESUBMIT_JOB,
                 view.name,
                 reason,
-                finding=_finding_code(diagnosis, "JOB_FAILED", "JOB_MISSING", "JOB_NOT_RUNNING", "JOB_RESTARTING"),
+                finding=_finding_code(diagnosis, *JOB_DOWN),
                 restore_point=point,
                 old_job_id=info.id if info else None,
                 exceptions_since_ms=0,

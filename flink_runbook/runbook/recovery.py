@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from flink_runbook.inventory import ClusterSpec, JobSpec
+from flink_runbook.inventory import ApprovalPolicy, ClusterSpec, JobSpec
 from flink_runbook.runbook.approval import ApprovalDecision, needs_approval, not_approved_refusal, risky_steps
 from flink_runbook.runbook.diagnosis import Diagnosis
 from flink_runbook.runbook.guard import Escalation
@@ -156,7 +156,7 @@ class _Recovery:
     def gate(self, plan: RecoveryPlan, diagnosis: Diagnosis) -> RecoveryPlan:
         """The plan as the approval gate lets it run: unchanged, planned again after a wait, or refused. A
         human's no (or no answer) escalates the cluster: the monitor does not ask again every tick."""
-        if self.cluster.approval == "never" or not plan.actions:  # nothing to ask: no record read either
+        if self.cluster.approval == ApprovalPolicy.NEVER or not plan.actions:  # nothing to ask: no record read either
             return plan
         escalation = self.records.escalation()
         escalated = escalation.reason if escalation else None

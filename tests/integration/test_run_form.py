@@ -17,11 +17,11 @@ from prefect.client.orchestration import get_client
 
 from flink_runbook.demo.screenshots import BrowserError, HeadlessChromium
 from flink_runbook.deployments.local_server import LocalPrefectServer
-from flink_runbook.flows.parameters import ApprovalMode
+from flink_runbook.flows.parameters import ApprovalModeParameter
 from flink_runbook.flows.recover import recover_flow
 
 pytestmark = pytest.mark.integration
-APPROVAL_MODES = list(typing.get_args(ApprovalMode))
+APPROVAL_MODES = list(typing.get_args(ApprovalModeParameter))
 DESCRIBED = ["cluster", "config", "dry_run", "guarded", "all_clusters", "approval_mode"]
 
 

@@ -306,3 +306,13 @@ def test_the_run_outcome_names_what_was_not_done():
 def test_the_core_driver_is_the_only_recovery_path_of_the_flow():
     flow_source = (Path(__file__).parents[2] / "flows" / "recover.py").read_text()
     assert "recover_cluster(" in flow_source and len(flow_source.splitlines()) <= 40
+
+
+def test_the_run_forms_approval_modes_are_the_cores():
+    import typing
+
+    from flink_runbook.flows.parameters import ApprovalModeParameter
+    from flink_runbook.runbook.approval import ApprovalMode
+
+    assert set(typing.get_args(ApprovalModeParameter)) == {mode.value for mode in ApprovalMode}
+    assert [m for m in ApprovalMode if m.from_a_terminal] == [ApprovalMode.YES, ApprovalMode.PROMPT]

@@ -275,7 +275,7 @@ DEPLOYMENT = "5b0c3a1e-2f6d-4c8e-9a7b-1d2e3f4a5b6c"
 
 
 def test_a_deployments_run_cannot_say_yes_for_a_human():
-    from flink_runbook.flows.approval import approval_mode_problem
+    from flink_runbook.runbook.approval import approval_mode_problem
 
     for mode in ("yes", "prompt"):  # a custom run in the UI, the API, a trigger: no person at a terminal
         problem = approval_mode_problem(mode, DEPLOYMENT)
