@@ -26,7 +26,7 @@ scale-up: bootstrap
 	$(PY) -m flink_runbook.deployments.scale_up --workers $(WORKERS) $(ARGS)
 
 demo-down: bootstrap
-	$(PY) -m flink_runbook.cli stack down
+	$(PY) -m flink_runbook.demo stack down
 
 ## The whole test suite, integration tests on Flink 1.20 and 2.2 included, on TEST_WORKERS pytest-xdist
 ## workers (the tests mostly wait on Flink and Prefect, so they overlap well on two cores). --dist loadgroup:

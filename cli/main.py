@@ -18,11 +18,6 @@ import docker.errors
 from flink_runbook.audit.compose_file import ComposeFileError
 from flink_runbook.audit.fixes import UnsafeFix
 from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lines
-from flink_runbook.demo import faults
-from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import JobBuildError, start_demo_job
-from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
-from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
@@ -33,64 +28,10 @@ from flink_runbook.runbook.host_state import StateDirError, check_state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-FAULTS = {
-    "freeze-taskmanager": ("taskmanager", faults.freeze),
-    "thaw-taskmanager": ("taskmanager", faults.thaw),
-    "kill-taskmanager": ("taskmanager", faults.kill),
-    "stop-taskmanager": ("taskmanager", faults.stop),
-    "oom-taskmanager": ("taskmanager", faults.exhaust_memory),
-    "stop-jobmanager": ("jobmanager", faults.stop),
-}
 
 
 class UsageError(Exception):
     pass
-
-
-def _stack_settings(args: argparse.Namespace) -> StackSettings:
-    return StackSettings(
-        data_dir=Path(args.data_dir),
-        project=args.project,
-        flink_version=resolve_flink_version(args.flink_version),
-        rest_port=args.rest_port,
-        image=args.image,
-    )
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
-    return port
-
-
-def stack_up(args: argparse.Namespace) -> int:
-    stack = DemoStack(_stack_settings(args))
-    print(f"Starting demo stack '{stack.settings.project}' (Flink {stack.settings.flink_version}) ...", flush=True)
-    stack.up()
-    if not args.no_job:
-        print(f"Demo job realtime-cdc-demo RUNNING as {start_demo_job(stack)}")
-    print(f"Flink REST / web UI: {stack.settings.rest_url}")
-    print(f"CSV output:          {stack.output_dir}")
-    print(f"Checkpoints:         {stack.checkpoint_dir}")
-    return EXIT_OK
-
-
-def stack_down(args: argparse.Namespace) -> int:
-    DemoStack(_stack_settings(args)).down()
-    print(f"Demo stack '{args.project}' removed")
-    return EXIT_OK
-
-
-def stack_fault(args: argparse.Namespace) -> int:
-    service, inject = FAULTS[args.fault]
-    container = DemoStack(_stack_settings(args)).container(service)
-    inject(container)
-    print(f"{args.fault}: done on container {container.name}")
-    return EXIT_OK
 
 
 def say_inventory_warnings(args: argparse.Namespace) -> None:
@@ -342,32 +283,23 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--job", required=True, help="the job's name in the inventory")
     release.set_defaults(run=stopped_release)
 
+    commands.add_parser(
+        "serve", add_help=False, help="serve every deployment with the fault watcher (options: serve --help)"
+    )
     audit_cmd = inventory_command(
         "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"
     )
     audit_cmd.add_argument("--fix", action="store_true", help="apply the safe fixes (backup first), then audit again")
 
-    stack = commands.add_parser("stack", help="the demo realtime-pipeline stack (Docker)")
-    stack_commands = stack.add_subparsers(dest="stack_command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", default=os.environ.get("STACK_PROJECT", "realtime-pipeline"))
-    common.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2; env FLINK_VERSION")
-    common.add_argument("--rest-port", type=_port, default=_port(os.environ.get("FLINK_REST_PORT", "8081")))
-    common.add_argument("--data-dir", default=os.environ.get("STACK_DATA_DIR", str(REPO_ROOT / "stack" / "data")))
-    common.add_argument("--image", default=os.environ.get("FLINK_IMAGE"), help="use this image instead of building")
-
-    up = stack_commands.add_parser("up", parents=[common], help="build, start, submit the demo job")
-    up.add_argument("--no-job", action="store_true", help="do not submit the demo job")
-    up.set_defaults(run=stack_up)
-    down = stack_commands.add_parser("down", parents=[common], help="remove the stack's containers")
-    down.set_defaults(run=stack_down)
-    fault = stack_commands.add_parser("fault", parents=[common], help="inject a failure")
-    fault.add_argument("fault", choices=sorted(FAULTS))
-    fault.set_defaults(run=stack_fault)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the serving process has its own options (flink-runbook serve --help)
+        from flink_runbook.deployments.serve import main as serve
+
+        return serve(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -379,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (
         UsageError,
-        UnsupportedFlinkVersion,
         StateDirError,
         ConfigFileError,
         ComposeFileError,
@@ -387,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (StackError, ImageBuildError, JobBuildError, FlinkRestError, WaitTimeout, UnsafeFix) as exc:
+    except (FlinkRestError, WaitTimeout, UnsafeFix) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except docker.errors.DockerException as exc:

@@ -200,6 +200,11 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["stack"]:  # the demo stack by hand: up, down, fault
+        from flink_runbook.demo.stack_commands import main as stack_main
+
+        return stack_main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
     if args.interval < 5:

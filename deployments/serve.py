@@ -43,7 +43,7 @@ STOP_DEADLINE_S = 15  # a stop that hangs (the server already gone) must not kee
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m flink_runbook.deployments.serve", description=__doc__.split("\n\n")[0]
+        prog="flink-runbook serve", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--config", type=Path, default=REPO / "stack" / "inventory.yaml", help="inventory YAML file")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between monitor ticks (default 30)")
