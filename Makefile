@@ -17,13 +17,13 @@ demo: bootstrap
 
 ## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
 serve: bootstrap
-	$(PY) -m flink_runbook.deployments.serve $(ARGS)
+	$(PY) -m flink_runbook.serving.serve $(ARGS)
 
 ## The scaled shape on this machine: PostgreSQL + a Prefect server on it + WORKERS process workers,
 ## deployed from prefect.yaml (UI http://127.0.0.1:4300). ARGS="--config my-inventory.yaml --interval 30".
 WORKERS ?= 2
 scale-up: bootstrap
-	$(PY) -m flink_runbook.deployments.scale_up --workers $(WORKERS) $(ARGS)
+	$(PY) -m flink_runbook.infrastructure.scale_up --workers $(WORKERS) $(ARGS)
 
 demo-down: bootstrap
 	$(PY) -m flink_runbook.demo stack down

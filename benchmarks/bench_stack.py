@@ -12,7 +12,7 @@ import yaml
 from flink_runbook.demo.job import build_demo_job_jar, submit_demo_job
 from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory
 from flink_runbook.demo.versions import resolve_flink_version
-from flink_runbook.deployments.local_server import TELEMETRY_OFF, LocalPrefectServer, start_local_server
+from flink_runbook.infrastructure.local_server import TELEMETRY_OFF, LocalPrefectServer, start_local_server
 
 
 def bench_stack(

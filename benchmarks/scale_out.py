@@ -32,10 +32,10 @@ from flink_runbook.demo.drill import recover_runs, running_recovery  # noqa: E40
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, sink_integrity, submit_demo_job  # noqa: E402
 from flink_runbook.demo.stack import DemoStack, StackSettings, drill_inventory  # noqa: E402
 from flink_runbook.demo.versions import resolve_flink_version  # noqa: E402
-from flink_runbook.deployments.local_server import TELEMETRY_OFF  # noqa: E402
-from flink_runbook.deployments.processes import parent_pid  # noqa: E402
-from flink_runbook.deployments.scale_up import scale_up  # noqa: E402
+from flink_runbook.infrastructure.local_server import TELEMETRY_OFF  # noqa: E402
+from flink_runbook.infrastructure.scale_up import scale_up  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
+from flink_runbook.serving.processes import parent_pid  # noqa: E402
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/served.py [--runs 5] [--interval 10] [--idle-minutes 60] [--flink-version 1.20]
 
 A stack of its own (own project, port, data dir), a local Prefect server of
-its own, `python -m flink_runbook.deployments.serve`. Then --runs drills (freeze the
+its own, `python -m flink_runbook.serving.serve`. Then --runs drills (freeze the
 TaskManager, touch nothing else; the monitor detects, the trigger recovers),
 then --idle-minutes of monitor ticks every 30 s on the healthy stack, sampling
 CPU time and RSS of the serving process (its finished run subprocesses

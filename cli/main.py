@@ -23,8 +23,8 @@ from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
 from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
-from flink_runbook.runbook.approval import ApprovalMode
-from flink_runbook.runbook.host_state import StateDirError, check_state_dir
+from flink_runbook.runbook.deciding.approval import ApprovalMode
+from flink_runbook.runbook.keeping.host_state import StateDirError, check_state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -138,7 +138,7 @@ def monitor_reset(args: argparse.Namespace) -> int:
 
 def stopped_list(args: argparse.Namespace) -> int:
     """The jobs people stopped on purpose that the runbook leaves alone, per cluster (from the state dir)."""
-    from flink_runbook.runbook.person_stops import read_stops
+    from flink_runbook.runbook.keeping.person_stops import read_stops
 
     for cluster in load_inventory(args.config).select(args.cluster):
         try:
@@ -157,7 +157,7 @@ def stopped_release(args: argparse.Namespace) -> int:
     (cluster,) = load_inventory(args.config).select(args.cluster)
     if args.job not in cluster.jobs_by_name:
         raise UsageError(f"{args.config}: cluster {cluster.name} has no job named {args.job!r}")
-    from flink_runbook.runbook.person_stops import release_stop
+    from flink_runbook.runbook.keeping.person_stops import release_stop
 
     try:
         released = release_stop(cluster.state_dir, cluster.name, args.job, by=os.environ.get("USER") or "the CLI")
@@ -179,7 +179,7 @@ def monitor_health(args: argparse.Namespace) -> int:
         raise UsageError("monitor health asks the Prefect server the monitor runs on: set PREFECT_API_URL")
     from prefect.exceptions import ObjectNotFound
 
-    from flink_runbook.deployments.watchdog import read_monitor_health
+    from flink_runbook.serving.watchdog import read_monitor_health
 
     try:
         health = read_monitor_health(args.deployment, args.stalled_after)
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # the serving process has its own options (flink-runbook serve --help)
-        from flink_runbook.deployments.serve import main as serve
+        from flink_runbook.serving.serve import main as serve
 
         return serve(argv[1:])
     parser = build_parser()

@@ -12,8 +12,8 @@ import sys
 import time
 
 from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.fleet_check import check_fleet
-from flink_runbook.runbook.status import ClusterStatus, cluster_status, status_lines
+from flink_runbook.runbook.observing.fleet_check import check_fleet
+from flink_runbook.runbook.reporting.status import ClusterStatus, cluster_status, status_lines
 
 CLEAR_SCREEN = "\033[H\033[2J"
 

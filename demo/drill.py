@@ -25,12 +25,12 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFi
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
-from flink_runbook.deployments.local_server import TELEMETRY_OFF
-from flink_runbook.deployments.processes import die_with_parent, flow_run_processes
+from flink_runbook.infrastructure.local_server import TELEMETRY_OFF
 from flink_runbook.polling import wait_until
 from flink_runbook.records.flow_runs import RECOVER_FLOW_NAME, flow_runs
-from flink_runbook.runbook.events import cluster_resource_id
-from flink_runbook.runbook.guard import recovers_cluster
+from flink_runbook.runbook.deciding.guard import recovers_cluster
+from flink_runbook.runbook.reporting.events import cluster_resource_id
+from flink_runbook.serving.processes import die_with_parent, flow_run_processes
 
 REPO = Path(__file__).resolve().parent.parent
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -42,7 +42,7 @@ class ServeExited(RuntimeError):
 
 @dataclass
 class ServedDeployments:
-    """`python -m flink_runbook.deployments.serve` as a child process: against a given Prefect API, or
+    """`python -m flink_runbook.serving.serve` as a child process: against a given Prefect API, or
     (api_url None) its own local server in `prefect_home` on `port`. It dies with the process that started it."""
 
     process: subprocess.Popen
@@ -64,7 +64,7 @@ class ServedDeployments:
         env.pop("PREFECT_API_URL", None)
         if api_url:
             env["PREFECT_API_URL"] = api_url
-        command = [sys.executable, "-m", "flink_runbook.deployments.serve", "--config", str(config)]
+        command = [sys.executable, "-m", "flink_runbook.serving.serve", "--config", str(config)]
         command += ["--interval", str(interval_s), "--limit", str(limit)]
         command += ["--prefect-home", str(prefect_home)] if prefect_home else []
         command += ["--port", str(port)] if port else []

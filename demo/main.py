@@ -29,17 +29,17 @@ from flink_runbook.demo.image import ImageBuildError
 from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
-from flink_runbook.deployments.local_server import (
+from flink_runbook.infrastructure.local_server import (
     TELEMETRY_OFF,
     PrefectServerError,
     server_is_up,
     start_local_server,
     stop_orphaned_server,
 )
-from flink_runbook.deployments.processes import command_line, is_alive, is_orphan
-from flink_runbook.deployments.serve import STOP_DEADLINE_S, serving_pid
 from flink_runbook.inventory import InventoryError, load_inventory
 from flink_runbook.polling import WaitTimeout
+from flink_runbook.serving.processes import command_line, is_alive, is_orphan
+from flink_runbook.serving.serve import STOP_DEADLINE_S, serving_pid
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 OWNER_FILE = "demo.pid"  # in the data dir: which demo runs its stack

@@ -23,7 +23,7 @@ from flink_runbook.flows.audit import audit_flow
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.flows.monitor import monitor_flow
 from flink_runbook.flows.recover import recover_flow
-from flink_runbook.runbook.events import RECOVERY_LABEL, RESOURCE_PREFIX, UNHEALTHY_EVENT
+from flink_runbook.runbook.reporting.events import RECOVERY_LABEL, RESOURCE_PREFIX, UNHEALTHY_EVENT
 
 RECOVER_TRIGGER_NAME = "flink-runbook: recover an unhealthy cluster"
 AUDIT_CRON = "0 6 * * *"  # daily, UTC

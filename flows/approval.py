@@ -20,10 +20,15 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Running
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.approval import ApprovalDecision, ApprovalMode, approval_mode_problem, approval_request
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.notices import approval_needed_notice
-from flink_runbook.runbook.plan import RecoveryPlan
+from flink_runbook.runbook.deciding.approval import (
+    ApprovalDecision,
+    ApprovalMode,
+    approval_mode_problem,
+    approval_request,
+)
+from flink_runbook.runbook.deciding.plan import RecoveryPlan
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.reporting.notices import approval_needed_notice
 from flink_runbook.tasks.notify_steps import notify_operators, run_url
 
 POLL_S = 2  # how soon an answer in the UI is seen

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.observe import Depth
+from flink_runbook.runbook.observing.observe import Depth
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster, write_incident_report
 
 

@@ -1,6 +1,6 @@
 """One recovery per cluster at a time: a host-level lock and a Prefect global concurrency limit.
 
-The host lock (flink_runbook.runbook.host_lock) holds whichever Prefect server a run talks to (a CLI
+The host lock (flink_runbook.runbook.keeping.host_lock) holds whichever Prefect server a run talks to (a CLI
 with its own temporary server, another PREFECT_HOME, a worker); the Prefect limit makes the wait
 visible in the UI and spans hosts that share the server.
 """
@@ -18,9 +18,9 @@ from prefect.runtime import flow_run
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.records.slots import LOCK_LEASE_S, ensure_recovery_lock
-from flink_runbook.runbook.host_lock import cluster_lock
-from flink_runbook.runbook.host_state import check_state_dir
-from flink_runbook.runbook.recovery import RecoveryTurn
+from flink_runbook.runbook.deciding.recovery import RecoveryTurn
+from flink_runbook.runbook.keeping.host_lock import cluster_lock
+from flink_runbook.runbook.keeping.host_state import check_state_dir
 
 # Taking a free Prefect slot is one API call; longer means another recovery held it (on another host).
 FREE_SLOT_S = 2.0

@@ -20,9 +20,9 @@ from prefect.utilities.annotations import quote
 
 from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec, load_inventory
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.guard import GuardAction, GuardDecision, decide_recovery
-from flink_runbook.runbook.notices import escalated_notice, unhealthy_notice
+from flink_runbook.runbook.deciding.guard import GuardAction, GuardDecision, decide_recovery
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.reporting.notices import escalated_notice, unhealthy_notice
 from flink_runbook.tasks.monitor_steps import (
     check_clusters,
     emit_cluster_events,

@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-# The values of flink_runbook.runbook.approval.ApprovalMode, as Prefect's schema needs them: a Literal
+# The values of flink_runbook.runbook.deciding.approval.ApprovalMode, as Prefect's schema needs them: a Literal
 # (tests/unit/test_recovery_driver.py holds the two together).
 ApprovalModeParameter = Literal["pause", "refuse", "yes", "prompt"]

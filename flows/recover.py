@@ -1,5 +1,5 @@
 """recover: restart the TaskManagers, resubmit jobs from their last retained checkpoint, verify. The runbook's
-order is the core driver's (flink_runbook.runbook.recovery); Prefect gives its two ports (tasks/recover_ports.py)."""
+order is the core driver's (runbook/deciding/recovery.py); Prefect gives its two ports (tasks/recover_ports.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from prefect.states import State
 from flink_runbook.flows.approval import check_approval_mode
 from flink_runbook.flows.parameters import ApprovalModeParameter
 from flink_runbook.inventory import load_inventory
+from flink_runbook.runbook.deciding.recovery import recover_cluster
 from flink_runbook.runbook.model import RecoveryResult
-from flink_runbook.runbook.recovery import recover_cluster
 from flink_runbook.tasks.recover_ports import PrefectCluster, PrefectRecords, run_state
 
 

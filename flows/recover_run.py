@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flink_runbook.flows.recover import recover_flow
+from flink_runbook.runbook.deciding.verdict import RecoveryNotDone
 from flink_runbook.runbook.model import RecoveryResult
-from flink_runbook.runbook.verdict import RecoveryNotDone
 
 
 def run_recover(

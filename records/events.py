@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from prefect.events import emit_event
 
-from flink_runbook.runbook.events import ClusterEvent
+from flink_runbook.runbook.reporting.events import ClusterEvent
 
 
 def post(events: Iterable[ClusterEvent]) -> list[str]:

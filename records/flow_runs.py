@@ -28,7 +28,7 @@ from prefect.states import Cancelled, Crashed
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.records.paging import every_page
-from flink_runbook.runbook.guard import RecoveryRun, recovers_cluster
+from flink_runbook.runbook.deciding.guard import RecoveryRun, recovers_cluster
 
 RECOVER_FLOW_NAME = "recover"
 MONITOR_FLOW_NAME = "monitor"

@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 from prefect.variables import Variable
 
 from flink_runbook.records.paging import every_page
-from flink_runbook.runbook.guard import Escalation
+from flink_runbook.runbook.deciding.guard import Escalation
 
 ESCALATION_PREFIX = "flink-escalation-"
 INCIDENTS_PREFIX = "flink-incidents-"

@@ -7,10 +7,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.fleet_check import observe_and_diagnose
-from flink_runbook.runbook.incident_report import diagnosis_report
-from flink_runbook.runbook.observe import Depth
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.observing.fleet_check import observe_and_diagnose
+from flink_runbook.runbook.observing.observe import Depth
+from flink_runbook.runbook.reporting.incident_report import diagnosis_report
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.options import READ_ONLY
 

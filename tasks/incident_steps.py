@@ -11,7 +11,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flink_runbook.records.variables import cluster_incidents, store_incidents
-from flink_runbook.runbook.incidents import incident_row, with_incident
+from flink_runbook.runbook.keeping.incidents import incident_row, with_incident
 from flink_runbook.runbook.model import RecoveryResult
 
 

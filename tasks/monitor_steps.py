@@ -15,18 +15,24 @@ from prefect.cache_policies import NO_CACHE
 
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.records import events, flow_runs, variables
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.events import RESUMED_EVENT, ClusterEvent, cluster_event, cluster_resource, escalation_events
-from flink_runbook.runbook.fleet_check import ClusterCheck, check_fleet
-from flink_runbook.runbook.guard import Escalation, GuardDecision, RecoveryRun, dead_runs, decide_recovery
-from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
+from flink_runbook.runbook.deciding.guard import Escalation, GuardDecision, RecoveryRun, dead_runs, decide_recovery
+from flink_runbook.runbook.keeping.host_lock import is_held, lock_file, read_holder
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.observing.fleet_check import ClusterCheck, check_fleet
+from flink_runbook.runbook.reporting.events import (
+    RESUMED_EVENT,
+    ClusterEvent,
+    cluster_event,
+    cluster_resource,
+    escalation_events,
+)
 from flink_runbook.tasks.clients import secret_value
 from flink_runbook.tasks.options import READ_ONLY
 
 
 @task(name="check the clusters", task_run_name="check {n_clusters} cluster(s)", cache_policy=NO_CACHE)
 def check_clusters(clusters: list[ClusterSpec], n_clusters: int) -> list[ClusterCheck]:
-    """The runbook's cheap checks of every cluster at once (flink_runbook.runbook.fleet_check): a bounded
+    """The runbook's cheap checks of every cluster at once (flink_runbook.runbook.observing.fleet_check): a bounded
     pool, one look per Docker engine, a deadline per cluster. One task run per tick, whatever the fleet."""
     checks = check_fleet(clusters, secret=secret_value)
     logger = get_run_logger()

@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_UI_URL
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.notices import Notice
+from flink_runbook.runbook.reporting.notices import Notice
 
 
 def run_url() -> str | None:

@@ -1,4 +1,4 @@
-"""The recovery driver's two ports (flink_runbook.runbook.recovery) as Prefect gives them: every step a
+"""The recovery driver's two ports (flink_runbook.runbook.deciding.recovery) as Prefect gives them: every step a
 task of the run, what is kept in Prefect's records, what is said in the run's log and artifacts."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from flink_runbook.flows.approval import ask_for_approval
 from flink_runbook.flows.locking import one_recovery_at_a_time
 from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.approval import ApprovalDecision
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.guard import NOTHING_DONE, Escalation
+from flink_runbook.runbook.deciding.approval import ApprovalDecision
+from flink_runbook.runbook.deciding.guard import NOTHING_DONE, Escalation
+from flink_runbook.runbook.deciding.plan import Action, PlannedAction, RecoveryPlan
+from flink_runbook.runbook.deciding.recovery import RecoveryTurn, run_outcome
+from flink_runbook.runbook.deciding.verdict import RecoveryNotDone
 from flink_runbook.runbook.model import Progress, RecoveryResult, Resubmitted
-from flink_runbook.runbook.notices import Notice
-from flink_runbook.runbook.observe import Depth
-from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
-from flink_runbook.runbook.recovery import RecoveryTurn, run_outcome
-from flink_runbook.runbook.verdict import RecoveryNotDone
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.observing.observe import Depth
+from flink_runbook.runbook.reporting.notices import Notice
 from flink_runbook.tasks import recover_steps
 from flink_runbook.tasks.diagnose_steps import diagnose_cluster
 from flink_runbook.tasks.monitor_steps import read_escalations, store_escalation

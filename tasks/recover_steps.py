@@ -1,6 +1,6 @@
 """The runbook's fix as Prefect tasks: plan, restart, wait, resubmit, verify, report.
 
-Each task wraps one step of the core executor (flink_runbook.runbook.execute)
+Each task wraps one step of the core executor (flink_runbook.runbook.acting.execute)
 and returns the progress as plain data. Steps that change the cluster are not
 retried by Prefect: each one checks the world first (a job already running is
 not submitted again), and a second `recover` run finishes what a failed one left.
@@ -19,16 +19,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook import execute
-from flink_runbook.runbook.diagnosis import Diagnosis
-from flink_runbook.runbook.guard import GuardAction
-from flink_runbook.runbook.lineage import read_lineage
+from flink_runbook.runbook.acting import execute
+from flink_runbook.runbook.deciding.guard import GuardAction
+from flink_runbook.runbook.deciding.plan import PlannedAction, RecoveryPlan, plan_recovery
+from flink_runbook.runbook.deciding.restore_point import list_retained_checkpoints
+from flink_runbook.runbook.deciding.verdict import verdict
+from flink_runbook.runbook.keeping.lineage import read_lineage
 from flink_runbook.runbook.model import Check, Progress, RecoveryResult, Resubmitted, StepStatus
-from flink_runbook.runbook.plan import PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.recovery_report import recovery_report
-from flink_runbook.runbook.restore_point import list_retained_checkpoints
-from flink_runbook.runbook.timeline_chart import svg_data_uri, timeline_svg
-from flink_runbook.runbook.verdict import verdict
+from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.reporting.recovery_report import recovery_report
+from flink_runbook.runbook.reporting.timeline_chart import svg_data_uri, timeline_svg
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.incident_steps import record_incident
 from flink_runbook.tasks.monitor_steps import guard_decision_now

@@ -4,7 +4,7 @@
 unhealthy or is cut off its network, within milliseconds; the scheduled
 monitor would see the same only at its next tick. This module turns the raw
 event dicts into `DockerEvent`s; which of them are faults is
-flink_runbook.runbook.fault_watch's to decide.
+flink_runbook.runbook.observing.fault_watch's to decide.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from flink_runbook.containers.engines import engine_client, engine_id
 from flink_runbook.containers.states import DockerUnavailable
 from flink_runbook.flink.rest import FlinkRestClient, rest_client
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.engine_identity import EngineMismatch, engine_mismatch
+from flink_runbook.runbook.observing.engine_identity import EngineMismatch, engine_mismatch
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flink_runbook.flink.answers import TaskManagerInfo
-from flink_runbook.runbook.plan import Action
-from flink_runbook.runbook.restore_point import RestorePoint
+from flink_runbook.runbook.deciding.plan import Action
+from flink_runbook.runbook.deciding.restore_point import RestorePoint
 
 
 class StepStatus(StrEnum):

@@ -44,7 +44,7 @@ from flink_runbook.demo.versions import (
     cache_dir,
     resolve_flink_version,
 )
-from flink_runbook.deployments.local_server import LocalPrefectServer, start_local_server
+from flink_runbook.infrastructure.local_server import LocalPrefectServer, start_local_server
 from flink_runbook.polling import wait_until
 
 FLINK_TEST_VERSIONS = [

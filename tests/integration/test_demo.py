@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 
 from flink_runbook.containers.states import PROJECT_LABEL
-from flink_runbook.deployments.processes import environment, is_alive
 from flink_runbook.polling import wait_until
+from flink_runbook.serving.processes import environment, is_alive
 
 from .conftest import FLINK_TEST_VERSIONS, free_local_port, one_release
 

@@ -25,7 +25,7 @@ from flink_runbook.containers.engines import engine_client
 from flink_runbook.demo.stack import demo_inventory
 from flink_runbook.inventory import load_inventory
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.fleet_check import check_fleet
+from flink_runbook.runbook.observing.fleet_check import check_fleet
 from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
 
 from .conftest import ONE_VERSION, free_local_port, recover_as_json
@@ -256,7 +256,7 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
     there, one of its TaskManagers stopped. Nothing there is started or restarted, by a recovery or by the
     fault watcher; the finding names both engines."""
     from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
-    from flink_runbook.deployments.fault_watch import FaultWatcher
+    from flink_runbook.serving.fault_watch import FaultWatcher
 
     project = running_stack.settings.project
     on_a_id = docker_client.info()["ID"]

@@ -20,8 +20,8 @@ from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.stack import demo_inventory
 from flink_runbook.inventory import STATE_DIR_ENV, default_state_dir, load_inventory
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.host_lock import lock_file, read_holder
-from flink_runbook.runbook.lineage import read_lineage
+from flink_runbook.runbook.keeping.host_lock import lock_file, read_holder
+from flink_runbook.runbook.keeping.lineage import read_lineage
 
 from .conftest import assert_every_id_exactly_once, one_release, run_demo_job
 

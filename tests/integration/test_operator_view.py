@@ -36,8 +36,8 @@ from flink_runbook.demo.job import build_demo_job_jar, committed_ids
 from flink_runbook.demo.screenshots import HeadlessChromium, terminal_html
 from flink_runbook.flows.recover import recover_flow
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.status import status_lines
-from flink_runbook.runbook.timeline_chart import DONE_COLOUR
+from flink_runbook.runbook.reporting.status import status_lines
+from flink_runbook.runbook.reporting.timeline_chart import DONE_COLOUR
 
 from .conftest import ONE_VERSION, _WebhookInbox, assert_every_id_exactly_once, run_demo_job, write_inventory
 

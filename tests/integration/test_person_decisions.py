@@ -23,7 +23,7 @@ from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_j
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.flows.recover import recover_flow
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.guard import NOTHING_DONE
+from flink_runbook.runbook.deciding.guard import NOTHING_DONE
 
 from .conftest import ONE_VERSION, assert_every_id_exactly_once, recover_as_json, run_demo_job, write_inventory
 

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flink_runbook.deployments.local_server import TELEMETRY_OFF, start_local_server
+from flink_runbook.infrastructure.local_server import TELEMETRY_OFF, start_local_server
 
 from .conftest import free_local_port, one_release, write_inventory
 

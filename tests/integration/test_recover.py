@@ -221,7 +221,7 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
     import uuid
 
     from flink_runbook.flows.recover import recover_flow
-    from flink_runbook.runbook.verdict import RecoveryNotDone
+    from flink_runbook.runbook.deciding.verdict import RecoveryNotDone
 
     name = f"absent-{uuid.uuid4().hex[:6]}"
     inventory = tmp_path / "inventory.yaml"

@@ -16,9 +16,9 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flink_runbook.demo.screenshots import BrowserError, HeadlessChromium
-from flink_runbook.deployments.local_server import LocalPrefectServer
 from flink_runbook.flows.parameters import ApprovalModeParameter
 from flink_runbook.flows.recover import recover_flow
+from flink_runbook.infrastructure.local_server import LocalPrefectServer
 
 pytestmark = pytest.mark.integration
 APPROVAL_MODES = list(typing.get_args(ApprovalModeParameter))

@@ -231,7 +231,7 @@ def test_a_recover_run_killed_while_holding_the_lock_is_marked_crashed_by_the_ne
 
     from flink_runbook.demo.job import build_demo_job_jar
     from flink_runbook.flows.monitor import monitor_flow
-    from flink_runbook.runbook.host_lock import is_held, lock_file, read_holder
+    from flink_runbook.runbook.keeping.host_lock import is_held, lock_file, read_holder
 
     stack = start_stack(ONE_VERSION)
     try:

@@ -26,9 +26,9 @@ from flink_runbook.demo import faults
 from flink_runbook.demo.drill import recover_runs, running_recovery
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids
 from flink_runbook.demo.stack import demo_inventory
-from flink_runbook.deployments.processes import flow_run_processes, parent_pid
-from flink_runbook.deployments.scale_up import POOL, scale_up
+from flink_runbook.infrastructure.scale_up import POOL, scale_up
 from flink_runbook.polling import wait_until
+from flink_runbook.serving.processes import flow_run_processes, parent_pid
 
 from .conftest import ONE_VERSION, assert_every_id_exactly_once, free_local_port, run_demo_job
 

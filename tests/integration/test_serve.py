@@ -17,7 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
 
 from flink_runbook.demo.drill import ServedDeployments
-from flink_runbook.deployments.local_server import LocalPrefectServer
+from flink_runbook.infrastructure.local_server import LocalPrefectServer
 from flink_runbook.polling import wait_until
 
 OPEN_STATES = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}

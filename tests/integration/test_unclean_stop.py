@@ -38,16 +38,16 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flink_runbook.demo import faults
 from flink_runbook.demo.drill import ServedDeployments, run_drill, wait_for_event
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids
-from flink_runbook.deployments.local_server import (
+from flink_runbook.infrastructure.local_server import (
     PID_FILE,
     PrefectServerError,
     our_server_pid,
     server_is_up,
     start_local_server,
 )
-from flink_runbook.deployments.processes import is_alive, stop_process
-from flink_runbook.deployments.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 from flink_runbook.polling import wait_until
+from flink_runbook.serving.processes import is_alive, stop_process
+from flink_runbook.serving.watchdog import MONITOR_RESOURCE_ID, RESUMED_EVENT, STALLED_EVENT
 
 from .conftest import ONE_VERSION, assert_every_id_exactly_once, free_local_port, run_demo_job, write_inventory
 
@@ -313,7 +313,7 @@ def test_stalled_ticks_raise_the_alarm_and_the_watchdog_frees_the_leaked_slot(pr
         # The webhook URL (often a token) is in the block's secret field, never in a plain one nor the log.
         from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-        from flink_runbook.deployments.notifications import WEBHOOK_BLOCK_NAME
+        from flink_runbook.serving.notifications import WEBHOOK_BLOCK_NAME
 
         block = CustomWebhookNotificationBlock.load(WEBHOOK_BLOCK_NAME)
         assert block.url == "{{webhook_url}}" and block.secrets.get_secret_value() == {"webhook_url": url}

@@ -46,8 +46,10 @@ def in_prefect_yaml() -> dict:
         limit = d.get("concurrency_limit")
         triggers = [{"name": t["name"], "expect": sorted(t["expect"]), "match": t["match"],
                      "parameters": t["parameters"]} for t in d.get("triggers", [])]  # fmt: skip
-        deployments[d["name"]] = {"entrypoint": d["entrypoint"], "parameters": d["parameters"], "schedules": schedules,
-                                  "concurrency_limit": limit, "tags": sorted(d["tags"]), "triggers": triggers}  # fmt: skip
+        deployments[d["name"]] = {
+            "entrypoint": d["entrypoint"], "parameters": d["parameters"], "schedules": schedules,
+            "concurrency_limit": limit, "tags": sorted(d["tags"]), "triggers": triggers,
+        }  # fmt: skip
     return deployments
 
 

@@ -15,16 +15,16 @@ import pytest
 import yaml
 
 from flink_runbook.inventory import DockerEngine, InventoryError, load_inventory
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.engine_identity import (
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.engine_identity import (
     EngineMismatch,
     engine_file,
     engine_mismatch,
     learn_engine_id,
     read_engine_id,
 )
-from flink_runbook.runbook.observe import ContainersView
-from flink_runbook.runbook.plan import plan_recovery
+from flink_runbook.runbook.observing.observe import ContainersView
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, with_containers

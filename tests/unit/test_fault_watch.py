@@ -16,9 +16,10 @@ from flink_runbook.flink.rest import FlinkRestClient
 from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.clients import ClusterClients
-from flink_runbook.runbook.diagnosis import Diagnosis, diagnose
-from flink_runbook.runbook.events import STARTED_BY_WATCHER, fault_event
-from flink_runbook.runbook.fault_watch import (
+from flink_runbook.runbook.deciding.guard import GuardAction, GuardDecision
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.observing.diagnosis import Diagnosis, diagnose
+from flink_runbook.runbook.observing.fault_watch import (
     Fault,
     FaultDeduper,
     WatchedContainer,
@@ -27,10 +28,9 @@ from flink_runbook.runbook.fault_watch import (
     glance_fault,
     restarts_by_itself,
 )
-from flink_runbook.runbook.findings import Finding
-from flink_runbook.runbook.guard import GuardAction, GuardDecision
-from flink_runbook.runbook.observe import Depth, observe_cluster
-from flink_runbook.runbook.plan import plan_recovery
+from flink_runbook.runbook.observing.findings import Finding
+from flink_runbook.runbook.observing.observe import Depth, observe_cluster
+from flink_runbook.runbook.reporting.events import STARTED_BY_WATCHER, fault_event
 
 from .recorded import VERSIONS, recorded_answers, recorded_rest
 from .test_findings import CLUSTER, observed
@@ -249,7 +249,7 @@ def test_which_restart_policies_start_a_crashed_container_again(policy, exit_cod
 
 
 def test_a_docker_engine_that_is_down_is_retried_with_backoff_and_the_rest_watch_goes_on(tmp_path):
-    from flink_runbook.deployments.fault_watch import FaultWatcher
+    from flink_runbook.serving.fault_watch import FaultWatcher
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(

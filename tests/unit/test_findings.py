@@ -7,8 +7,8 @@ import pytest
 from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import parse_cluster_overview, parse_taskmanagers
 from flink_runbook.inventory import ClusterSpec, ContainerSelector, JobSpec, RestSettings
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.observe import ClusterObservation, ContainersView, JobManagerView, JobView
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import ClusterObservation, ContainersView, JobManagerView, JobView
 
 from .recorded import VERSIONS, answer, recorded_at_ms, recorded_job
 

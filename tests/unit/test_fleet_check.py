@@ -12,7 +12,7 @@ import yaml
 
 from flink_runbook.flink.rest import FlinkRestClient
 from flink_runbook.inventory import load_inventory
-from flink_runbook.runbook.fleet_check import check_fleet
+from flink_runbook.runbook.observing.fleet_check import check_fleet
 from tests.unit.replay_jobmanagers import Endpoint, ReplayFleet
 
 

@@ -36,20 +36,20 @@ from flink_runbook.inventory import (
     RestSettings,
     load_inventory,
 )
+from flink_runbook.runbook.acting.execute import start_jobmanager
 from flink_runbook.runbook.clients import ClusterClients
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.execute import start_jobmanager
-from flink_runbook.runbook.high_availability import (
+from flink_runbook.runbook.deciding.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
+from flink_runbook.runbook.deciding.restore_point import list_retained_checkpoints
+from flink_runbook.runbook.keeping.lineage import read_lineage, remember_job_ids
+from flink_runbook.runbook.model import Progress, StepStatus
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.high_availability import (
     ExpectedJob,
     ha_restore,
     high_availability_type,
     jobs_expected_back,
 )
-from flink_runbook.runbook.lineage import read_lineage, remember_job_ids
-from flink_runbook.runbook.model import Progress, StepStatus
-from flink_runbook.runbook.observe import ClusterObservation, ContainersView, check_jobmanager, now_ms
-from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.restore_point import list_retained_checkpoints
+from flink_runbook.runbook.observing.observe import ClusterObservation, ContainersView, check_jobmanager, now_ms
 
 from .recorded import ENDPOINTS, RECORDED, VERSIONS, recorded_answers
 from .test_recovery_plan import jm_container, retain, tm_container

@@ -15,8 +15,8 @@ import yaml
 
 from flink_runbook.demo.versions import REPO_ROOT
 from flink_runbook.inventory import HOST_STATE_DIR, STATE_DIR_ENV, InventoryError, default_state_dir, load_inventory
-from flink_runbook.runbook.host_lock import lock_file
-from flink_runbook.runbook.host_state import StateDirError, check_state_dir
+from flink_runbook.runbook.keeping.host_lock import lock_file
+from flink_runbook.runbook.keeping.host_state import StateDirError, check_state_dir
 
 
 def inventory(directory: Path, **top) -> Path:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from flink_runbook.runbook.clients import ClusterClients
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.observe import ClusterObservation, Depth, observe_cluster
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import ClusterObservation, Depth, observe_cluster
 
 from .recorded import ENDPOINTS, SCENARIOS, VERSIONS, recorded_answers, recorded_rest
 from .test_findings import CLUSTER

@@ -10,17 +10,21 @@ import pytest
 import yaml
 
 from flink_runbook.inventory import InventoryError, JobSpec, load_inventory
-from flink_runbook.runbook.approval import approval_request, needs_approval, risky_steps
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.guard import Escalation, RecoveryRun
-from flink_runbook.runbook.incidents import INCIDENTS_KEPT, incident_row, with_incident
+from flink_runbook.runbook.deciding.approval import approval_request, needs_approval, risky_steps
+from flink_runbook.runbook.deciding.guard import Escalation, RecoveryRun
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.keeping.incidents import INCIDENTS_KEPT, incident_row, with_incident
 from flink_runbook.runbook.model import ActionRecord, JobRecord, Milestone, RecoveryResult, RecoveryStatus, StepStatus
-from flink_runbook.runbook.notices import approval_needed_notice, recovery_outcome_notice, recovery_started_notice
-from flink_runbook.runbook.observe import JobView
-from flink_runbook.runbook.plan import plan_recovery
-from flink_runbook.runbook.recovery_report import recovery_report
-from flink_runbook.runbook.status import cluster_status, status_lines
-from flink_runbook.runbook.timeline_chart import DONE_COLOUR, svg_data_uri, timeline_svg
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import JobView
+from flink_runbook.runbook.reporting.notices import (
+    approval_needed_notice,
+    recovery_outcome_notice,
+    recovery_started_notice,
+)
+from flink_runbook.runbook.reporting.recovery_report import recovery_report
+from flink_runbook.runbook.reporting.status import cluster_status, status_lines
+from flink_runbook.runbook.reporting.timeline_chart import DONE_COLOUR, svg_data_uri, timeline_svg
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, unreachable, with_containers

@@ -17,12 +17,12 @@ import pytest
 from flink_runbook.containers.docker_events import DockerEvent
 from flink_runbook.containers.states import ContainerState, EngineView, stopped_by_hand
 from flink_runbook.inventory import CheckpointDir, ClusterSpec, JobSpec
-from flink_runbook.runbook import execute, model
+from flink_runbook.runbook import model
+from flink_runbook.runbook.acting import execute
 from flink_runbook.runbook.clients import ClusterClients
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.model import StepStatus
-from flink_runbook.runbook.observe import ContainersView, JobView
-from flink_runbook.runbook.person_stops import (
+from flink_runbook.runbook.deciding.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
+from flink_runbook.runbook.deciding.restore_point import choose_restore_point, list_retained_checkpoints, normalize_path
+from flink_runbook.runbook.keeping.person_stops import (
     OwnRestart,
     asks_to_stop,
     died_when_asked_to_stop,
@@ -36,8 +36,9 @@ from flink_runbook.runbook.person_stops import (
     stops_file,
     unreadable_stops,
 )
-from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan, plan_recovery
-from flink_runbook.runbook.restore_point import choose_restore_point, list_retained_checkpoints, normalize_path
+from flink_runbook.runbook.model import StepStatus
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import ContainersView, JobView
 
 from .recorded import VERSIONS, recorded_answers, recorded_job, recorded_rest
 from .test_findings import CLUSTER, observed, running
@@ -181,7 +182,7 @@ def test_a_newer_checkpoint_outside_a_stale_lineage_makes_the_restore_risky_and_
 
 
 def test_the_plan_asks_a_human_for_a_restore_from_a_stale_lineage(tmp_path):
-    from flink_runbook.runbook.approval import risky_steps
+    from flink_runbook.runbook.deciding.approval import risky_steps
 
     old, unseen = "a" * 32, "b" * 32
     retain(tmp_path, old, 50, 100.0)

@@ -1,4 +1,4 @@
-"""The recovery driver (flink_runbook.runbook.recovery) over in-memory fakes of its two ports: the runbook's
+"""The recovery driver (flink_runbook.runbook.deciding.recovery) over in-memory fakes of its two ports: the runbook's
 order, the approval gate, "superseded", "notify or not", the deadline and the run's outcome."""
 
 from __future__ import annotations
@@ -10,10 +10,20 @@ from pathlib import Path
 import pytest
 
 from flink_runbook.inventory import JobSpec
-from flink_runbook.runbook.approval import ApprovalDecision
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.guard import Escalation
-from flink_runbook.runbook.host_lock import RecoveryLockTimeout
+from flink_runbook.runbook.deciding.approval import ApprovalDecision
+from flink_runbook.runbook.deciding.guard import Escalation
+from flink_runbook.runbook.deciding.plan import Action, PlannedAction, RecoveryPlan
+from flink_runbook.runbook.deciding.recovery import (
+    CHANGED_WHILE_WAITING,
+    RecoveryTurn,
+    is_superseded,
+    outcome_is_news,
+    recover_cluster,
+    risks_to_ask,
+    run_outcome,
+)
+from flink_runbook.runbook.deciding.restore_point import RestorePoint
+from flink_runbook.runbook.keeping.host_lock import RecoveryLockTimeout
 from flink_runbook.runbook.model import (
     ActionRecord,
     Check,
@@ -23,17 +33,7 @@ from flink_runbook.runbook.model import (
     Resubmitted,
     StepStatus,
 )
-from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
-from flink_runbook.runbook.recovery import (
-    CHANGED_WHILE_WAITING,
-    RecoveryTurn,
-    is_superseded,
-    outcome_is_news,
-    recover_cluster,
-    risks_to_ask,
-    run_outcome,
-)
-from flink_runbook.runbook.restore_point import RestorePoint
+from flink_runbook.runbook.observing.diagnosis import diagnose
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, with_containers
@@ -312,7 +312,7 @@ def test_the_run_forms_approval_modes_are_the_cores():
     import typing
 
     from flink_runbook.flows.parameters import ApprovalModeParameter
-    from flink_runbook.runbook.approval import ApprovalMode
+    from flink_runbook.runbook.deciding.approval import ApprovalMode
 
     assert set(typing.get_args(ApprovalModeParameter)) == {mode.value for mode in ApprovalMode}
     assert [m for m in ApprovalMode if m.from_a_terminal] == [ApprovalMode.YES, ApprovalMode.PROMPT]

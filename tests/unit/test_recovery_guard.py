@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flink_runbook.inventory import MonitorSettings
-from flink_runbook.runbook.guard import Escalation, RecoveryRun, decide_recovery, recovers_cluster
+from flink_runbook.runbook.deciding.guard import Escalation, RecoveryRun, decide_recovery, recovers_cluster
 
 SETTINGS = MonitorSettings(cooldown_s=60, max_recoveries=2, window_s=600, resume_after_healthy_s=120)
 NOW = 10_000.0
@@ -96,7 +96,7 @@ def test_runs_that_did_nothing_spend_no_flap_budget_and_start_no_cooldown():
     cooldown, or timed out waiting for the lock) must not turn the next real fault into an escalation."""
     from dataclasses import replace
 
-    from flink_runbook.runbook.guard import NOTHING_DONE
+    from flink_runbook.runbook.deciding.guard import NOTHING_DONE
 
     idle = [replace(ended(f"idle{i}", 10 + i, state), state_name=NOTHING_DONE)
             for i, state in enumerate(("COMPLETED", "FAILED", "FAILED", "COMPLETED"))]  # fmt: skip

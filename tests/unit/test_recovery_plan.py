@@ -8,10 +8,10 @@ from pathlib import Path
 
 from flink_runbook.containers.states import ContainerState, seconds_since
 from flink_runbook.inventory import CheckpointDir, JobSpec
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.observe import ClusterObservation, ContainersView, JobManagerView, JobView
-from flink_runbook.runbook.plan import plan_recovery
-from flink_runbook.runbook.restore_point import list_retained_checkpoints, normalize_path
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.deciding.restore_point import list_retained_checkpoints, normalize_path
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import ClusterObservation, ContainersView, JobManagerView, JobView
 
 from .test_findings import CLUSTER, observed
 

@@ -20,13 +20,13 @@ from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import CheckpointInfo, CheckpointStats, JobState, TaskManagerInfo
 from flink_runbook.flink.rest import ERROR_TEXT_CHARS, FlinkRestClient, FlinkRestError
 from flink_runbook.inventory import CheckpointDir, InventoryError, JobSpec, RestAuth, RestSettings, load_inventory
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.guard import RecoveryRun, dead_runs
-from flink_runbook.runbook.host_lock import RecoveryLockTimeout, cluster_lock, is_held, lock_file, read_holder
-from flink_runbook.runbook.lineage import read_lineage, remember_job_ids
-from flink_runbook.runbook.observe import JobView
-from flink_runbook.runbook.plan import plan_recovery, recovery_job_id
-from flink_runbook.runbook.restore_point import choose_restore_point, list_retained_checkpoints
+from flink_runbook.runbook.deciding.guard import RecoveryRun, dead_runs
+from flink_runbook.runbook.deciding.plan import plan_recovery, recovery_job_id
+from flink_runbook.runbook.deciding.restore_point import choose_restore_point, list_retained_checkpoints
+from flink_runbook.runbook.keeping.host_lock import RecoveryLockTimeout, cluster_lock, is_held, lock_file, read_holder
+from flink_runbook.runbook.keeping.lineage import read_lineage, remember_job_ids
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import JobView
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import LONG_AGO, jm_container, retain, with_containers
@@ -163,7 +163,7 @@ def test_the_recovery_job_id_is_the_same_for_one_failure_and_another_for_the_nex
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
-from flink_runbook.runbook.host_lock import cluster_lock
+from flink_runbook.runbook.keeping.host_lock import cluster_lock
 with cluster_lock(Path(sys.argv[1]), "c1", "run-1", timeout_s=5):
     print("locked", flush=True)
     time.sleep(60)

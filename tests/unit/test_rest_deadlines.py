@@ -204,9 +204,9 @@ def test_a_recovery_past_its_deadline_starts_nothing_more_and_cuts_every_wait():
     import time
 
     from flink_runbook.inventory import ClusterSpec, ContainerSelector, RestSettings
-    from flink_runbook.runbook import execute
+    from flink_runbook.runbook.acting import execute
+    from flink_runbook.runbook.deciding.plan import Action, PlannedAction, RecoveryPlan
     from flink_runbook.runbook.model import StepStatus
-    from flink_runbook.runbook.plan import Action, PlannedAction, RecoveryPlan
 
     cluster = ClusterSpec("c1", RestSettings(url="http://127.0.0.1:9"), ContainerSelector(compose_project="p"))
     soon = model.Progress(deadline_at=time.time() + 5)

@@ -15,11 +15,11 @@ import yaml
 
 from flink_runbook.containers.engines import engine_client
 from flink_runbook.containers.states import DockerUnavailable
-from flink_runbook.deployments.scale_up import REPO, render_prefect_yaml
+from flink_runbook.infrastructure.scale_up import REPO, render_prefect_yaml
 from flink_runbook.inventory import DockerEngine, InventoryError, load_inventory
-from flink_runbook.runbook.host_lock import cluster_lock
+from flink_runbook.runbook.keeping.host_lock import cluster_lock
 from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus
-from flink_runbook.runbook.recovery_report import next_steps, recovery_report
+from flink_runbook.runbook.reporting.recovery_report import next_steps, recovery_report
 
 CLUSTER = """
 clusters:
@@ -130,7 +130,7 @@ def test_a_superseded_recovery_needs_nobody_and_says_whose_report_to_read():
 def test_scale_up_refuses_bad_input_before_starting_anything(tmp_path, args, message):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     result = subprocess.run(
-        [sys.executable, "-m", "flink_runbook.deployments.scale_up", "--home", str(tmp_path / "home"), *args],
+        [sys.executable, "-m", "flink_runbook.infrastructure.scale_up", "--home", str(tmp_path / "home"), *args],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr

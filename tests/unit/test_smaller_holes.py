@@ -18,21 +18,21 @@ from pathlib import Path
 import pytest
 
 from flink_runbook.audit.compose_file import ComposeFileError, read_compose_file
-from flink_runbook.deployments.processes import is_alive
 from flink_runbook.inventory import ClusterSpec, InventoryError, JobSpec, RestSettings, load_inventory
 from flink_runbook.polling import wait_until
-from flink_runbook.runbook.act import RecoveryError, run_resubmit_command
-from flink_runbook.runbook.approval import needs_approval, risky_steps
+from flink_runbook.runbook.acting.act import RecoveryError, run_resubmit_command
 from flink_runbook.runbook.clients import ClusterClients
-from flink_runbook.runbook.diagnosis import diagnose
-from flink_runbook.runbook.events import cluster_event, escalation_events, fault_event
-from flink_runbook.runbook.fault_watch import Fault
-from flink_runbook.runbook.guard import GuardAction, GuardDecision
-from flink_runbook.runbook.host_lock import cluster_lock, is_held, lock_file
-from flink_runbook.runbook.lineage import read_lineage, remember_job_ids
-from flink_runbook.runbook.notices import approval_needed_notice, unhealthy_notice
-from flink_runbook.runbook.observe import JobManagerView, RestProblem, observe_cluster
-from flink_runbook.runbook.plan import plan_recovery
+from flink_runbook.runbook.deciding.approval import needs_approval, risky_steps
+from flink_runbook.runbook.deciding.guard import GuardAction, GuardDecision
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.keeping.host_lock import cluster_lock, is_held, lock_file
+from flink_runbook.runbook.keeping.lineage import read_lineage, remember_job_ids
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.fault_watch import Fault
+from flink_runbook.runbook.observing.observe import JobManagerView, RestProblem, observe_cluster
+from flink_runbook.runbook.reporting.events import cluster_event, escalation_events, fault_event
+from flink_runbook.runbook.reporting.notices import approval_needed_notice, unhealthy_notice
+from flink_runbook.serving.processes import is_alive
 
 from .recorded import recorded_answers, recorded_rest
 from .test_findings import CLUSTER, observed
@@ -275,7 +275,7 @@ DEPLOYMENT = "5b0c3a1e-2f6d-4c8e-9a7b-1d2e3f4a5b6c"
 
 
 def test_a_deployments_run_cannot_say_yes_for_a_human():
-    from flink_runbook.runbook.approval import approval_mode_problem
+    from flink_runbook.runbook.deciding.approval import approval_mode_problem
 
     for mode in ("yes", "prompt"):  # a custom run in the UI, the API, a trigger: no person at a terminal
         problem = approval_mode_problem(mode, DEPLOYMENT)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flink_runbook.deployments.reconcile import (
+from flink_runbook.records.flow_runs import OpenRun, ScheduledRun, Tick
+from flink_runbook.records.slots import Slots
+from flink_runbook.serving.reconcile import (
     SlotCount,
     recovery_lock_counts,
     runs_with_stale_parameters,
     runs_without_a_process,
     slots_to_lower,
 )
-from flink_runbook.deployments.watchdog import monitor_health, why_ticks_did_not_finish
-from flink_runbook.records.flow_runs import OpenRun, ScheduledRun, Tick
-from flink_runbook.records.slots import Slots
+from flink_runbook.serving.watchdog import monitor_health, why_ticks_did_not_finish
 
 STARTED = 1_000.0
 

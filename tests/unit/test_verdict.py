@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from flink_runbook.runbook.diagnosis import diagnose
+from flink_runbook.runbook.deciding.plan import Action, plan_recovery
+from flink_runbook.runbook.deciding.verdict import verdict
 from flink_runbook.runbook.model import ActionRecord, Check, Progress, RecoveryStatus, StepStatus
-from flink_runbook.runbook.plan import Action, plan_recovery
-from flink_runbook.runbook.verdict import verdict
+from flink_runbook.runbook.observing.diagnosis import diagnose
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, with_containers

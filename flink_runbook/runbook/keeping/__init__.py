@@ -1,0 +1,1 @@
+"""What the runbook keeps on the host between runs: the lock, the lineage, a person's stops."""

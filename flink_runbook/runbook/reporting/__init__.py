@@ -1,0 +1,1 @@
+"""What the runbook says: reports, notices, events, the status view."""

@@ -1,0 +1,1 @@
+"""Local infrastructure: the embedded Prefect server, PostgreSQL, scale-up."""

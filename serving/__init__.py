@@ -1,0 +1,1 @@
+"""The serving process: serve, its fault watcher, its supervision (watchdog, reconcile)."""
