@@ -150,7 +150,7 @@ def main() -> None:
             replay = subprocess.Popen(
                 [sys.executable, "-m", "tests.unit.replay_jobmanagers", str(spec)],
                 cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
+            )
             assert replay.stdout.readline().strip() == "ready", "the replayed JobManagers did not start"
             for size in sizes:
                 if hanging and size < 10:

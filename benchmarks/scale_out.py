@@ -63,15 +63,15 @@ def trial(stacks: list[DemoStack], scaled, kill: bool = False) -> dict:
     killed_at = None
     if kill:
         found = wait_until(lambda: running_recovery(names, since), bool, timeout=120, interval=0.2,
-                           what="a running recovery")  # fmt: skip
+                           what="a running recovery")
         pid = found[2]
         time.sleep(1.0)
         worker = next(n for n, w in scaled.workers.items() if w.pid == parent_pid(pid))
         scaled.kill_worker(worker)
         killed_at = datetime.now(UTC)
     outcome = {s.settings.project: wait_until(lambda s=s: settled(s, since), bool, timeout=420, interval=1,
-                                              what=f"{s.settings.project} recovered")  # fmt: skip
-               for s in stacks}  # fmt: skip
+                                              what=f"{s.settings.project} recovered")
+               for s in stacks}
     done = [max((r for r in runs if r.end_time), key=lambda r: r.end_time) for runs in outcome.values()]
     first_start = min(r.start_time for runs in outcome.values() for r in runs)
     result = {
@@ -105,7 +105,7 @@ def main() -> None:
                 flink_version=version,
                 rest_port=28491 + i,
             )
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     clusters = [drill_inventory(s.settings, jar, work / "state")["clusters"][0] for s in stacks]
@@ -117,7 +117,7 @@ def main() -> None:
             stack.up()
             submit_demo_job(stack.rest, jar)
         scaled = scale_up(work / "scale", inventory, workers=2, limit=2, port=4331, database_port=54339,
-                          monitor_interval_s=args.interval)  # fmt: skip
+                          monitor_interval_s=args.interval)
         settings = temporary_settings(updates={PREFECT_API_URL: scaled.api_url})  # Prefect read the env at import
         settings.__enter__()
         time.sleep(40)  # jobs running, checkpoints taken, TaskManagers past their registration grace
@@ -142,14 +142,14 @@ def main() -> None:
                 f"| one cluster | {statistics.median(r['fault_to_recovered_s'] for r in one):.1f} | {single:.1f} | - |"
             )
             print(f"| two clusters together | {statistics.median(r['fault_to_recovered_s'] for r in two):.1f} | "
-                  f"{statistics.median(s for r in two for s in r['run_s']):.1f} | {span:.1f} |")  # fmt: skip
+                  f"{statistics.median(s for r in two for s in r['run_s']):.1f} | {span:.1f} |")
             print(f"two together / one alone (span / run): {span / single:.2f}")
         print(f"worker SIGKILLed mid-recovery: recovered {killed['kill_to_recovered_s']:.0f}s after the kill "
-              f"({killed['fault_to_recovered_s']:.0f}s after the fault); runs {killed['runs']}")  # fmt: skip
+              f"({killed['fault_to_recovered_s']:.0f}s after the fault); runs {killed['runs']}")
         for stack in stacks:
             duplicated, missing = sink_integrity(committed_ids(stack.output_dir))
             print(f"{stack.settings.project}: {len(committed_ids(stack.output_dir))} ids, "
-                  f"{duplicated} duplicated, {missing} missing")  # fmt: skip
+                  f"{duplicated} duplicated, {missing} missing")
     finally:
         if scaled is not None:
             scaled.stop()

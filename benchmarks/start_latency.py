@@ -82,7 +82,7 @@ def main() -> int:
             served = ServedDeployments.start(
                 inventory, server.api_url, work / f"serve-{watch}.log", interval, prefect_home=server.home,
                 watch=watch,
-            )  # fmt: skip
+            )
             served.wait_until_serving()
             rows = []
             try:
@@ -95,16 +95,16 @@ def main() -> int:
                     row["completed"] = result.recover_s if result.recover_state == "COMPLETED" else float("nan")
                     rows.append(row)
                     print(f"  {door}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + f" ({first_task})",
-                          flush=True)  # fmt: skip
+                          flush=True)
                     wait_until(
                         stack.rest.jobs_overview, lambda jobs: any(j.state == "RUNNING" for j in jobs), timeout=120,
                         what="the job RUNNING",
-                    )  # fmt: skip
+                    )
             finally:
                 served.stop()
             print(f"{door}, median of {len(rows)}: " + ", ".join(
                 f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in PARTS
-            ), flush=True)  # fmt: skip
+            ), flush=True)
     finally:
         stack.down()
         server.stop()

@@ -184,7 +184,7 @@ class ArmStack:
         self.watchdog = subprocess.Popen(
             ["bash", "-c", WATCHDOG], env=env, cwd=COMPOSE_FILE.parent, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
+        )
 
         def read() -> None:
             for line in self.watchdog.stdout:
@@ -262,7 +262,7 @@ class ArmStack:
         wait_until(
             self.rest.cluster_overview, lambda o: o.slots_available >= 2, timeout=120, what="free slots",
             tolerate=(FlinkRestError,),
-        )  # fmt: skip
+        )
 
 
 def inject(arm_stack: ArmStack, fault: str) -> threading.Timer | None:
@@ -393,7 +393,7 @@ class ServedArmStack(ArmStack):
         self.served = ServedDeployments.start(
             self.inventory, self.server.api_url, self.work / "serve.log", 30, prefect_home=self.server.home,
             watch=self.watch,
-        )  # fmt: skip
+        )
         self.served.wait_until_serving()
 
     def wait_for_recoveries(self, since: datetime) -> None:
@@ -445,7 +445,7 @@ def stats(values: list[float | None]) -> str:
 def print_table(results: list[Trial], arms: str, faults: list[str]) -> None:
     print("\n('-': never happened: not detected by that arm, never recovered, so no gap closes)")
     print("arm | fault | detect s median [min-max] | RUNNING + output again s | longest output gap s | "
-          "ids lost / duplicated | human needed")  # fmt: skip
+          "ids lost / duplicated | human needed")
     print("---|---|---|---|---|---|---")
     medians: dict[tuple[str, str], float | None] = {}
     for arm in arms:

@@ -56,7 +56,7 @@ def inventory_check(args: argparse.Namespace) -> int:
     """The file is read and checked (its warnings said before this runs); nothing is asked of a cluster."""
     clusters = load_inventory(args.config).clusters
     print(f"{args.config}: valid, {len(clusters)} cluster{'s' if len(clusters) != 1 else ''}: "
-          f"{', '.join(c.name for c in clusters)}")  # fmt: skip
+          f"{', '.join(c.name for c in clusters)}")
     return EXIT_OK
 
 
@@ -92,7 +92,7 @@ def recover(args: argparse.Namespace) -> int:
         results = run_recover(
             config=str(args.config), cluster=args.cluster, dry_run=args.dry_run, all_clusters=args.all,
             approval_mode=mode,
-        )  # fmt: skip
+        )
     except Exception as exc:  # the run failed for another reason than its verdict: say which
         print(f"flink-runbook: the recover run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status_cmd = inventory_command("status", status, "every cluster on one screen: health, jobs, guard, last incident")
     status_cmd.add_argument("--watch", type=float, nargs="?", const=5.0, default=None, metavar="SECONDS",
-                            help="refresh every SECONDS (default 5) until Ctrl-C")  # fmt: skip
+                            help="refresh every SECONDS (default 5) until Ctrl-C")
 
     monitor_cmd = commands.add_parser(
         "monitor", help="one monitor tick, reset a cluster's escalation, or whether the served monitor still ticks"

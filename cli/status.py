@@ -48,7 +48,7 @@ def read_statuses(config: str, cluster: str | None) -> tuple[list[ClusterStatus]
             escalations.get(c.name),
             incidents.get(c.name, []),
             history_known=not note,  # no record read: the guard's state is not guessed from nothing
-        )  # fmt: skip
+        )
         for c, check in zip(clusters, checks, strict=True)
     ]
     return statuses, note

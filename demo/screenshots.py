@@ -51,7 +51,7 @@ class HeadlessChromium:
              f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its helper processes (renderers, crash handler) are stopped with it
-        )  # fmt: skip
+        )
         self._ids = 0
 
     def __enter__(self) -> HeadlessChromium:
@@ -91,7 +91,7 @@ class HeadlessChromium:
                         return message.get("result", {})
 
             call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1,
-                 mobile=False)  # fmt: skip
+                 mobile=False)
             call("Page.navigate", url=url)
             deadline = time.monotonic() + timeout_s
             while True:
@@ -114,7 +114,7 @@ class HeadlessChromium:
 
 
 ANSI_STYLES = {"1": "font-weight:bold", "2": "opacity:0.6", "31": "color:#f56565", "32": "color:#48bb78",
-               "33": "color:#ecc94b"}  # fmt: skip
+               "33": "color:#ecc94b"}
 
 
 def terminal_html(text: str, title: str = "flink-runbook status") -> str:

@@ -63,15 +63,15 @@ def ask_for_approval(
         answer = input(f"Approve the recovery of {cluster.name}? [y/N] ").strip().lower()
         reason = input("Reason (optional): ").strip() if answer else ""
         return ApprovalDecision(answer in ("y", "yes"), "a person at the terminal", reason, time.monotonic() - started,
-                                asked=True)  # fmt: skip
+                                asked=True)
     logger = get_run_logger()
     create_markdown_artifact(key=f"approval-{cluster.name}", markdown=request,
-                             description=f"Approval asked for the recovery of {cluster.name}")  # fmt: skip
+                             description=f"Approval asked for the recovery of {cluster.name}")
     notify_operators(cluster, approval_needed_notice(cluster.name, diagnosis, plan, risks, cluster.approval_timeout_s,
-                                                     run_url()))  # fmt: skip
+                                                     run_url()))
     logger.warning("WAITING FOR APPROVAL of the recovery of %s (%s). Resume this run in the Prefect UI with approve "
                    "checked, or unchecked to reject; rejected by itself after %.0fs. %s", cluster.name,
-                   "; ".join(risks) or "policy: always", cluster.approval_timeout_s, run_url() or "")  # fmt: skip
+                   "; ".join(risks) or "policy: always", cluster.approval_timeout_s, run_url() or "")
     try:
         answer = pause_flow_run(
             wait_for_input=RecoveryApproval.with_initial_data(description=request, approve=False),
@@ -86,7 +86,7 @@ def ask_for_approval(
         waited = time.monotonic() - started
         return ApprovalDecision(False, "nobody", f"no answer within {cluster.approval_timeout_s:.0f}s", waited, True)
     decision = ApprovalDecision(answer.approve, "a human through Prefect", answer.reason, time.monotonic() - started,
-                                asked=True)  # fmt: skip
+                                asked=True)
     (logger.info if decision.approved else logger.warning)(
         "Recovery of %s %s: %s", cluster.name, "APPROVED" if decision.approved else "REJECTED", answer.reason or "-"
     )

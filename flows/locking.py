@@ -43,5 +43,5 @@ def one_recovery_at_a_time(cluster: ClusterSpec, timeout_s: float = 900) -> Iter
         holder = ConcurrencyLeaseHolder(type="flow_run", id=flow_run.id) if flow_run.id else None
         asked = time.monotonic()
         with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LOCK_LEASE_S,
-                         holder=holder):  # fmt: skip
+                         holder=holder):
             yield RecoveryTurn(waited=host_turn.waited or time.monotonic() - asked > FREE_SLOT_S)

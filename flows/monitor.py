@@ -72,7 +72,7 @@ def monitor_flow(config: str) -> list[dict[str, Any]]:
         if diagnosis is None:  # not seen: nothing is decided on it, and the other clusters still are
             logger.error("%s: %s; the other clusters are checked", cluster.name, check.error)
             results.append({"cluster": cluster.name, "healthy": False, "decision": "none", "reason": check.error,
-                            "events": [], "findings": ["CHECK_FAILED"]})  # fmt: skip
+                            "events": [], "findings": ["CHECK_FAILED"]})
             continue
         escalation = escalations.get(cluster.name)
         decision = decide_recovery(diagnosis.healthy, histories[cluster.name], escalation, cluster.monitor, time.time())

@@ -18,7 +18,7 @@ from flink_runbook.tasks.recover_ports import PrefectCluster, PrefectRecords, ru
 def recover_flow(
     config: str, cluster: str = "", dry_run: bool = False, all_clusters: bool = False,
     guarded: bool = False, approval_mode: ApprovalModeParameter = "pause",
-) -> list[RecoveryResult] | State:  # fmt: skip
+) -> list[RecoveryResult] | State:
     """Recover one cluster of the inventory, or every one, each under its lock, each with its report.
 
     Args:

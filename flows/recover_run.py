@@ -10,11 +10,11 @@ from flink_runbook.runbook.model import RecoveryResult
 def run_recover(
     config: str, cluster: str | None = None, dry_run: bool = False, all_clusters: bool = False,
     approval_mode: str = "refuse",
-) -> list[RecoveryResult]:  # fmt: skip
+) -> list[RecoveryResult]:
     """The results whether or not the recovery was done; a run that failed for another reason than the
     recovery's verdict raises what failed it."""
     state = recover_flow(config=config, cluster=cluster or "", dry_run=dry_run, all_clusters=all_clusters,
-                         approval_mode=approval_mode, return_state=True)  # fmt: skip
+                         approval_mode=approval_mode, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RecoveryNotDone):
         return outcome.results

@@ -104,20 +104,20 @@ def start_postgres(home: Path, port: int) -> LocalPostgres:
             db._as_owner(
                 str(bindir / "initdb"), "-D", str(db.data), "-U", ROLE, f"--pwfile={handover}", "-E", "UTF8",
                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-            )  # fmt: skip
+            )
         finally:
             handover.unlink(missing_ok=True)
     if not db.running():
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {db.data} -c max_connections=200"
         db._as_owner(str(bindir / "pg_ctl"), "start", "-D", str(db.data), "-l", str(db.log), "-w", "-t", "60",
-                     "-o", options)  # fmt: skip
+                     "-o", options)
     env = {"PGPASSWORD": password}
     deadline = time.monotonic() + 30
     while True:
         probe = db._as_owner(
             str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", ROLE, "-d", "postgres", "-tAc",
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", check=False, env=env,
-        )  # fmt: skip
+        )
         if probe.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.5)

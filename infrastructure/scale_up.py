@@ -150,7 +150,7 @@ def start_worker(
         [prefect, "worker", "start", "--pool", POOL, "--type", "process", "--name", name, "--limit", str(limit)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -241,7 +241,7 @@ def deploy_only(api_url: str, home: Path, config: Path, interval: float | None) 
     ensure_zombie_automation(api_url)
     say(f"deployed prefect.yaml for {config} and automation {ZOMBIE_AUTOMATION!r} to {api_url}")
     say(f"on each host: PREFECT_API_URL={api_url} PREFECT_FLOWS_HEARTBEAT_FREQUENCY={HEARTBEAT_S} "
-        f"prefect worker start --pool {POOL} --limit 4")  # fmt: skip
+        f"prefect worker start --pool {POOL} --limit 4")
     return 0
 
 

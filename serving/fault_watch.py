@@ -162,7 +162,7 @@ class FaultWatcher:
                     (cluster,) = self.inventory.select(fault.cluster)
                     if persons_stop(event, asked_at, watched.role, cluster.restart_stopped):
                         self.say(f"watch: {fault.cluster}: {fault.what} after `docker stop`: a person's stop, "
-                                 "left stopped (restart_stopped: true to restart it)")  # fmt: skip
+                                 "left stopped (restart_stopped: true to restart it)")
                     else:
                         self._on_fault(fault)
             except (DockerUnavailable, docker.errors.DockerException, OSError, ValueError) as exc:

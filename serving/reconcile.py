@@ -66,9 +66,9 @@ class ReconcileReport:
             for r in self.crashed
         ]
         said += [f"cancelled run {r.name}: scheduled with another inventory ({r.parameters.get('config')})"
-                 for r in self.stale]  # fmt: skip
+                 for r in self.stale]
         said += [f"lowered {name} from {before} to {after} active slot(s): nothing alive holds them" for name, before,
-                 after in self.lowered]  # fmt: skip
+                 after in self.lowered]
         return said + self.left_alone
 
 
@@ -103,7 +103,7 @@ def recovery_lock_counts(locks: Iterable[Slots], may_hold: list[str]) -> tuple[l
         return [SlotCount(lock.name, lock.active_slots, 0) for lock in locks], []
     named = ", ".join(sorted(may_hold)[:3]) + (" ..." if len(may_hold) > 3 else "")
     return [], [f"{lock.name} stays held: recover run(s) {named} may hold it (a dead run's lease expires by itself)"
-                for lock in locks]  # fmt: skip
+                for lock in locks]
 
 
 def reconcile_served_runs(

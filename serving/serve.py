@@ -1,6 +1,6 @@
 """Serve every flink-runbook deployment from one process: the embedded default.
 
-    python -m flink_runbook.serving.serve --config stack/inventory.yaml [--interval 30] [--limit 4]
+    flink-runbook serve --config stack/inventory.yaml [--interval 30] [--limit 4]
 
 With PREFECT_API_URL set it serves against that server; without, it starts a
 local Prefect server (SQLite under --prefect-home, telemetry off, UI on

@@ -67,7 +67,7 @@ def monitor_health(
     if silent_s <= allowed_s:
         when = f"{now - last:.0f}s ago" if last else "none yet since the start"
         return MonitorHealth(False, f"monitor ticking: last tick ran to the end {when} (every {interval_s:.0f}s)",
-                             last, silent_s)  # fmt: skip
+                             last, silent_s)
     since_last = [t for t in ticks if last is None or (t.ended_at or now) > last]
     return MonitorHealth(
         True,

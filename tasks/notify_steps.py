@@ -43,7 +43,7 @@ def send_notice(cluster: ClusterSpec, notice: Notice) -> list[str]:
             reached.append(name)
         except Exception as exc:  # logged with what to fix; the recovery goes on
             logger.error("Cluster %s: notification %r through block %s failed: %s: %s (check the block in the "
-                         "Prefect UI, Blocks)", cluster.name, notice.event, name, type(exc).__name__, exc)  # fmt: skip
+                         "Prefect UI, Blocks)", cluster.name, notice.event, name, type(exc).__name__, exc)
     if reached:
         logger.info("Cluster %s: told %s: %s", cluster.name, ", ".join(reached), notice.subject)
     return reached
@@ -52,4 +52,4 @@ def send_notice(cluster: ClusterSpec, notice: Notice) -> list[str]:
 notify_operators = task(
     name="notify on-call", task_run_name="notify on-call: {notice.event} on {cluster.name}", cache_policy=NO_CACHE,
     retries=0,
-)(send_notice)  # fmt: skip
+)(send_notice)

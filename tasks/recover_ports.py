@@ -108,7 +108,7 @@ class PrefectRecords:
             self._artifact = create_progress_artifact(
                 progress=0.0, key=f"recover-{self.cluster.name}-progress",
                 description=f"Recovery of {self.cluster.name}: steps done",
-            )  # fmt: skip
+            )
         update_progress_artifact(self._artifact, progress=min(100.0, done))
 
     def notify(self, notice: Notice) -> None:

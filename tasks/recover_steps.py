@@ -42,7 +42,7 @@ def _logged(cluster: ClusterSpec, before: Progress, after: Progress) -> Progress
     for step in after.steps[len(before.steps) :]:
         log = get_run_logger().error if step.status == StepStatus.FAILED else get_run_logger().info
         log("%s %s %s: %s in %.1fs. %s", cluster.name, step.action, step.target, step.status, step.duration_s or 0,
-            step.detail)  # fmt: skip
+            step.detail)
     return after
 
 
@@ -113,7 +113,7 @@ def verify_job(cluster: ClusterSpec, job: Resubmitted, progress: Progress) -> Pr
             said[0] = elapsed
             waiting = "; ".join(c.detail for c in checks if not c.passed)
             logger.info("verify %s: %d/%d checks pass after %.0fs of %.0fs; waiting for: %s", job.job, passed,
-                        len(checks), elapsed, deadline, waiting)  # fmt: skip
+                        len(checks), elapsed, deadline, waiting)
 
     bounded = execute.within_deadline(cluster, progress)
     return _logged(cluster, progress, execute.verify_job(bounded, job, cluster_clients(cluster), progress, show))
@@ -132,7 +132,7 @@ def write_recovery_report(result: RecoveryResult) -> RecoveryResult:
     create_markdown_artifact(
         key=f"recover-{result.cluster}", markdown=recovery_report(result, svg_data_uri(chart) if chart else None),
         description=f"Recovery of Flink cluster {result.cluster}",
-    )  # fmt: skip
+    )
     record_incident(result)
     log = get_run_logger().info if result.status.ok else get_run_logger().error
     mttr = f", MTTR {result.mttr_s:.1f}s from the first sign of the fault" if result.mttr_s is not None else ""

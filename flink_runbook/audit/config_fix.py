@@ -173,7 +173,7 @@ def _round_trip(config: FlinkConfigFile, text: str, edits: list[NestedEdit], fix
     try:
         document = RoundTrip(text)
         done = [edit for edit in edits if (document.rename_to_top_level(edit.key, edit.new_key) if edit.new_key
-                                           else document.set_value(edit.key, str(edit.value)))]  # fmt: skip
+                                           else document.set_value(edit.key, str(edit.value)))]
         fixed = document.text()
         expected = _entries(text, config)
         for edit in done:

@@ -149,7 +149,7 @@ def engine_view(client: docker.DockerClient, oom_lookback_s: float) -> EngineVie
     events = client.events(
         since=int(now - oom_lookback_s), until=f"{now:.6f}", decode=True,  # to the microsecond: a stop just now
         filters={"event": ["oom", "stop"], "type": "container"},
-    )  # fmt: skip
+    )
     times: dict[str, dict[str, list[float]]] = {"oom": {}, "stop": {}}
     for event in events:
         container_id = event.get("id") or event.get("Actor", {}).get("ID")

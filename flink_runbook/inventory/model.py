@@ -125,7 +125,7 @@ Name = _checked(NAME_PATTERN.match, "must be lowercase letters, digits and dashe
 DockerHost = _checked(
     lambda host: host.startswith(DOCKER_SCHEMES), "is not a Docker host (unix://, tcp:// or ssh://)",
     "^(unix|tcp|ssh|npipe)://",
-)  # fmt: skip
+)
 EngineId = _checked(
     ENGINE_ID_PATTERN.fullmatch,
     "is not a Docker engine ID (what `docker info --format '{{.ID}}'` prints on the cluster's engine, e.g. "

@@ -36,7 +36,7 @@ class RecoveryStatus(StrEnum):
         """A run that needs nobody: healthy, recovered, a dry run's plan, or another run's recovery."""
         return self in (
             RecoveryStatus.HEALTHY, RecoveryStatus.RECOVERED, RecoveryStatus.PLANNED, RecoveryStatus.SUPERSEDED
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -94,7 +94,7 @@ class RecoveryResult:
     @property
     def fault_at_s(self) -> float | None:
         return min((m.at_s for m in self.milestones if m.name == FAULT_OBSERVED or m.name.endswith(JOB_FAILED)),
-                   default=None)  # fmt: skip
+                   default=None)
 
     @property
     def verified(self) -> bool:

@@ -280,7 +280,7 @@ def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[Callab
         served = ServedDeployments.start(
             inventory, prefect_server.api_url, tmp_path / "serve.log", interval_s, prefect_home=prefect_server.home,
             watch=watch,
-        )  # fmt: skip
+        )
         started.append(served)
         return served
 

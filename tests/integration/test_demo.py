@@ -29,7 +29,7 @@ def demo_command(project: str, flink_version: str, tmp_path: Path) -> list[str]:
         "--port", str(free_local_port()),
         "--data-dir", str(tmp_path / "data"),
         "--prefect-home", str(tmp_path / "prefect-home"),
-    ]  # fmt: skip
+    ]
 
 
 @one_release

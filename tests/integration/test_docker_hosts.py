@@ -41,14 +41,14 @@ def make_certificates(directory: Path) -> dict[str, Path]:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-            "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+            "-keyout", "ca-key.pem", "-out", "ca.pem")
     (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for name in ("server", "client"):
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem",
-                "-out", f"{name}.csr")  # fmt: skip
+                "-out", f"{name}.csr")
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
     return {n: directory / f"{n}.pem" for n in ("ca", "server", "server-key", "client", "client-key")}
 
 
@@ -89,7 +89,7 @@ class SecondDaemon:
                 "--pidfile", str(self.root / "docker.pid"), "--bridge", BRIDGE, "--iptables=false",
             ],
             stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        )
         wait_until(lambda: self.answers(), bool, timeout=60, what=f"the second Docker daemon on {self.socket}")
 
     def answers(self) -> bool:
@@ -177,7 +177,7 @@ def test_clusters_on_another_engine_over_unix_and_tls(running_stack, second_daem
                     on_engine_b("beta-unix", rest_ports[0], {"host": f"unix://{second_daemon.socket}"}),
                     on_engine_b(
                         "beta-tls", rest_ports[1], {"host": f"tcp://127.0.0.1:{second_daemon.tcp_port}", "tls": tls}
-                    ),  # fmt: skip
+                    ),
                 ],
             }
         )
@@ -229,7 +229,7 @@ def test_a_tls_host_without_the_clients_certificate_is_refused_by_the_engine(sec
                         "docker": {
                             "host": f"tcp://127.0.0.1:{second_daemon.tcp_port}",
                             "tls": {"ca_cert": str(second_daemon.certs["ca"])},
-                        },  # fmt: skip
+                        },
                         "containers": {"compose_project": "beta"},
                     }
                 ],
@@ -278,7 +278,7 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
 
         def inventory(file: str, **docker_section) -> str:
             data = {"state_dir": str(state), "clusters": [{**cluster, **({"docker": docker_section} if docker_section
-                                                                          else {})}]}  # fmt: skip
+                                                                          else {})}]}
             (tmp_path / file).write_text(yaml.safe_dump(data))
             return str(tmp_path / file)
 
@@ -308,7 +308,7 @@ def test_a_cluster_is_never_acted_on_through_an_engine_that_is_not_its_own(
         watcher.start()
         try:
             wait_until(lambda: "\n".join(lines), lambda text: on_b_id in text, timeout=30,
-                       what="the watcher to say it does not watch the cluster there")  # fmt: skip
+                       what="the watcher to say it does not watch the cluster there")
             twins["jobmanager"].kill()  # a fault the watcher would recover (start the JobManager) on its own engine
             time.sleep(5)
         finally:

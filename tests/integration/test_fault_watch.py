@@ -72,7 +72,7 @@ def test_a_paused_taskmanager_is_undone_before_flink_times_it_out(
 
     result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=180)
     print(f"\nFlink {stack.settings.flink_version}: watcher saw it in {result.detect_s:.2f}s, run ended in "
-          f"{result.recover_s:.1f}s ({result.recover_state})")  # fmt: skip
+          f"{result.recover_s:.1f}s ({result.recover_state})")
 
     assert result.recover_state == "COMPLETED"
     assert result.findings == ["CONTAINER_PAUSED"]
@@ -108,7 +108,7 @@ def test_a_crashed_and_a_disconnected_taskmanager_are_recovered_by_the_watcher_e
     )
     assert len(list(starts)) == 1, "Docker's restart policy started it once; the recovery must not restart it again"
     wait_until(stack.rest.jobs_overview, lambda jobs: any(j.state == "RUNNING" for j in jobs), timeout=60,
-               what="the job RUNNING")  # fmt: skip
+               what="the job RUNNING")
     print(f"\ncrash: seen in {crash.detect_s:.2f}s, {run.name} ended in {crash.recover_s:.1f}s")
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)
     only_the_watchers_recovery(cluster, crash.injected_at)  # still one: nothing was left for a second one
@@ -123,6 +123,6 @@ def test_a_crashed_and_a_disconnected_taskmanager_are_recovered_by_the_watcher_e
     tm.reload()
     assert f"{cluster}_default" in tm.attrs["NetworkSettings"]["Networks"]
     wait_until(stack.rest.jobs_overview, lambda jobs: [j.state for j in jobs if j.live] == ["RUNNING"], timeout=60,
-               what="one live job, RUNNING")  # fmt: skip
+               what="one live job, RUNNING")
     print(f"partition: seen in {cut.detect_s:.2f}s, recovered in {cut.recover_s:.1f}s")
     assert_every_id_exactly_once(stack, at_least=len(committed_ids(stack.output_dir)) + 40)

@@ -71,7 +71,7 @@ class RecoverRun:
                 return [r.id for r in client.read_flow_runs(limit=200) if r.state and r.state.is_paused()]
 
         (run_id,) = wait_until(paused, lambda ids: len(ids) == 1 or self.state is not None, timeout=timeout,
-                               what="the recover run paused for approval")  # fmt: skip
+                               what="the recover run paused for approval")
         return run_id
 
     def result(self, timeout: float = 300) -> dict:
@@ -111,14 +111,14 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
     cluster = stack.settings.project
     payload = {"subject": "{{subject}}", "body": "{{body}}"}
     webhook = CustomWebhookNotificationBlock(name="flink-runbook-test", url=inbox_url, json_data=payload,
-                                             allow_private_urls=True)  # fmt: skip
+                                             allow_private_urls=True)
     webhook.save("flink-runbook-test", overwrite=True)
     SlackWebhook(url=SLACK_URL).save("flink-runbook-test", overwrite=True)
     # Apprise's Slack plugin posts to hooks.slack.com, unreachable here: its webhook_url (the attribute
     # Prefect's GovCloud support sets) points at the local endpoint; block, plugin and payload are Slack's.
     monkeypatch.setattr(NotifySlack, "webhook_url", inbox_url.rsplit("/", 1)[0] + "/services")
     inventory = write_inventory(stack, tmp_path, demo_job_jar, approval="risky", approval_timeout_s=600,
-                                notifications={"blocks": BLOCKS}, **FAST)  # fmt: skip
+                                notifications={"blocks": BLOCKS}, **FAST)
     run_demo_job(stack, demo_job_jar)
     wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 30, timeout=60, what="30 committed ids")
     faults.stop(stack.jobmanager())  # without HA the next JobManager knows no job: starting it is risky
@@ -133,12 +133,12 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
     rejected = RecoverRun(inventory, cluster)
     run_id = rejected.paused_run_id()
     wait_until(lambda: subjects(received), lambda s: any("waits for your approval" in x for x in s), timeout=30,
-               what="the approval-needed notice")  # fmt: skip
+               what="the approval-needed notice")
     asked = next(m for m in received if "waits for your approval" in m.get("subject", ""))
     assert f"/runs/flow-run/{run_id}" in asked["body"] and "starts the stopped JobManager container" in asked["body"]
     with HeadlessChromium() as browser:
         browser.screenshot(f"{prefect_server.ui_url}/runs/flow-run/{run_id}", screenshot_dir / "approval-paused.png",
-                           "document.body && document.body.innerText.includes('Paused')", full_page=False)  # fmt: skip
+                           "document.body && document.body.innerText.includes('Paused')", full_page=False)
     resume_flow_run(run_id, run_input={"approve": False, "reason": "not at 3 a.m., I am looking"})
     result = rejected.result()
     assert result["status"] == "refused" and result["approval"]["approved"] is False, result
@@ -168,12 +168,12 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
     result = approved.result()
     assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
     assert result["approval"] == {"approved": True, "by": "a human through Prefect", "reason": "go",
-                                  "waited_s": result["approval"]["waited_s"], "asked": True}  # fmt: skip
+                                  "waited_s": result["approval"]["waited_s"], "asked": True}
     assert [a["action"] for a in result["actions"]][:1] == ["start_jobmanager"]
     assert result["mttr_s"] and result["mttr_s"] >= result["duration_s"] - result["approval"]["waited_s"] - 1
     assert {m["name"] for m in result["milestones"]} >= {"fault observed", "recovered (verified)",
                                                          "job realtime-cdc-demo RUNNING",
-                                                         "job realtime-cdc-demo first new checkpoint"}  # fmt: skip
+                                                         "job realtime-cdc-demo first new checkpoint"}
     assert_every_id_exactly_once(stack, at_least=committed + 40)
 
     # The channel heard each step, twice: the Custom Webhook's JSON and Slack's own payload.
@@ -183,9 +183,9 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
     assert f"flink-runbook: recovering {cluster}" in said
     done = next(m for m in received if m.get("subject", "").startswith(f"flink-runbook: {cluster} recovered, MTTR"))
     assert "Job realtime-cdc-demo:" in done["body"] and "chk-" in done["body"] and f"/runs/flow-run/{run_id}" in done[
-        "body"]  # fmt: skip
+        "body"]
     slack = [m for m, path in zip(received, _WebhookInbox.paths, strict=True)
-             if path == "/services/T0FLINK/B0RUNBOOK/X0TEST"]  # fmt: skip
+             if path == "/services/T0FLINK/B0RUNBOOK/X0TEST"]
     assert len(slack) == len(said) and all({"attachments", "blocks", "text"} & set(m) for m in slack)
     assert any(f"{cluster} recovered, MTTR" in json.dumps(m) for m in slack)
 
@@ -198,7 +198,7 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
 
     # Logs reach the server in batches: wait for the run's last line.
     logs = wait_until(run_logs, lambda logs: any("Finished in state" in log.message and not log.task_run_id
-                                                 for log in logs), timeout=30, what="the run's logs")  # fmt: skip
+                                                 for log in logs), timeout=30, what="the run's logs")
     messages = [log.message for log in logs]
     assert any(m.startswith(f"SEEN on {cluster}: ") for m in messages[:4]), messages[:6]
     assert any(m.startswith(f"PLAN for {cluster}: start_jobmanager") for m in messages[:5]), messages[:6]
@@ -220,7 +220,7 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
             f"{prefect_server.ui_url}/artifacts/artifact/{report.id}", screenshot_dir / "recovery-report.png",
             "(() => { const i = document.querySelector('img[alt^=\"Timeline of the recovery\"]');"
             " return i && i.complete && i.naturalWidth > 0; })()",
-        )  # fmt: skip
+        )
     assert green_pixels(shot) > 1500, "no timeline bars in the screenshot of the report"
 
     # flink-runbook status: JSON for scripts, plain without a terminal, colours for the screenshot.
@@ -239,8 +239,8 @@ def test_a_risky_step_waits_for_a_human_and_the_incident_is_seen(
     statuses, note = read_statuses(str(inventory), None)
     page = tmp_path / "status.html"
     page.write_text(terminal_html(f"$ flink-runbook status --config {inventory.name}\n"
-                                  + "\n".join(status_lines(statuses, colour=True))))  # fmt: skip
+                                  + "\n".join(status_lines(statuses, colour=True))))
     with HeadlessChromium(width=1100, height=360) as browser:
         browser.screenshot(page.as_uri(), screenshot_dir / "status.png", "document.getElementById('terminal')",
-                           full_page=False)  # fmt: skip
+                           full_page=False)
     assert note == "" and time.time()  # every part was read from the server

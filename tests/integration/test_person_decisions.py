@@ -150,7 +150,7 @@ def test_a_cancel_while_the_recovery_waits_for_taskmanagers_stands(start_stack, 
     recovering.start()
     # The recovery restarts the TaskManager, then waits for it to register: a person cancels the job then.
     wait_until(lambda: stack.taskmanager().status, lambda status: status == "running", timeout=60,
-               what="the TaskManager restarted by the recovery", interval=0.2)  # fmt: skip
+               what="the TaskManager restarted by the recovery", interval=0.2)
     cancel(stack, job_id)
     recovering.join(timeout=300)
     (result,) = results

@@ -152,7 +152,7 @@ def test_oneoff_containers_and_id_prefixes_are_not_the_clusters(running_stack, d
     oneoff = docker_client.containers.run(
         flink_image_tag(stack.settings.flink_version), ["sleep", "300"], labels=labels, detach=True,
         name=f"{project}-taskmanager-run-0a1b2c",
-    )  # fmt: skip
+    )
     try:
         states = container_states(engine_view(docker_client, 0), ContainerSelector(compose_project=project))
         assert oneoff.name not in {s.name for s in states}
@@ -183,7 +183,7 @@ def test_a_state_dir_that_cannot_be_written_refuses_the_recovery_with_exit_2(
     done = subprocess.run(
         [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--all"],
         capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    )
     said = [line for line in done.stderr.splitlines() if line.startswith("flink-runbook: ")]
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(said) == 1 and "not-a-directory" in said[0], done.stderr[-2000:]

@@ -74,7 +74,7 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
     scaled = scale_up(
         home, inventory, workers=0, port=free_local_port(), database_port=free_local_port(),
         monitor_interval_s=MONITOR_S,
-    )  # fmt: skip
+    )
     try:
         for name in ("host-a", "host-b"):
             scaled.add_worker(name, limit=2, environment={"FLINK_RUNBOOK_STATE_DIR": str(tmp_path / name)})
@@ -103,7 +103,7 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
             # The first recovery whose process runs (and beats) is killed with its worker, as when its host
             # dies; the worker's other flow runs die with it.
             victim, killed_run, pid = wait_until(lambda: running_recovery(names, frozen_at), bool, timeout=120,
-                                                 interval=0.2, what="a running recover run")  # fmt: skip
+                                                 interval=0.2, what="a running recover run")
             worker = next(n for n, w in scaled.workers.items() if w.pid == parent_pid(pid))
             processes = flow_run_processes()
             killed_at = time.monotonic()
@@ -115,8 +115,8 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
                 return runs if runs and all(finished(r) for r in runs) and job_runs(stack) else None
 
             outcome = {s.settings.project: wait_until(lambda s=s: settled(s), bool, timeout=420, interval=2,
-                                                      what=f"{s.settings.project} recovered")  # fmt: skip
-                       for s in stacks}  # fmt: skip
+                                                      what=f"{s.settings.project} recovered")
+                       for s in stacks}
             healed_s = time.monotonic() - killed_at
             for name, runs in outcome.items():
                 print(name, [(r.name, r.state_type.value, r.start_time, r.end_time) for r in runs])
@@ -135,7 +135,7 @@ def test_two_clusters_recover_in_parallel_on_two_workers_and_a_killed_workers_re
         assert max(r.start_time for r in firsts) < min(r.end_time for r in firsts), firsts
         finished_by_another = [r for r in outcome[victim] if r.state_type.value == "COMPLETED"]
         print(f"{victim}: " + (f"finished by {finished_by_another[0].name} on the other worker" if finished_by_another
-                               else "the killed run had already fixed it; nothing was left to finish"))  # fmt: skip
+                               else "the killed run had already fixed it; nothing was left to finish"))
         for stack, count in zip(stacks, before, strict=True):
             assert_every_id_exactly_once(stack, at_least=count + 40)
     finally:

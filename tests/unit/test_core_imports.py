@@ -7,7 +7,7 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "flink_runbook"
 SHELL = ("prefect", "flink_runbook.flows", "flink_runbook.tasks", "flink_runbook.deployments", "flink_runbook.cli",
-         "flink_runbook.demo")  # fmt: skip
+         "flink_runbook.demo")
 
 
 def imported_modules(path: Path) -> set[str]:

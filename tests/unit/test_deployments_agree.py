@@ -22,7 +22,7 @@ def in_code() -> dict:
         for s in d.schedules:
             interval = getattr(s.schedule, "interval", None)
             schedules.append({"interval": interval.total_seconds()} if isinstance(interval, timedelta)
-                             else {"cron": s.schedule.cron})  # fmt: skip
+                             else {"cron": s.schedule.cron})
         limit = None
         if d.concurrency_limit is not None:
             limit = {"limit": d.concurrency_limit, "collision_strategy": d.concurrency_options.collision_strategy.value}
@@ -30,10 +30,10 @@ def in_code() -> dict:
             {"name": t.name, "expect": sorted(t.expect), "match": dict(t.match.root),
              "parameters": {**t.parameters, "config": Path(t.parameters["config"]).relative_to(ROOT).as_posix()}}
             for t in d.triggers
-        ]  # fmt: skip
+        ]
         parameters = {**d.parameters, "config": Path(d.parameters["config"]).relative_to(ROOT).as_posix()}
         deployments[d.name] = {"entrypoint": d.entrypoint, "parameters": parameters, "schedules": schedules,
-                               "concurrency_limit": limit, "tags": sorted(d.tags), "triggers": triggers}  # fmt: skip
+                               "concurrency_limit": limit, "tags": sorted(d.tags), "triggers": triggers}
     return deployments
 
 
@@ -42,14 +42,14 @@ def in_prefect_yaml() -> dict:
     deployments = {}
     for d in document["deployments"]:
         schedules = [{"interval": float(s["interval"])} if "interval" in s else {"cron": s["cron"]}
-                     for s in d.get("schedules", [])]  # fmt: skip
+                     for s in d.get("schedules", [])]
         limit = d.get("concurrency_limit")
         triggers = [{"name": t["name"], "expect": sorted(t["expect"]), "match": t["match"],
-                     "parameters": t["parameters"]} for t in d.get("triggers", [])]  # fmt: skip
+                     "parameters": t["parameters"]} for t in d.get("triggers", [])]
         deployments[d["name"]] = {
             "entrypoint": d["entrypoint"], "parameters": d["parameters"], "schedules": schedules,
             "concurrency_limit": limit, "tags": sorted(d["tags"]), "triggers": triggers,
-        }  # fmt: skip
+        }
     return deployments
 
 

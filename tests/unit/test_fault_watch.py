@@ -113,7 +113,7 @@ def test_a_stale_heartbeat_alone_is_no_fault_and_never_a_restart(version):
     running_tm = ContainerState(
         role="taskmanager", name="tm", service="taskmanager", state="running", container_id="tm",
         ip_addresses=(taskmanager.host,), started_at=LONG_AGO,
-    )  # fmt: skip
+    )
     seen = with_containers(observed(version, "frozen-before-timeout"), jm_container(), running_tm)
     plan = plan_recovery(CLUSTER, diagnose(CLUSTER, seen), {})
     assert not plan.of("restart_taskmanagers")
@@ -206,7 +206,7 @@ def disconnected_tm(state: str = "running", networks: tuple[str, ...] = ()) -> C
     return ContainerState(
         role="taskmanager", name="tm", service="taskmanager", state=state, container_id="tm",
         network_mode="realtime-pipeline_default", networks=networks, started_at=LONG_AGO,
-    )  # fmt: skip
+    )
 
 
 def test_a_container_cut_off_its_network_is_reconnected_first_then_observed_again():

@@ -197,7 +197,7 @@ def test_three_mistakes_are_three_problems_in_one_run(tmp_path):
         f"{path}: clusters[0].recovery.stabilization_s: must be at least 0, got -3",
         f"{path}: clusters[0].jobs[0].no_checkpoint_policy: 'latest' is not one of: fail, fresh",
         f"{path}: clusters[1].rest.url: 'htp://127.0.0.1:18081' is not an http:// or https:// URL with a host",
-    ])  # fmt: skip
+    ])
     assert str(error.value).splitlines() == list(error.value.problems)
 
 
@@ -252,7 +252,7 @@ def test_a_misspelt_key_is_named_with_the_keys_it_may_be(tmp_path, change, messa
 
 def test_a_rejected_value_never_repeats_a_urls_credentials(tmp_path):
     path = write(tmp_path, VALID.replace("connect_timeout_s", "x").replace(
-        "expected_taskmanagers: 2", "expected_taskmanagers: 'http://ops:hunter2@h/?token=s3cr3t'"))  # fmt: skip
+        "expected_taskmanagers: 2", "expected_taskmanagers: 'http://ops:hunter2@h/?token=s3cr3t'"))
     with pytest.raises(InventoryError, match=r"expected_taskmanagers: expected an integer, got string") as error:
         load_inventory(path)
     assert "hunter2" not in str(error.value) and "s3cr3t" not in str(error.value)

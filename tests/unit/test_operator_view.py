@@ -81,7 +81,7 @@ def result_of_a_recovery() -> RecoveryResult:
         milestones=[Milestone("job cdc failed (Flink's exception history)", t0), Milestone("fault observed", t0 + 1),
                     Milestone("job cdc RUNNING", t0 + 12), Milestone("recovered (verified)", t0 + 35)],
         mttr_s=35.0, started_at="2026-12-01T03:00:01+00:00", duration_s=34.0, run_url="http://ui/runs/flow-run/1",
-    )  # fmt: skip
+    )
 
 
 def test_the_report_has_a_timeline_with_times_durations_and_a_chart():
@@ -105,7 +105,7 @@ def test_notices_are_short_and_carry_cluster_codes_job_restore_point_and_link():
     done = recovery_outcome_notice(result_of_a_recovery())
     assert done.event == "recovered" and "MTTR 35.0s" in done.subject and "chk-7" in done.body
     failed = recovery_outcome_notice(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.REFUSED,
-                                                         refusals=["not approved by nobody"]))  # fmt: skip
+                                                         refusals=["not approved by nobody"]))
     assert failed.event == "recovery_failed" and "Refused: not approved by nobody" in failed.body
     assert recovery_outcome_notice(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.HEALTHY)) is None
     asked = approval_needed_notice("prod-cdc", diagnosis, plan, ("starts job x FRESH",), 900, "http://ui/r")
@@ -127,7 +127,7 @@ def test_incidents_keep_the_newest_few_and_skip_runs_that_were_none():
 def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():
     seen = observed("1.20.3", "healthy")
     healthy = cluster_status(CLUSTER, diagnose(CLUSTER, seen), "", [], None, [incident_row(result_of_a_recovery())],
-                             now=seen.observed_at_ms / 1000)  # fmt: skip
+                             now=seen.observed_at_ms / 1000)
     text = "\n".join(status_lines([healthy]))
     assert "healthy" in text and "job realtime-cdc-demo" in text and "RUNNING" in text
     assert re.search(r"last checkpoint \d+s ago", text) and "MTTR 35.0s" in text and "\033[" not in text
@@ -154,7 +154,7 @@ def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():
 )
 def test_bad_approval_and_notification_settings_are_named(tmp_path, cluster_keys, expected):
     data = {"clusters": [{"name": "c", "rest": {"url": "http://127.0.0.1:8081"}, "containers": {"compose_project": "p"},
-                          **cluster_keys}]}  # fmt: skip
+                          **cluster_keys}]}
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InventoryError) as caught:
@@ -170,7 +170,7 @@ def test_a_clusters_notifications_override_the_top_levels_key_by_key(tmp_path):
             {"name": "b", "rest": {"url": "http://127.0.0.1:8082"}, "containers": {"compose_project": "q"},
              "notifications": {"blocks": ["custom-webhook/pager"]}, "approval": "always"},
         ],
-    }  # fmt: skip
+    }
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(data))
     a, b = load_inventory(path).clusters

@@ -222,7 +222,7 @@ def test_a_symlinked_job_directory_is_not_followed(tmp_path):
 def taskmanager(state: str, **fields) -> ContainerState:
     times = {"started_at": "2026-12-05T10:00:00.5Z", "finished_at": "2026-12-05T11:00:00Z"}
     return ContainerState(role="taskmanager", name="tm", service="taskmanager", state=state, container_id="tm1",
-                          **times, **fields)  # fmt: skip
+                          **times, **fields)
 
 
 def test_a_stop_logged_since_the_last_start_is_a_persons_stop_a_die_alone_is_a_crash():

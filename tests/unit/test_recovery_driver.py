@@ -157,7 +157,7 @@ def test_the_runbooks_order_observe_plan_act_verify_report():
     assert world.done == [
         "diagnose", "plan", f"{Action.RESTART_TASKMANAGERS} tm", f"{Action.WAIT_FOR_TASKMANAGERS} {CLUSTER.name}",
         f"{Action.RESUBMIT_JOB} {JOB}", f"verify_job {JOB}", "verify_stability", "diagnose",
-    ]  # fmt: skip
+    ]
     assert result.status == RecoveryStatus.RECOVERED and records.reports == [result]
     assert records.notices == ["recovery_started", "recovered"] and not result.nothing_done
 
@@ -281,7 +281,7 @@ def test_news_is_a_recovery_that_acted_or_refused_on_an_unhealthy_cluster():
     assert not outcome_is_news(acted, FAILED, dry_run=False, superseded=True, held=False)
     assert not outcome_is_news(refused, FAILED, dry_run=False, superseded=False, held=True)
     assert not outcome_is_news(RecoveryResult(CLUSTER.name, RecoveryStatus.FAILED), FAILED, dry_run=False,
-                               superseded=False, held=False)  # fmt: skip
+                               superseded=False, held=False)
 
 
 def test_a_recovery_past_its_deadline_is_timed_out_and_escalated():

@@ -99,7 +99,7 @@ def test_runs_that_did_nothing_spend_no_flap_budget_and_start_no_cooldown():
     from flink_runbook.runbook.deciding.guard import NOTHING_DONE
 
     idle = [replace(ended(f"idle{i}", 10 + i, state), state_name=NOTHING_DONE)
-            for i, state in enumerate(("COMPLETED", "FAILED", "FAILED", "COMPLETED"))]  # fmt: skip
+            for i, state in enumerate(("COMPLETED", "FAILED", "FAILED", "COMPLETED"))]
     decision = decide_recovery(False, idle, None, SETTINGS, NOW)
     # The old guard counted all four: "escalate" (4 >= 2), and "wait" for a cooldown from a run 10 s ago.
     assert decision.action == "recover" and decision.recent_recoveries == 0, decision

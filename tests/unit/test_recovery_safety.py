@@ -38,7 +38,7 @@ def tm(name: str, *, ip: str, hostname: str | None = None, state: str = "running
     return ContainerState(
         role="taskmanager", name=name, service="taskmanager", state=state, container_id=f"{name}-0123456789abcdef",
         ip_addresses=(ip,), hostname=hostname, network_aliases=("taskmanager",), started_at=LONG_AGO,
-    )  # fmt: skip
+    )
 
 
 def registered(tm_id: str, rpc_host: str) -> TaskManagerInfo:
@@ -405,7 +405,7 @@ def test_bad_inventory_exits_2_without_a_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(path), "--cluster", "a"],
         capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+    )
     assert done.returncode == 2 and "verify_timeout_s: must be a finite number" in done.stderr
     assert "Traceback" not in done.stderr
 

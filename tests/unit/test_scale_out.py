@@ -42,7 +42,7 @@ def test_a_tls_docker_host_is_typed(tmp_path):
     )
     (cluster,) = load_inventory(path).clusters
     assert cluster.docker == DockerEngine("tcp://10.0.0.5:2376", tmp_path / "ca.pem", tmp_path / "c.pem",
-                                          tmp_path / "k.pem")  # fmt: skip
+                                          tmp_path / "k.pem")
     assert cluster.docker.tls and cluster.monitor.check_deadline_s == 2.0
 
 
@@ -132,7 +132,7 @@ def test_scale_up_refuses_bad_input_before_starting_anything(tmp_path, args, mes
     result = subprocess.run(
         [sys.executable, "-m", "flink_runbook.infrastructure.scale_up", "--home", str(tmp_path / "home"), *args],
         capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+    )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home").exists()  # nothing was started or written

@@ -74,7 +74,7 @@ HUGE = "1" + "0" * 399
             ("parallelism: 2", f"parallelism: {HUGE}"),
             r"clusters\[0\]\.jobs\[0\]\.parallelism: must be at most 100000, "
             r"got an integer of 400 digits \(100000\.\.\.\)",
-        ),  # fmt: skip
+        ),
         (
             ("expected_taskmanagers: 2", f"expected_taskmanagers: 2\n    recovery: {{verify_timeout_s: -{HUGE}}}"),
             r"clusters\[0\]\.recovery\.verify_timeout_s: must be at least 1, got an integer of 400 digits",
@@ -199,7 +199,7 @@ def test_a_resubmit_command_that_times_out_is_killed_with_every_process_it_start
         started = [int(pid) for pid in pids.read_text().split()]
         assert len(started) == 2
         wait_until(lambda: [pid for pid in started if is_alive(pid)], lambda alive: not alive, timeout=5,
-                   what="the command and the process it started to be gone")  # fmt: skip
+                   what="the command and the process it started to be gone")
     finally:
         for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
             with contextlib.suppress(ProcessLookupError):
@@ -220,7 +220,7 @@ def replay(state_dir: Path, *jobs: tuple[str, str, str, int, int]) -> tuple[Clus
         answers = copy.deepcopy(recorded_answers("1.20.3", scenario))
         answers["job"].update({"jid": jid, "state": state, "start-time": start, "end-time": end})
         overview.append({**answers["jobs_overview"]["jobs"][0], "jid": jid, "state": state, "start-time": start,
-                         "end-time": end})  # fmt: skip
+                         "end-time": end})
         rest, adapter = recorded_rest(CLUSTER.rest.url, answers, jid)
         by_path.update(adapter.by_path)
     adapter.by_path = {**by_path, "/jobs/overview": {"jobs": overview}}
@@ -332,7 +332,7 @@ def test_no_url_leaves_in_an_event_a_notice_or_a_log_with_its_credentials():
         rest_url=LEAKY,
         jobmanager=JobManagerView(
             reachable=False, error=f"GET failed: ConnectionError ({LEAKY})", error_kind=RestProblem.UNREACHABLE
-        ),  # fmt: skip
+        ),
     )
     diagnosis = diagnose(leaky, seen)
     decision = GuardDecision(GuardAction.RECOVER, f"unhealthy at {LEAKY}")

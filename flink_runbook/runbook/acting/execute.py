@@ -392,7 +392,7 @@ def _taskmanager_containers_still_running(cluster: ClusterSpec, clients: Cluster
         return []
     persons = read_container_stops(cluster.state_dir, cluster.name)
     down = [f"{c.name} {c.state}" for c in view.containers
-            if c.role == "taskmanager" and c.state != "running" and c.name not in persons]  # fmt: skip
+            if c.role == "taskmanager" and c.state != "running" and c.name not in persons]
     return [Check("TaskManager containers still running", not down, ", ".join(down) or "all running")]
 
 

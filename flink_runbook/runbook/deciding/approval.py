@@ -64,7 +64,7 @@ class ApprovalDecision:
 
     def to_dict(self) -> dict:
         return {"approved": self.approved, "by": self.by, "reason": self.reason, "waited_s": round(self.waited_s, 1),
-                "asked": self.asked}  # fmt: skip
+                "asked": self.asked}
 
 
 NOT_NEEDED = ApprovalDecision(approved=True, by="policy", reason="no step needs a human")

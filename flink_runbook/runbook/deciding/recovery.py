@@ -263,7 +263,7 @@ def _lock_busy(
     result = RecoveryResult(
         cluster.name, RecoveryStatus.REFUSED, refusals=[why], started_at=started_at,
         duration_s=round(duration_s, 2), run_url=records.run_url(), nothing_done=True,
-    )  # fmt: skip
+    )
     records.tell_the_story(None, RecoveryPlan(cluster.name, refusals=(why,)))
     return records.write_report(result)
 

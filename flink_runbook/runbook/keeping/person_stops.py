@@ -204,7 +204,7 @@ def forget_stop(state_dir: Path, cluster: str, job: str) -> None:
     """A released stop is used up once the job is resubmitted: a later recovery restores from the job's newer
     checkpoints, never from that old savepoint again."""
     _rewrite(stops_file(state_dir, cluster), lambda: read_stops(state_dir, cluster),
-             lambda known: {k: v for k, v in known.items() if k != job})  # fmt: skip
+             lambda known: {k: v for k, v in known.items() if k != job})
 
 
 def release_stop(state_dir: Path, cluster: str, job: str, by: str) -> PersonStop | None:
@@ -276,11 +276,11 @@ def next_container_stops(
         if state.stopped_by_hand and state.container_id and state.finished_at:
             same = earlier is not None and (earlier.container_id, earlier.finished_at) == (
                 state.container_id, state.finished_at
-            )  # fmt: skip
+            )
             record[state.name] = earlier if same else ContainerStop(state.container_id, state.finished_at, time.time())
         elif earlier is not None and state.state == "exited" and (earlier.container_id, earlier.finished_at) == (
             state.container_id, state.finished_at
-        ):  # fmt: skip
+        ):
             record[state.name] = earlier
     return record
 

@@ -62,7 +62,7 @@ def recovery_outcome_notice(result: RecoveryResult) -> Notice | None:
     """recovered (with the MTTR) or recovery_failed (failed or refused); None for a run that did nothing."""
     codes = ", ".join(f["code"] for f in result.findings_before if Severity(f["severity"]).unhealthy) or "none"
     jobs = [f"Job {j.name}: {j.old_id or '-'} -> {j.new_id or '-'}, restored from {j.restored_from or 'nothing'}"
-            for j in result.jobs]  # fmt: skip
+            for j in result.jobs]
     if result.status == RecoveryStatus.RECOVERED:
         mttr = f"MTTR {result.mttr_s:.1f}s" if result.mttr_s is not None else f"in {result.duration_s:.1f}s"
         body = [f"Findings: {codes}", *jobs, f"Verified: {len(result.checks)} checks passed", *_link(result.run_url)]
@@ -74,9 +74,9 @@ def recovery_outcome_notice(result: RecoveryResult) -> Notice | None:
         why += [f"Failed: {a.action} {a.target}: {a.detail}" for a in result.actions if a.status == "failed"][:3]
         why += [f"Not verified: {c.name}: {c.detail}" for c in result.checks if not c.passed][:3]
         body = [f"Findings: {codes}", *jobs, *why, "Next: read the report; a human decides now.",
-                *_link(result.run_url)]  # fmt: skip
+                *_link(result.run_url)]
         return Notice("recovery_failed", result.cluster, f"flink-runbook: recovery of {result.cluster} {result.status}",
-                      "\n".join(body))  # fmt: skip
+                      "\n".join(body))
     return None
 
 

@@ -41,7 +41,7 @@ def timeline_table(result: RecoveryResult) -> list[str]:
             unstarted.append(f"| | | | {line} | {a.reason} | {detail} |")
         else:
             rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
-                         f"{line} | {a.reason} | {detail} |"))  # fmt: skip
+                         f"{line} | {a.reason} | {detail} |"))
     header = ["| at (UTC) | from fault | took | what | why | result |", "|---|---|---|---|---|---|"]
     return header + [line for _, line in sorted(rows, key=lambda r: r[0])] + unstarted
 

@@ -52,7 +52,7 @@ def cluster_status(
     last = incidents[0] if incidents else None
     if diagnosis is None:
         return ClusterStatus(cluster.name, "NOT CHECKED", error=error, last_incident=last,
-                             escalated=escalation.reason if escalation else None)  # fmt: skip
+                             escalated=escalation.reason if escalation else None)
     seen = diagnosis.observation
     decision = decide_recovery(diagnosis.healthy, runs, escalation, cluster.monitor, now)
     jobs = []
@@ -110,7 +110,7 @@ def status_lines(statuses: list[ClusterStatus], colour: bool = False) -> list[st
             )
             if job.stopped_by_person:  # a decision, not a fault: not red
                 lines.append(f"  job {job.name:<20} {paint(job.state, YELLOW)}  stopped by a person: "
-                             f"{job.stopped_by_person}; left alone until `flink-runbook stopped release`")  # fmt: skip
+                             f"{job.stopped_by_person}; left alone until `flink-runbook stopped release`")
                 continue
             lines.append(f"  job {job.name:<20} {paint(job.state, GREEN if job.state == 'RUNNING' else RED)}  {age}")
         if s.guard:

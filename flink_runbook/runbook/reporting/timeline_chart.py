@@ -41,7 +41,7 @@ def timeline_svg(result: RecoveryResult) -> str | None:
         at = milestone.at_s - zero
         axes.axvline(at, color=MILESTONE_COLOUR, linestyle="--", linewidth=1)
         axes.text(at, -0.75, f" {milestone.name} ({at:+.1f}s)", rotation=20, fontsize=7, color=MILESTONE_COLOUR,
-                  va="bottom", clip_on=False)  # fmt: skip
+                  va="bottom", clip_on=False)
     ends = [a.started_s - zero + (a.duration_s or 0) for a in steps] + [m.at_s - zero for m in result.milestones]
     axes.set_xlim(min(0.0, *ends) - 0.5, max(ends) * 1.25 + 1)  # room for the last labels
     axes.set_xlabel("seconds from the first sign of the fault" if result.fault_at_s else "seconds")
