@@ -128,25 +128,41 @@ def flink_version(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
+def _new_stack(
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    flink_version: str,
+    compose_override: Path | None = None,
+) -> DemoStack:
+    """A new, isolated demo stack (own project, port and data dir), started."""
+    name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
+    settings = StackSettings(
+        data_dir=tmp_path_factory.mktemp(name),
+        project=name,
+        flink_version=flink_version,
+        rest_port=free_local_port(),
+        compose_override=compose_override,
+    )
+    stack = DemoStack(settings, docker_client)
+    try:
+        stack.up()
+    except BaseException:
+        stack.down()
+        raise
+    return stack
+
+
+@pytest.fixture
 def start_stack(
     docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[str], DemoStack]]:
-    """Factory: a new, isolated demo stack (own project, port and data dir); all torn down at the end."""
+) -> Iterator[Callable[..., DemoStack]]:
+    """Factory: new, isolated demo stacks of this test, all removed when it ends. An idle Flink stack left
+    up until the session ends costs every later test on this 2-core machine CPU and memory."""
     started: list[DemoStack] = []
 
     def start(flink_version: str, compose_override: Path | None = None) -> DemoStack:
-        name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
-        settings = StackSettings(
-            data_dir=tmp_path_factory.mktemp(name),
-            project=name,
-            flink_version=flink_version,
-            rest_port=free_local_port(),
-            compose_override=compose_override,
-        )
-        stack = DemoStack(settings, docker_client)
+        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override)
         started.append(stack)
-        stack.up()
         return stack
 
     yield start
@@ -155,13 +171,9 @@ def start_stack(
 
 
 @pytest.fixture
-def disposable_stack(start_stack: Callable[[str], DemoStack], flink_version: str) -> Iterator[DemoStack]:
-    """A stack of its own for a test that breaks it; removed right after the test."""
-    stack = start_stack(flink_version)
-    try:
-        yield stack
-    finally:
-        stack.down()
+def disposable_stack(start_stack: Callable[[str], DemoStack], flink_version: str) -> DemoStack:
+    """A stack of its own for a test that breaks it; removed right after the test (start_stack)."""
+    return start_stack(flink_version)
 
 
 @pytest.fixture(scope="session")
@@ -197,11 +209,20 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPr
 
 
 @pytest.fixture(scope="session")
-def running_stack(start_stack: Callable[[str], DemoStack], flink_version: str, demo_job_jar: Path) -> DemoStack:
-    """A shared healthy stack with the demo job running; tests must not break it."""
-    stack = start_stack(flink_version)
-    run_demo_job(stack, demo_job_jar)
-    return stack
+def running_stack(
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    flink_version: str,
+    demo_job_jar: Path,
+) -> Iterator[DemoStack]:
+    """A shared healthy stack with the demo job running, one per release for the whole run; tests must not
+    break it."""
+    stack = _new_stack(docker_client, tmp_path_factory, flink_version)
+    try:
+        run_demo_job(stack, demo_job_jar)
+        yield stack
+    finally:
+        stack.down()
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks

@@ -55,11 +55,7 @@ def stack_with_a_production_heartbeat(start_stack, flink_version, tmp_path):
     override = tmp_path / "heartbeat.yml"
     heartbeat = {"environment": {"FLINK_PROPERTIES": "heartbeat.timeout: 20000"}}
     override.write_text(yaml.safe_dump({"services": {"jobmanager": heartbeat, "taskmanager": heartbeat}}))
-    stack = start_stack(flink_version, compose_override=override)
-    try:
-        yield stack
-    finally:
-        stack.down()
+    return start_stack(flink_version, compose_override=override)
 
 
 def test_a_paused_taskmanager_is_undone_before_flink_times_it_out(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import docker
 import pytest
@@ -34,14 +34,10 @@ HA_OVERRIDE = STACK_DIR / "high-availability.yml"
 @pytest.fixture
 def ha_stack(
     docker_client: docker.DockerClient, start_stack: Callable[..., DemoStack], flink_version: str
-) -> Iterator[DemoStack]:
-    """The demo stack with ZooKeeper high availability, removed right after the test."""
+) -> DemoStack:
+    """The demo stack with ZooKeeper high availability, removed right after the test (start_stack)."""
     ensure_zookeeper_image(docker_client)
-    stack = start_stack(flink_version, compose_override=HA_OVERRIDE)
-    try:
-        yield stack
-    finally:
-        stack.down()
+    return start_stack(flink_version, compose_override=HA_OVERRIDE)
 
 
 def test_a_started_ha_jobmanager_restores_its_job_under_its_old_id_and_nothing_is_resubmitted(
