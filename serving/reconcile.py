@@ -90,15 +90,25 @@ def slots_to_lower(counts: Iterable[SlotCount]) -> list[tuple[str, int, int]]:
     return [(c.name, c.active_slots, c.holders) for c in counts if c.active_slots > c.holders]
 
 
-def recovery_lock_counts(locks: Iterable[Slots], may_hold: list[str]) -> tuple[list[SlotCount], list[str]]:
+def recovery_lock_counts(
+    locks: Iterable[Slots], may_hold: list[str], watched_s: float | None = None
+) -> tuple[list[SlotCount], list[str]]:
     """The held recovery locks as slot counts, and what is left alone (pure).
 
     While a recover run may hold a lock (`may_hold`: open, or ended so recently that its lease may not
     have expired), every lock stays: a dead run's lease is freed by Prefect, and a slot given back early
     would be taken twice once that lease expires. With none, a taken slot has no lease left (lost with a
-    server's in-memory lease storage) and nothing else would ever free it.
+    server's in-memory lease storage) and nothing else would ever free it. `watched_s`: how long the
+    server has been seen up by this process; a lease it kept on disk while it was down is revoked by it
+    after a restart, so before LEASE_GONE_AFTER_S every lock stays too (else both would give it back).
     """
+    from flink_runbook.records.slots import LEASE_GONE_AFTER_S
+
     locks = list(locks)
+    if watched_s is not None and watched_s < LEASE_GONE_AFTER_S:
+        return [], [f"{lock.name} stays held: Prefect revokes a lease it kept while it was down within "
+                    f"{LEASE_GONE_AFTER_S:.0f}s of starting, this process has seen it up {watched_s:.0f}s"
+                    for lock in locks]
     if not may_hold:
         return [SlotCount(lock.name, lock.active_slots, 0) for lock in locks], []
     named = ", ".join(sorted(may_hold)[:3]) + (" ..." if len(may_hold) > 3 else "")
@@ -107,7 +117,10 @@ def recovery_lock_counts(locks: Iterable[Slots], may_hold: list[str]) -> tuple[l
 
 
 def reconcile_served_runs(
-    deployment_ids: list[str], opened_before: float, live_run_ids: Callable[[], set[str]]
+    deployment_ids: list[str],
+    opened_before: float,
+    live_run_ids: Callable[[], set[str]],
+    watched_s: float | None = None,
 ) -> ReconcileReport:
     """Crash the dead runs of these deployments, then give back the slots and recovery locks nothing alive holds."""
     from flink_runbook.records import flow_runs, slots
@@ -129,7 +142,7 @@ def reconcile_served_runs(
         SlotCount(limit.name, limit.active_slots, sum(1 for r in still_open if r.deployment_id == deployment_id))
         for deployment_id, limit in deployment_slots.items()
     ]
-    lock_counts, report.left_alone = recovery_lock_counts(locks, may_hold)
+    lock_counts, report.left_alone = recovery_lock_counts(locks, may_hold, watched_s)
     for name, before, after in slots_to_lower(counts + lock_counts):
         slots.free_slots(name, before - after)
         report.lowered.append((name, before, after))

@@ -172,7 +172,8 @@ def watch_over_the_monitor(ids: dict[str, str], started_at: float, interval_s: f
     from flink_runbook.serving.watchdog import MonitorWatchdog
 
     def reconcile(opened_before: float) -> list[str]:
-        return reconcile_served_runs(list(ids.values()), opened_before, flow_run_ids_with_a_process).lines()
+        watched_s = time.time() - started_at  # the server this process serves against, up at least so long
+        return reconcile_served_runs(list(ids.values()), opened_before, flow_run_ids_with_a_process, watched_s).lines()
 
     try:
         for line in reconcile(started_at):

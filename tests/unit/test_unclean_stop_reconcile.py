@@ -42,6 +42,15 @@ def test_a_recovery_lock_no_recover_run_can_hold_is_given_back():
     assert slots_to_lower(counts) == [("flink-recover-a", 1, 0)] and left_alone == []
 
 
+def test_no_recovery_lock_is_given_back_before_the_server_could_revoke_the_leases_it_kept_while_down():
+    # Durable leases outlive a server stop; once it is up again, Prefect revokes the expired ones itself.
+    # A decrement of ours before then would make two, and a recovery that took the slot between could be joined.
+    counts, left_alone = recovery_lock_counts([Slots("flink-recover-a", 1)], may_hold=[], watched_s=5)
+    assert counts == [] and "flink-recover-a stays held: Prefect revokes a lease" in left_alone[0]
+    counts, left_alone = recovery_lock_counts([Slots("flink-recover-a", 1)], may_hold=[], watched_s=600)
+    assert slots_to_lower(counts) == [("flink-recover-a", 1, 0)] and left_alone == []
+
+
 def test_the_monitor_is_stalled_after_n_intervals_without_a_tick_that_ran_to_the_end():
     cancelled = [Tick(f"t{i}", "CANCELLED", STARTED + 5 * i, "Deployment concurrency limit reached.") for i in range(4)]
     ok = monitor_health([Tick("ok", "COMPLETED", STARTED + 1)] + cancelled, STARTED, STARTED + 14, 5, 3)
