@@ -33,6 +33,7 @@ from flink_runbook.containers.states import (
     container_states,
     engine_view,
 )
+from flink_runbook.flink.rest import FlinkRestClient, rest_client
 from flink_runbook.inventory import ClusterSpec, DockerEngine, load_inventory
 from flink_runbook.runbook.clients import connect
 from flink_runbook.runbook.deciding.guard import GuardAction
@@ -78,6 +79,7 @@ class FaultWatcher:
         self._watched: dict[str, WatchedContainer] = {}
         self._threads: list[threading.Thread] = []
         self._recoveries: dict[str, threading.Thread] = {}
+        self._rest: dict[str, FlinkRestClient] = {}  # the glance's clients, kept between rounds
         self._mismatched: set[str] = set()  # clusters whose engine is not theirs (said once, until it is again)
 
     # -- lifecycle -----------------------------------------------------------
@@ -188,8 +190,10 @@ class FaultWatcher:
         """The runbook's look at a glance, cut at the monitor's check_deadline_s: a JobManager that hangs
         costs its own cluster a glance, not the others theirs. None: the look itself could not be made."""
         try:
-            clients = connect(cluster, secret)
-            clients.rest.read_retries = 0  # the next glance is a few seconds away
+            if cluster.name not in self._rest:  # one REST client per cluster for the watch, as the monitor's tick
+                self._rest[cluster.name] = rest_client(cluster.rest, secret=secret)
+                self._rest[cluster.name].read_retries = 0  # the next glance is a few seconds away
+            clients = connect(cluster, secret, self._rest[cluster.name])
             clients = replace(clients, rest=clients.rest.until(time.monotonic() + cluster.monitor.check_deadline_s))
             return diagnose(cluster, observe_cluster(cluster, clients, Depth.GLANCE, looks.look(cluster, clients)))
         except Exception as exc:  # a broken client (a secret that cannot be read) must not stop the watch

@@ -25,10 +25,13 @@ class ClusterClients:
     engine_mismatch: EngineMismatch | None = None
 
 
-def connect(cluster: ClusterSpec, secret: Callable[[str], str] | None = None) -> ClusterClients:
-    """Build a cluster's clients, the one place this is done. `secret(name)` resolves a Secret block.
-    The Docker client is the engine's, shared with every cluster there (flink_runbook.containers.engines)."""
-    rest = rest_client(cluster.rest, secret=secret)
+def connect(
+    cluster: ClusterSpec, secret: Callable[[str], str] | None = None, rest: FlinkRestClient | None = None
+) -> ClusterClients:
+    """Build a cluster's clients, the one place this is done. `secret(name)` resolves a Secret block; `rest`:
+    a REST client kept by the caller (one that looks every few seconds keeps its connections). The Docker
+    client is the engine's, shared with every cluster there (flink_runbook.containers.engines)."""
+    rest = rest or rest_client(cluster.rest, secret=secret)
     try:
         client = engine_client(cluster.docker)
         mismatch = engine_mismatch(cluster, engine_id(cluster.docker))

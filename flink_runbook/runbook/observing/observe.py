@@ -230,6 +230,12 @@ def _known_ids(cluster: ClusterSpec, overview: list[JobSummary]) -> dict[str, tu
         return {}
 
 
+def duplicate_ids(jobs: list[JobSummary], name: str) -> tuple[str, ...]:
+    """The ids of the live jobs of this name when there is more than one (DUPLICATE_JOB), else none."""
+    live = sorted(job.id for job in jobs if job.name == name and job.live)
+    return tuple(live) if len(live) > 1 else ()
+
+
 def check_job(
     rest: FlinkRestClient,
     name: str,
@@ -242,8 +248,7 @@ def check_job(
     tool submitted is followed by its id, never by a name another job may share). Of several jobs of
     the name, the one of `known_ids` (its lineage) is judged, not a copy beside it (pick_job)."""
     overview = rest.jobs_overview() if jobs is None else jobs
-    live = [job for job in overview if job.name == name and job.live]
-    duplicates = tuple(sorted(job.id for job in live)) if len(live) > 1 else ()
+    duplicates = duplicate_ids(overview, name)
     if job_id is not None:
         summary = next((job for job in overview if job.id == job_id), None)
     else:
@@ -266,8 +271,7 @@ def check_job(
 def job_at_a_glance(name: str, jobs: list[JobSummary], known_ids: Sequence[str] = ()) -> JobView:
     """The configured job as its line of GET /jobs/overview shows it, picked as check_job picks it: its state
     and id, no exceptions or checkpoints (a glance reads nothing per job)."""
-    live = [job for job in jobs if job.name == name and job.live]
-    duplicates = tuple(sorted(job.id for job in live)) if len(live) > 1 else ()
+    duplicates = duplicate_ids(jobs, name)
     summary = pick_job(jobs, name, known_ids)
     if summary is None:
         return JobView(name=name, info=None, duplicate_ids=duplicates)
