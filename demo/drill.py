@@ -204,7 +204,8 @@ def run_drill(
 
     def started_runs() -> list[FlowRun]:
         # Two ticks may both ask for a recovery before the first run exists (the trigger's action takes a few
-        # seconds); the second queues behind the first's lock and ends Cancelled. The recovery is the first run.
+        # seconds), or the trigger and the fault watcher both start one; the later queues behind the first's
+        # lock and ends Cancelled.
         return [r for r in recover_runs(cluster, injected_at) if r.start_time is not None]
 
     first = wait_until(
@@ -218,12 +219,13 @@ def run_drill(
     say(f"Recover run {first.name} started {_seconds_since(first, injected_at):.1f}s after the fault ({door})")
     runs = wait_until(
         started_runs,
-        lambda found: bool(found) and found[0].state_type is not None and found[0].state_type.value in FINAL_STATES,
+        lambda found: bool(found) and all(r.state_type and r.state_type.value in FINAL_STATES for r in found),
         timeout=remaining(),
         interval=1,
-        what=f"a finished recover run for {cluster}",
+        what=f"finished recover runs for {cluster}",
     )
-    run = runs[0]
+    # The recovery is the run that did not stand aside (a duplicate queued behind it ends Cancelled).
+    run = next((r for r in runs if r.state_type.value != "CANCELLED"), runs[0])
     recover_s = ((run.end_time or datetime.now(UTC)) - injected_at).total_seconds()
     say(f"Recover run {run.name} ended {run.state_type.value} {recover_s:.1f}s after the fault")
     return DrillResult(

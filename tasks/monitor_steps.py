@@ -79,12 +79,14 @@ def mark_dead_recoveries(
     return marked
 
 
-def guard_decision_now(cluster: ClusterSpec, config: Path, own_run_id: str | None = None) -> GuardDecision:
+def guard_decision_now(
+    cluster: ClusterSpec, config: Path, own_run_id: str | None = None, *, holding_the_lock: bool = False
+) -> GuardDecision:
     """What the guard rails say about recovering this unhealthy cluster now (escalation, a recovery in
     flight, cooldown, flap limit), from Prefect's record; `own_run_id` is the asking run, not counted."""
     runs = [r for r in flow_runs.recovery_histories([cluster], config)[cluster.name] if r.id != own_run_id]
     escalation: Escalation | None = variables.read_escalations([cluster.name]).get(cluster.name)
-    return decide_recovery(False, runs, escalation, cluster.monitor, time.time())
+    return decide_recovery(False, runs, escalation, cluster.monitor, time.time(), holding_the_lock=holding_the_lock)
 
 
 @task(name="emit cluster events", task_run_name="emit events for {n_clusters} cluster(s)", cache_policy=NO_CACHE)

@@ -62,8 +62,9 @@ def plan_cluster_recovery(cluster: ClusterSpec, diagnosis: Diagnosis) -> Recover
 @task(name="check the guard rails", task_run_name="check the guard rails of {cluster.name}", **READ_ONLY)
 def guard_refusal(cluster: ClusterSpec, config: Path) -> str | None:
     """A triggered recovery checks escalation, cooldown and the flap limit itself, like the monitor does:
-    whoever posted the event, it acts only when they allow it. Returns why not, or None."""
-    decision = guard_decision_now(cluster, config, str(flow_run.id) if flow_run.id else None)
+    whoever posted the event, it acts only when they allow it. Asked under the recovery lock. Returns why
+    not, or None."""
+    decision = guard_decision_now(cluster, config, str(flow_run.id) if flow_run.id else None, holding_the_lock=True)
     if decision.action == GuardAction.RECOVER:
         return None
     return f"the guard rails do not allow a recovery now ({decision.action}: {decision.reason})"

@@ -105,3 +105,14 @@ def test_runs_that_did_nothing_spend_no_flap_budget_and_start_no_cooldown():
     assert decision.action == "recover" and decision.recent_recoveries == 0, decision
     acted = [*idle, ended("r1", 300, "FAILED"), ended("r2", 100, "FAILED")]
     assert decide_recovery(False, acted, None, SETTINGS, NOW).action == "escalate"
+
+
+def test_a_run_holding_the_recovery_lock_does_not_wait_for_one_queued_behind_it():
+    # Seen in CI (Flink 2.2.0): the monitor's trigger and the fault watcher each started a run; the first to
+    # take the lock deferred to the second, still queued for the lock, and ended "superseded" on a broken cluster.
+    queued = RecoveryRun(name="pistachio-moose", state="RUNNING", expected_start=NOW - 1)
+    assert decide_recovery(False, [queued], None, SETTINGS, NOW).action == "wait"
+    assert decide_recovery(False, [queued], None, SETTINGS, NOW, holding_the_lock=True).action == "recover"
+    # The rest of the guard rails still hold under the lock.
+    cooling = [queued, ended("r1", 30)]
+    assert decide_recovery(False, cooling, None, SETTINGS, NOW, holding_the_lock=True).action == "wait"

@@ -117,7 +117,12 @@ def decide_recovery(
     escalation: Escalation | None,
     settings: MonitorSettings,
     now: float,
+    *,
+    holding_the_lock: bool = False,
 ) -> GuardDecision:
+    """`holding_the_lock`: the asking run holds the cluster's recovery lock, so another scheduled or running
+    recovery is queued behind it, not acting: it does not make this one wait (else the first of two
+    triggered runs would defer to the second and hand it the cluster late)."""
     counted = [r for r in runs if r.counted and r.expected_start >= now - settings.window_s]
     recent = len(counted)
     if escalation is not None:
@@ -143,7 +148,7 @@ def decide_recovery(
     if healthy:
         return GuardDecision(GuardAction.NONE, "healthy", None, recent)
     active = [r for r in runs if r.state in ACTIVE_STATES]
-    if active:
+    if active and not holding_the_lock:
         run = active[0]
         return GuardDecision(GuardAction.WAIT, f"recovery {run.name} is {run.state.lower()}", None, recent)
     ended = [r.ended_at for r in counted if r.ended_at is not None and r.state not in CUT_SHORT_STATES]
