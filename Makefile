@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
+.PHONY: bootstrap demo demo-down compat serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
 
 bootstrap:
 	@scripts/bootstrap
@@ -42,6 +42,12 @@ test: bootstrap
 ## The README's screenshots (docs/screenshots), made by the operator's-view test on the real stack.
 screenshots: bootstrap
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots FLINK_TEST_VERSIONS=1.20 $(PY) -m pytest -q tests/integration/test_operator_view.py tests/integration/test_run_form.py
+
+## Every supported Flink release (1.18 to 2.3) through the incident, one stack at a time: the TaskManager
+## frozen, detected, recovered, the sink checked exactly once; prints a table (about 3 minutes a release).
+## ARGS="--flink-version 1.18,2.3" for some of them, ARGS="--markdown FILE" to keep the table.
+compat: bootstrap
+	$(PY) -m flink_runbook.demo compat $(ARGS)
 
 unit: bootstrap
 	$(PY) -m pytest tests/unit

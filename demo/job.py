@@ -30,9 +30,21 @@ class JobBuildError(RuntimeError):
     pass
 
 
+def job_sources(flink_version: str) -> list[Path]:
+    """The demo job's Java files for this release: stack/job/src/, each replaced by the file of the same path
+    under stack/job/src-<line>/ for a release line that needs its own (1.18 has no DataGeneratorSource)."""
+    line = ".".join(flink_version.split(".")[:2])
+    overlay = JOB_SOURCE_DIR.with_name(f"src-{line}")
+    sources = []
+    for source in sorted(JOB_SOURCE_DIR.rglob("*.java")):
+        replacement = overlay / source.relative_to(JOB_SOURCE_DIR)
+        sources.append(replacement if replacement.exists() else source)
+    return sources
+
+
 def build_demo_job_jar(flink_version: str) -> Path:
     """Compile the demo job against this Flink release's lib/ and package it; cached by source hash."""
-    sources = sorted(JOB_SOURCE_DIR.rglob("*.java"))
+    sources = job_sources(flink_version)
     digest = hashlib.sha256(flink_version.encode())
     for source in sources:
         digest.update(source.read_bytes())

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fault", action="store_true", help="do not inject the failure; just watch")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between monitor ticks (default 10)")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
-    parser.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2 for the demo stack")
+    parser.add_argument("--flink-version", default=None, help="1.18 ... 2.3 (default 1.20) or a full release")
     parser.add_argument(
         "--no-watch",
         action="store_true",
@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from flink_runbook.demo.stack_commands import main as stack_main
 
         return stack_main(argv[1:])
+    if argv[:1] == ["compat"]:  # every supported release through the incident, one stack at a time
+        from flink_runbook.demo.compat import main as compat_main
+
+        return compat_main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
     if args.interval < 5:

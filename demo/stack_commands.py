@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack_commands = parser.add_subparsers(dest="stack_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--project", default=os.environ.get("STACK_PROJECT", "realtime-pipeline"))
-    common.add_argument("--flink-version", default=None, help="1.20 (default) or 2.2; env FLINK_VERSION")
+    common.add_argument("--flink-version", default=None, help="1.18 ... 2.3 or a full release; env FLINK_VERSION")
     common.add_argument("--rest-port", type=_port, default=_port(os.environ.get("FLINK_REST_PORT", "8081")))
     common.add_argument("--data-dir", default=os.environ.get("STACK_DATA_DIR", str(REPO_ROOT / "stack" / "data")))
     common.add_argument("--image", default=os.environ.get("FLINK_IMAGE"), help="use this image instead of building")

@@ -5,8 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_FLINK_VERSION = "1.20.3"
-SUPPORTED_FLINK_VERSIONS = {"1.20": "1.20.3", "2.2": "2.2.0"}
+# Every release line from 1.18 on, each at its newest release on PyPI (apache-flink).
+SUPPORTED_FLINK_VERSIONS = {
+    "1.18": "1.18.1",
+    "1.19": "1.19.3",
+    "1.20": "1.20.5",
+    "2.0": "2.0.2",
+    "2.1": "2.1.3",
+    "2.2": "2.2.1",
+    "2.3": "2.3.0",
+}
+# The pair the integration tests run on (FLINK_TEST_VERSIONS overrides): the last 1.x line and the newest.
+TESTED_FLINK_VERSIONS = ("1.20.5", "2.3.0")
+DEFAULT_FLINK_VERSION = TESTED_FLINK_VERSIONS[0]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_DIR = REPO_ROOT / "stack"
@@ -17,13 +28,13 @@ class UnsupportedFlinkVersion(ValueError):
 
 
 def resolve_flink_version(requested: str | None = None) -> str:
-    """'1.20', '1.20.3', '2.2' or '2.2.0' -> the full release used by the stack."""
+    """A release line ('1.20') or full release ('1.20.5') -> the full release used by the stack."""
     requested = (requested or os.environ.get("FLINK_VERSION") or DEFAULT_FLINK_VERSION).strip()
     if requested in SUPPORTED_FLINK_VERSIONS.values():
         return requested
     if requested in SUPPORTED_FLINK_VERSIONS:
         return SUPPORTED_FLINK_VERSIONS[requested]
-    supported = ", ".join(sorted(SUPPORTED_FLINK_VERSIONS) + sorted(SUPPORTED_FLINK_VERSIONS.values()))
+    supported = ", ".join([*SUPPORTED_FLINK_VERSIONS, *SUPPORTED_FLINK_VERSIONS.values()])
     raise UnsupportedFlinkVersion(f"FLINK_VERSION={requested!r} is not supported; use one of: {supported}")
 
 

@@ -10,6 +10,7 @@ from flink_runbook.audit.compose_file import ComposeFile
 from flink_runbook.audit.config import AuditFinding, audit_flink_config, values_by_current_key
 from flink_runbook.audit.live import audit_job_checkpointing, audit_live_config
 from flink_runbook.flink.config_file import FlinkConfigFile
+from flink_runbook.flink.options import catalogue_note, catalogue_release
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "error": 2}
 
@@ -90,6 +91,18 @@ def audit_cluster(inputs: AuditInputs) -> AuditResult:
     if inputs.running_jobs and not any(f.code == "JOB_CHECKPOINTING_OFF" for f in job_findings):
         # Every running job checkpoints (set in its code): the files not setting an interval is not a problem.
         findings = [f for f in findings if f.code != "CHECKPOINTING_NOT_CONFIGURED"]
+    note = catalogue_note(inputs.flink_version)
+    if note and (inputs.configs or inputs.live_config is not None):
+        findings.append(
+            AuditFinding(
+                "KEY_CATALOGUE_NEAREST",
+                "info",
+                f"Flink {inputs.flink_version}: keys judged by {catalogue_release(inputs.flink_version)}'s catalogue",
+                f"scripts/flink_options/record.py {inputs.flink_version}",
+                note,
+                "flink_runbook/flink/option_catalogues/",
+            )
+        )
     findings.sort(key=lambda f: -SEVERITY_ORDER[f.severity])
     sources = [str(c.path) for c in inputs.configs.values()]
     if inputs.compose is not None:

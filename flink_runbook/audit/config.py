@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from flink_runbook.flink.config_file import FlinkConfigFile
-from flink_runbook.flink.options import key_status, option_catalogue
+from flink_runbook.flink.config_file import LEGACY, STANDARD, FlinkConfigFile
+from flink_runbook.flink.options import key_status, option_catalogue, release_key
 from flink_runbook.flink.values import duration_ms, human_ms
 
 MIN_HEARTBEAT_TIMEOUT_MS = 50_000  # Flink's default; shorter turns a GC pause or a busy host into a lost TaskManager
@@ -39,6 +39,7 @@ def audit_flink_config(config: FlinkConfigFile, flink_version: str) -> list[Audi
     values = values_by_current_key(config, flink_version)
     unreadable = _unreadable_values(config, values)
     return [
+        *_file_not_read(config, flink_version),
         *unreadable,
         *_key_names(config, flink_version),
         *_heartbeat(config, values, flink_version),
@@ -80,6 +81,36 @@ def _unreadable_values(config: FlinkConfigFile, values: dict[str, tuple[str, str
             )
             del values[key]
     return findings
+
+
+def config_files_read(flink_version: str) -> tuple[str, ...]:
+    """The conf/ file names this release reads: 1.18 and older flink-conf.yaml only; 1.19 and 1.20
+    config.yaml when it exists, else flink-conf.yaml; 2.0 on config.yaml only."""
+    line = release_key(flink_version)[:2]
+    if line < (1, 19):
+        return (LEGACY,)
+    if line < (2, 0):
+        return (STANDARD, LEGACY)
+    return (STANDARD,)
+
+
+def _file_not_read(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
+    """A file under a name this release never reads in conf/: none of its settings take effect."""
+    name = config.path.name
+    read = config_files_read(flink_version)
+    if name not in (LEGACY, STANDARD) or name in read:
+        return []
+    return [
+        AuditFinding(
+            "CONFIG_FILE_NOT_READ",
+            "error",
+            f"{name} for Flink {flink_version}",
+            f"the same settings in conf/{read[0]}",
+            f"Flink {flink_version} reads {' or '.join(read)} from conf/, never {name}: "
+            "every setting in it silently has no effect",
+            str(config.path),
+        )
+    ]
 
 
 def values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[str, tuple[str, str]]:

@@ -55,25 +55,52 @@ class KeyStatus:
     known_in: str | None = None
 
 
+def release_key(flink_version: str) -> tuple[int, ...]:
+    """'1.20.5' -> (1, 20, 5), so that 1.9 sorts before 1.18; a part that is not a number counts as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in flink_version.split("."))
+
+
 def recorded_releases() -> list[str]:
-    return sorted(p.stem for p in CATALOGUE_DIR.glob("*.json"))
+    return sorted((p.stem for p in CATALOGUE_DIR.glob("*.json")), key=release_key)
+
+
+def catalogue_release(flink_version: str) -> str:
+    """The recorded release whose catalogue judges `flink_version`: itself; else the newest recorded of its
+    major.minor line; else the nearest older recorded release; else the oldest recorded (Flink renames and
+    drops keys between lines, so the closest line knows the most of what this one reads)."""
+    releases = recorded_releases()
+    if not releases:
+        raise UnknownFlinkRelease(
+            f"no configuration catalogue in {CATALOGUE_DIR} (add one with scripts/flink_options/record.py)"
+        )
+    if flink_version in releases:
+        return flink_version
+    line = release_key(flink_version)[:2]
+    same_line = [r for r in releases if release_key(r)[:2] == line]
+    if same_line:
+        return same_line[-1]
+    older = [r for r in releases if release_key(r) < release_key(flink_version)]
+    return older[-1] if older else releases[0]
+
+
+def catalogue_note(flink_version: str) -> str | None:
+    """What an audit of `flink_version` should say about its keys being judged by another release's catalogue;
+    None when that release (or, for a bare line like '1.20', its newest release) is recorded."""
+    used = catalogue_release(flink_version)
+    if used == flink_version or (flink_version.count(".") == 1 and release_key(used)[:2] == release_key(flink_version)):
+        return None
+    return (
+        f"no key catalogue is recorded for Flink {flink_version}; its keys were judged by Flink {used}'s, "
+        f"the nearest recorded release (recorded: {', '.join(recorded_releases())}): a key {flink_version} "
+        f"added, renamed or dropped since may be misjudged. Record one with scripts/flink_options/record.py "
+        f"{flink_version}"
+    )
 
 
 @cache
 def option_catalogue(flink_version: str) -> OptionCatalogue:
-    """The catalogue of this release, or of the recorded release of the same major.minor."""
-    releases = recorded_releases()
-    minor = ".".join(flink_version.split(".")[:2])
-    match = (
-        flink_version
-        if flink_version in releases
-        else next((r for r in reversed(releases) if r.startswith(minor + ".")), None)
-    )
-    if match is None:
-        raise UnknownFlinkRelease(
-            f"no configuration catalogue for Flink {flink_version}; recorded: {', '.join(releases)} "
-            "(add one with scripts/flink_options/record.py)"
-        )
+    """The catalogue of this release, or of the nearest recorded one (catalogue_release)."""
+    match = catalogue_release(flink_version)
     document = json.loads((CATALOGUE_DIR / f"{match}.json").read_text())
     options = {
         key: FlinkOption(key, entry["default"], entry["deprecated"], tuple(entry["replaces"]))
@@ -94,7 +121,7 @@ def key_status(key: str, flink_version: str) -> KeyStatus:
         return KeyStatus(key, "deprecated" if option.deprecated else "current")
     if current is not None:
         return KeyStatus(key, "renamed", use=current)
-    for other in recorded_releases():
+    for other in reversed(recorded_releases()):  # the newest release that read it
         if other != catalogue.flink_version and option_catalogue(other).current_key(key) is not None:
             return KeyStatus(key, "gone", use=_successor_elsewhere(key), known_in=other)
     return KeyStatus(key, "unknown")

@@ -572,6 +572,8 @@ class FlinkRestClient:
             body["savepointPath"] = savepoint_path
             body["allowNonRestoredState"] = allow_non_restored_state
         answer = self.post(f"/jars/{jar_id}/run", json=body)
+        # Flink 2.3 answers an applicationId beside the jobid (tests/fixtures/rest/flink-2.3.0/jar-run/):
+        # the runbook follows jobs, so the jobid is what it keeps.
         job_id = (answer or {}).get("jobid")
         if not job_id:
             raise FlinkRestError(

@@ -21,7 +21,28 @@ elif [ -f "${MOUNTED_DIR}/config.yaml" ]; then
     cp "${MOUNTED_DIR}/config.yaml" "${CONF_DIR}/config.yaml"
 fi
 
+set_legacy_option() {
+    # Flink 1.18 has no config-parser-utils.sh: as its official image did, replace the key's line in
+    # flink-conf.yaml (the only file 1.18 reads) or append one.
+    local file="${CONF_DIR}/flink-conf.yaml"
+    local escaped
+    escaped="$(printf '%s' "$1" | sed -e 's/[.[\*^$/]/\\&/g')"
+    touch "${file}"
+    if grep -Eq "^${escaped}:" "${file}"; then
+        sed -i -e "s|^${escaped}:.*|$1: $2|" "${file}"
+    else
+        printf '%s: %s\n' "$1" "$2" >> "${file}"
+    fi
+}
+
 set_config_options() {
+    if [ ! -x "${FLINK_HOME}/bin/config-parser-utils.sh" ]; then
+        while [ $# -gt 0 ]; do
+            set_legacy_option "$1" "$2"
+            shift 2
+        done
+        return
+    fi
     # Same mechanism as the official image: Flink's own parser rewrites the file.
     local params=()
     while [ $# -gt 0 ]; do

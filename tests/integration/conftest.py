@@ -40,7 +40,7 @@ from flink_runbook.demo.job import (
 from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import (
     DEFAULT_FLINK_VERSION,
-    SUPPORTED_FLINK_VERSIONS,
+    TESTED_FLINK_VERSIONS,
     cache_dir,
     resolve_flink_version,
 )
@@ -49,7 +49,7 @@ from flink_runbook.polling import wait_until
 
 FLINK_TEST_VERSIONS = [
     resolve_flink_version(v)
-    for v in os.environ.get("FLINK_TEST_VERSIONS", ",".join(SUPPORTED_FLINK_VERSIONS.values())).split(",")
+    for v in os.environ.get("FLINK_TEST_VERSIONS", ",".join(TESTED_FLINK_VERSIONS)).split(",")
 ]
 # Scenarios whose outcome does not depend on the release run on this one only (README says which).
 ONE_VERSION = FLINK_TEST_VERSIONS[0]

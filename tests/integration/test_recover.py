@@ -18,6 +18,7 @@ import yaml
 
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import build_demo_job_jar, committed_ids, wait_for_job_state
+from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
 from flink_runbook.polling import wait_until
 
 from .conftest import assert_every_id_exactly_once, one_release, recover_as_json, run_demo_job, write_inventory
@@ -186,7 +187,7 @@ def test_two_simultaneous_recoveries_leave_one_copy(disposable_stack, demo_job_j
 
 def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
     """A job that names its own resubmit command: run as an argument list, output in the report."""
-    version = "1.20.3"
+    version = DEFAULT_FLINK_VERSION
     stack = start_stack(version)
     try:
         jar = build_demo_job_jar(version)

@@ -1,4 +1,4 @@
-"""Access to the REST answers recorded from real Flink 1.20.3 and 2.2.0 (tests/fixtures/rest/README.md)."""
+"""The REST answers recorded from real Flink clusters, a folder per release (tests/fixtures/rest/README.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,27 @@ from flink_runbook.flink.answers import JobInfo, parse_job
 from flink_runbook.flink.rest import FlinkRestClient
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "rest"
-VERSIONS = ("1.20.3", "2.2.0")
+SCENARIOS = ("healthy", "frozen-before-timeout", "failed-heartbeat-timeout")
+
+
+def _release(folder: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in folder.name.removeprefix("flink-").split("."))
+
+
+def _recorded_releases(*scenarios: str) -> tuple[str, ...]:
+    """Every release recorded with all these scenarios, oldest first."""
+    folders = [f for f in RECORDED.glob("flink-*") if all((f / s).is_dir() for s in scenarios)]
+    return tuple(f.name.removeprefix("flink-") for f in sorted(folders, key=_release))
+
+
+# Each test that iterates recorded releases runs on every one recorded (1.18 to the newest).
+VERSIONS = _recorded_releases(*SCENARIOS)
+# Recorded with the job RESTARTING between the heartbeat timeout and FAILED (when the recorder saw it).
+RESTARTING_VERSIONS = _recorded_releases("restarting")
+# A person's stops (record_rest.py --stops): the job cancelled, and stopped with a savepoint.
+STOPS_VERSIONS = _recorded_releases("cancelled", "stopped-with-savepoint")
+# The high-availability restarts (tests/fixtures/record_ha_rest.py) were recorded on some releases only.
+HA_VERSIONS = _recorded_releases("ha-started-rest-answers", "ha-started-job-running")
 
 
 def answer(version: str, scenario: str, name: str) -> Any:
@@ -48,9 +68,6 @@ ENDPOINTS = {
     "job_metrics_restarts": "/jobs/{jid}/metrics",
     "job_config": "/jobs/{jid}/config",
 }
-SCENARIOS = ("healthy", "frozen-before-timeout", "failed-heartbeat-timeout")
-
-
 def recorded_answers(version: str, scenario: str) -> dict[str, Any]:
     """Every recorded answer of one scenario by file name (without .json)."""
     folder = RECORDED / f"flink-{version}" / scenario

@@ -30,7 +30,7 @@ def test_the_runbooks_snippet_is_fixed_and_its_comments_kept(tmp_path):
     path = tmp_path / "flink-conf.yaml"
     shutil.copy(FIXTURES / "runbook" / "flink-conf.yaml", path)
     before = path.read_text().splitlines()
-    fix, left = fix_file(path, "1.20.3")
+    fix, left = fix_file(path, "1.20.5")
     assert left == NEEDS_A_HUMAN  # where checkpoints go and how often is the user's decision
     after = path.read_text().splitlines()
     assert after[:5] == before[:5]  # heartbeat settings were already the runbook's: untouched
@@ -41,7 +41,7 @@ def test_the_runbooks_snippet_is_fixed_and_its_comments_kept(tmp_path):
     assert len(fix.changes) == 3 and len(fix.left) == 2
 
 
-@pytest.mark.parametrize(("name", "release"), [("flink-conf.yaml", "1.20.3"), ("config.yaml", "2.2.0")])
+@pytest.mark.parametrize(("name", "release"), [("flink-conf.yaml", "1.20.5"), ("config.yaml", "2.3.0")])
 def test_the_demo_stacks_files_are_fixed_in_place(tmp_path, name, release):
     path = tmp_path / name
     shutil.copy(STACK / "docker" / "taskmanager" / name, path)
@@ -59,7 +59,7 @@ def test_a_value_in_a_flow_map_is_fixed_with_a_yaml_round_trip_that_keeps_commen
     path = tmp_path / "config.yaml"
     path.write_text("# the cluster's settings\nheartbeat: {interval: 1000, timeout: 5000}  # too short\n")
     config = read_flink_config(path)
-    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.2.0"), "2.2.0")
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.3.0"), "2.3.0")
     lines = fix.fixed.splitlines()
     assert lines[0] == "# the cluster's settings"
     assert lines[1].startswith("heartbeat: {interval: 1000, timeout: 180000}") and lines[1].endswith("# too short")
@@ -77,7 +77,7 @@ def test_a_nested_key_flink_renamed_is_renamed_with_its_value(tmp_path):
         "execution.checkpointing.interval: 10 s\n"
     )
     config = read_flink_config(path)
-    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.2.0"), "2.2.0")
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.3.0"), "2.3.0")
     fixed = read_flink_config_text(tmp_path, fix.fixed)
     assert "state.checkpoints.dir" not in fixed.entries
     assert fixed.value("execution.checkpointing.dir") == "file:///data/checkpoints"
@@ -90,7 +90,7 @@ def test_flink_1_flink_conf_yaml_keeps_its_line_editor(tmp_path):
     path = tmp_path / "flink-conf.yaml"
     path.write_text("heartbeat.timeout: 5000   # short\nkey-without-value\n")
     config = read_flink_config(path)
-    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "1.20.3"), "1.20.3")
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "1.20.5"), "1.20.5")
     assert fix.fixed.splitlines()[:2] == ["heartbeat.timeout: 180000   # short", "key-without-value"]
 
 
@@ -98,10 +98,10 @@ def test_a_name_flink_2_does_not_read_is_commented_out_not_deleted(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("state.backend.async: true  # old\nexecution.checkpointing.dir: file:///cp\n")
     config = read_flink_config(path)
-    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.2.0"), "2.2.0")
+    fix = fix_flink_config(config, path.read_text(), audit_flink_config(config, "2.3.0"), "2.3.0")
     assert (
         fix.fixed.splitlines()[0]
-        == "# state.backend.async: true  # old  # Flink 2.2.0 does not read state.backend.async"
+        == "# state.backend.async: true  # old  # Flink 2.3.0 does not read state.backend.async"
     )
     assert "state.backend.async" not in read_flink_config_text(tmp_path, fix.fixed).entries
 

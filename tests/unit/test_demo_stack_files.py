@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import yaml
 
-from flink_runbook.demo.job import committed_ids
+from flink_runbook.demo.job import committed_ids, job_sources
 from flink_runbook.demo.versions import (
+    DEFAULT_FLINK_VERSION,
     STACK_DIR,
+    SUPPORTED_FLINK_VERSIONS,
+    TESTED_FLINK_VERSIONS,
     UnsupportedFlinkVersion,
     config_file_name,
     resolve_flink_version,
@@ -59,20 +64,39 @@ def test_flink_configs_make_the_incident_quick_and_recoverable(role):
 
 
 @pytest.mark.parametrize(
-    ("requested", "resolved"), [("1.20", "1.20.3"), ("1.20.3", "1.20.3"), ("2.2", "2.2.0"), (" 2.2.0 ", "2.2.0")]
+    ("requested", "resolved"),
+    [
+        ("1.18", "1.18.1"),
+        ("1.19", "1.19.3"),
+        ("1.20", "1.20.5"),
+        ("1.20.5", "1.20.5"),
+        ("2.0", "2.0.2"),
+        ("2.1", "2.1.3"),
+        ("2.2", "2.2.1"),
+        (" 2.3.0 ", "2.3.0"),
+    ],
 )
 def test_flink_version_resolution(requested, resolved):
     assert resolve_flink_version(requested) == resolved
 
 
+def test_the_tested_pair_is_the_last_1x_release_and_the_newest():
+    assert TESTED_FLINK_VERSIONS == ("1.20.5", "2.3.0") and DEFAULT_FLINK_VERSION == "1.20.5"
+    assert set(TESTED_FLINK_VERSIONS) <= set(SUPPORTED_FLINK_VERSIONS.values())
+
+
 def test_unsupported_flink_version_names_the_value_and_the_choices():
-    with pytest.raises(UnsupportedFlinkVersion, match=r"FLINK_VERSION='1\.17'.*1\.20"):
+    with pytest.raises(UnsupportedFlinkVersion, match=r"FLINK_VERSION='1\.17'.*1\.18.*2\.3\.0"):
         resolve_flink_version("1.17")
+    with pytest.raises(UnsupportedFlinkVersion, match=r"FLINK_VERSION='1\.20\.3'"):
+        resolve_flink_version("1.20.3")  # an older release of a line: the stack runs the line's newest
 
 
 def test_config_file_name_follows_the_major_version():
-    assert config_file_name("1.20.3") == "flink-conf.yaml"
-    assert config_file_name("2.2.0") == "config.yaml"
+    assert config_file_name("1.18.1") == "flink-conf.yaml"  # 1.18 reads no other
+    assert config_file_name("1.20.5") == "flink-conf.yaml"
+    assert config_file_name("2.0.2") == "config.yaml"
+    assert config_file_name("2.3.0") == "config.yaml"
 
 
 def test_committed_ids_ignore_in_progress_and_pending_part_files(tmp_path):
@@ -82,3 +106,32 @@ def test_committed_ids_ignore_in_progress_and_pending_part_files(tmp_path):
     (tmp_path / ".ids-0-2.csv.inprogress.abc").write_text("4,103\n")
     assert committed_ids(tmp_path) == [1, 2, 3]
     assert committed_ids(tmp_path / "missing") == []
+
+
+def test_the_entrypoint_sets_options_in_flink_conf_yaml_where_flink_has_no_config_parser(tmp_path):
+    """Flink 1.18 ships no bin/config-parser-utils.sh: the image's entrypoint replaces or appends `key: value`
+    lines in conf/flink-conf.yaml itself, as the official 1.18 image did (the command after it is `true`)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "conf" / "flink-conf.yaml").write_text("jobmanager.rpc.address: localhost\nparallelism.default: 1\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FLINK_HOME": str(tmp_path),
+        "JOB_MANAGER_RPC_ADDRESS": "jobmanager",
+        "FLINK_PROPERTIES": "parallelism.default: 2\n  heartbeat.timeout: 5000\n",
+    }
+    entrypoint = STACK_DIR / "image" / "docker-entrypoint.sh"
+    subprocess.run(["bash", str(entrypoint), "true"], env=env, check=True, capture_output=True)
+    assert (tmp_path / "conf" / "flink-conf.yaml").read_text() == (
+        "jobmanager.rpc.address: jobmanager\nparallelism.default: 2\nheartbeat.timeout: 5000\n"
+    )
+
+
+def test_the_demo_job_of_1_18_takes_its_id_source_from_its_own_folder():
+    """1.18's distribution has no DataGeneratorSource: IdSequence.java comes from stack/job/src-1.18/."""
+    (ids_118,) = [p for p in job_sources("1.18.1") if p.name == "IdSequence.java"]
+    assert ids_118.parent.parent.parent.name == "src-1.18"
+    for release in ("1.19.3", "2.3.0"):
+        (ids,) = [p for p in job_sources(release) if p.name == "IdSequence.java"]
+        assert ids.parent.parent.parent.name == "src"
+    assert [p.name for p in job_sources("1.18.1")] == [p.name for p in job_sources("2.3.0")]

@@ -32,7 +32,7 @@ from flink_runbook.runbook.observing.findings import Finding
 from flink_runbook.runbook.observing.observe import Depth, observe_cluster
 from flink_runbook.runbook.reporting.events import STARTED_BY_WATCHER, fault_event
 
-from .recorded import VERSIONS, recorded_answers, recorded_rest
+from .recorded import STOPS_VERSIONS, VERSIONS, recorded_answers, recorded_rest
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import LONG_AGO, jm_container, with_containers
 
@@ -144,7 +144,7 @@ def test_a_suspended_or_restarting_job_is_a_fault(version):
         assert fault is not None and fault.code == code, (state, fault)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", STOPS_VERSIONS)
 @pytest.mark.parametrize("on_canceled", ["leave", "resubmit"])
 def test_a_cancelled_or_stopped_job_is_not_a_glances_fault(version, on_canceled):
     """A glance cannot see a stop's savepoint (no per-job reads): an ended job is the monitor's full look to judge,

@@ -84,7 +84,7 @@ def test_a_missing_file_is_named(tmp_path):
 def test_the_demo_stacks_files_for_1_20_and_2_2_hold_the_same_runbook_settings():
     """flink-conf.yaml (1.20) and config.yaml (2.2) differ in key names, not in what they set."""
     settings = {}
-    for name, release in (("flink-conf.yaml", "1.20.3"), ("config.yaml", "2.2.0")):
+    for name, release in (("flink-conf.yaml", "1.20.5"), ("config.yaml", "2.3.0")):
         config = read_flink_config(STACK / "jobmanager" / name)
         assert config.skipped == []
         catalogue = option_catalogue(release)

@@ -51,7 +51,7 @@ from flink_runbook.runbook.observing.high_availability import (
 )
 from flink_runbook.runbook.observing.observe import ClusterObservation, ContainersView, check_jobmanager, now_ms
 
-from .recorded import ENDPOINTS, RECORDED, VERSIONS, recorded_answers
+from .recorded import ENDPOINTS, HA_VERSIONS, RECORDED, recorded_answers
 from .test_recovery_plan import jm_container, retain, tm_container
 
 URL = "http://jobmanager.test:8081"
@@ -181,7 +181,7 @@ def plan_after(cluster: ClusterSpec, rest: FlinkRestClient) -> tuple[ClusterObse
     return seen, plan_recovery(cluster, diagnose(cluster, seen), retained, lineage)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", HA_VERSIONS)
 def test_a_started_ha_jobmanager_restores_its_job_and_nothing_is_resubmitted(version, tmp_path):
     job_id = restored_job_id(version)
     cluster = ha_cluster(tmp_path)
@@ -212,7 +212,7 @@ def test_a_started_ha_jobmanager_restores_its_job_and_nothing_is_resubmitted(ver
     assert took < 10
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", HA_VERSIONS)
 def test_a_restored_job_still_initializing_is_waited_for_not_read_as_a_broken_jobmanager(version, tmp_path):
     """Only recorded moments: at the first 200 the job is listed INITIALIZING and GET /jobs/:id/checkpoints
     answers 500 ("not available while the JobManager is initializing"), about 2.5 s before it runs."""
@@ -252,7 +252,7 @@ def test_without_high_availability_a_started_jobmanager_is_not_waited_for(tmp_pa
     assert [view.info for view in seen.jobs] == [None]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", HA_VERSIONS)
 def test_the_wait_for_ha_is_bounded_and_says_what_did_not_come_back(version, tmp_path):
     cluster = ha_cluster(tmp_path, ha_restore_timeout_s=1)
     jobmanager = RestartedHaJobManager(restored_job_id(version), [(0, before_the_job_is_listed(version))])
@@ -263,7 +263,7 @@ def test_the_wait_for_ha_is_bounded_and_says_what_did_not_come_back(version, tmp
     assert f"{JOB} not listed; not restored within 1s (recovery.ha_restore_timeout_s)" in step.detail
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", HA_VERSIONS)
 def test_the_recorded_ha_config_reads_as_zookeeper_and_the_demo_config_as_none(version):
     ha = parse_cluster_config(recorded_answers(version, "ha-started-rest-answers")["jobmanager_config"])
     assert high_availability_type(ha) == "zookeeper"

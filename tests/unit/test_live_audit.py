@@ -1,4 +1,4 @@
-"""The live half of the audit, on REST answers recorded from real 1.20.3 and 2.2.0 demo stacks (tests/fixtures/rest)."""
+"""The live half of the audit, on REST answers recorded from real demo stacks of every release (tests/fixtures/rest)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from flink_runbook.demo.versions import config_file_name
 from flink_runbook.flink.answers import parse_cluster_config
 from flink_runbook.flink.config_file import read_flink_config
 
+from .recorded import VERSIONS
+
 REST = Path(__file__).resolve().parent.parent / "fixtures" / "rest"
 STACK = Path(__file__).resolve().parents[2] / "stack" / "docker"
 URL = "http://127.0.0.1:8081"
@@ -22,14 +24,14 @@ def recorded(release: str, name: str):
     return json.loads((REST / f"flink-{release}" / "healthy" / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("release", ["1.20.3", "2.2.0"])
+@pytest.mark.parametrize("release", VERSIONS)
 def test_the_demo_jobmanagers_file_is_what_the_recorded_jobmanager_ran(release):
     file = read_flink_config(STACK / "jobmanager" / config_file_name(release))
     live = parse_cluster_config(recorded(release, "jobmanager_config"))
     assert audit_live_config(file, live, release, URL) == []
 
 
-@pytest.mark.parametrize("release", ["1.20.3", "2.2.0"])
+@pytest.mark.parametrize("release", VERSIONS)
 def test_a_changed_file_shows_as_not_applied(tmp_path, release):
     name = config_file_name(release)
     text = (STACK / "jobmanager" / name).read_text()
@@ -43,7 +45,7 @@ def test_a_changed_file_shows_as_not_applied(tmp_path, release):
     assert finding.where == f"{path}:{line} heartbeat.timeout vs GET {URL}/jobmanager/config"
 
 
-@pytest.mark.parametrize("release", ["1.20.3", "2.2.0"])
+@pytest.mark.parametrize("release", VERSIONS)
 def test_the_recorded_demo_job_checkpoints_and_keeps_its_checkpoints(release):
     config = recorded(release, "job_checkpoints_config")
     assert audit_job_checkpointing("realtime-cdc-demo", "jid", config, URL) == []
@@ -65,7 +67,7 @@ def test_checkpoint_timing_in_a_file(tmp_path):
         "execution.checkpointing.dir: file:///cp\n"
         "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n"
     )
-    found = {f.code: f for f in audit_flink_config(read_flink_config(path), "2.2.0")}
+    found = {f.code: f for f in audit_flink_config(read_flink_config(path), "2.3.0")}
     assert found["CHECKPOINT_INTERVAL_LONG"].current == "execution.checkpointing.interval: 15 min"
     assert found["CHECKPOINT_TIMEOUT_SHORT"].where.endswith("config.yaml:2 execution.checkpointing.timeout")
 

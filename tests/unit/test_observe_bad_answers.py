@@ -1,6 +1,6 @@
 """A REST answer with a field missing or of another type is a finding of the cluster, never an exception.
 
-Every file under tests/fixtures/rest/ (Flink 1.20.3 and 2.2.0, recorded from real clusters), every
+Every file under tests/fixtures/rest/ (every recorded release, from real clusters), every
 field in it (every key of every object, every element of every list, and the answer itself), two
 mutations each: removed, and replaced by a value of another JSON type. The observation runs unchanged
 (REST client, parsers, observe_cluster) on a replay of the recorded answers.

@@ -1,6 +1,6 @@
 """Safety II: a person's decision outlives Flink's memory; a stale lineage never picks an old checkpoint silently.
 
-Jobs cancelled and stopped with a savepoint are answers recorded from real Flink 1.20.3 and 2.2.0
+Jobs cancelled and stopped with a savepoint are answers recorded from real Flink clusters
 (tests/fixtures/rest/flink-*/cancelled, stopped-with-savepoint).
 """
 
@@ -40,7 +40,7 @@ from flink_runbook.runbook.model import StepStatus
 from flink_runbook.runbook.observing.diagnosis import diagnose
 from flink_runbook.runbook.observing.observe import ContainersView, JobView
 
-from .recorded import VERSIONS, recorded_answers, recorded_job, recorded_rest
+from .recorded import STOPS_VERSIONS, VERSIONS, recorded_answers, recorded_job, recorded_rest
 from .test_findings import CLUSTER, observed, running
 
 JOB = CLUSTER.jobs[0].name
@@ -66,7 +66,7 @@ def codes(diagnosis) -> dict[str, str]:
     return {f.code: f.severity for f in diagnosis.findings}
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", STOPS_VERSIONS)
 @pytest.mark.parametrize("scenario", ["cancelled", "stopped-with-savepoint"])
 def test_a_persons_stop_is_remembered_after_the_jobmanager_forgets_the_job(version, scenario):
     seen, info = stopped(version, scenario)
@@ -90,7 +90,7 @@ def test_a_persons_stop_is_remembered_after_the_jobmanager_forgets_the_job(versi
     assert "JOB_MISSING" in codes(diagnose(CLUSTER, unknown))
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", STOPS_VERSIONS)
 def test_a_released_stop_with_savepoint_comes_back_from_its_savepoint_not_an_older_checkpoint(version, tmp_path):
     seen, info = stopped(version, "stopped-with-savepoint")
     remember_stops(tmp_path, CLUSTER.name, [(JOB, info)], SPECS)
@@ -140,7 +140,7 @@ def test_the_record_is_a_file_per_cluster_and_a_planted_symlink_is_not_followed(
 # -- case 2: a cancel during a recovery stands --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", STOPS_VERSIONS)
 def test_a_job_cancelled_while_the_recovery_waited_is_not_resubmitted(version):
     answers = recorded_answers(version, "cancelled")
     jid = answers["job"]["jid"]

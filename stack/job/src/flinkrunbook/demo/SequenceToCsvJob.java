@@ -1,11 +1,6 @@
 package flinkrunbook.demo;
 
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.serialization.SimpleStringEncoder;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
-import org.apache.flink.connector.datagen.source.DataGeneratorSource;
-import org.apache.flink.connector.datagen.source.GeneratorFunction;
 import org.apache.flink.connector.file.sink.FileSink;
 import org.apache.flink.core.fs.Path;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -42,12 +37,6 @@ public final class SequenceToCsvJob {
         // Exactly-once is the default mode; retention of checkpoints comes from the cluster config.
         env.enableCheckpointing(checkpointInterval);
 
-        GeneratorFunction<Long, String> nextRow =
-                index -> (index + 1) + "," + System.currentTimeMillis();
-        DataGeneratorSource<String> ids =
-                new DataGeneratorSource<>(
-                        nextRow, count, RateLimiterStrategy.perSecond(rate), Types.STRING);
-
         FileSink<String> csv =
                 FileSink.forRowFormat(new Path(output), new SimpleStringEncoder<String>("UTF-8"))
                         .withBucketAssigner(new BasePathBucketAssigner<>())
@@ -60,9 +49,7 @@ public final class SequenceToCsvJob {
                         .build();
 
         // Stable uids so a resubmitted job maps the checkpointed state back to its operators.
-        env.fromSource(ids, WatermarkStrategy.noWatermarks(), "id-sequence")
-                .uid("id-sequence")
-                .setParallelism(1)
+        IdSequence.rows(env, count, rate)
                 .sinkTo(csv)
                 .uid("csv-sink")
                 .name("csv-sink")
