@@ -28,7 +28,7 @@ scale-up: bootstrap
 demo-down: bootstrap
 	$(PY) -m flink_runbook.demo stack down
 
-## The whole test suite, integration tests on Flink 1.20 and 2.2 included, on TEST_WORKERS pytest-xdist
+## The whole test suite, integration tests on Flink 1.20 and 2.3 included, on TEST_WORKERS pytest-xdist
 ## workers (the tests mostly wait on Flink and Prefect, so they overlap well on two cores). --dist loadgroup:
 ## a free worker takes the next test, or the next xdist_group (tests that must share one worker) whole, in
 ## collection order, which tests/conftest.py sets: longest first (--no-loadscope-reorder keeps it).

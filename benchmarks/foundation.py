@@ -1,7 +1,7 @@
 """Foundation numbers: image build (cold and cached), stack start-up to job RUNNING,
 TaskManager freeze to job FAILED. Prints; asserts nothing.
 
-    .venv/bin/python benchmarks/foundation.py [--cold] [--versions 1.20,2.2]
+    .venv/bin/python benchmarks/foundation.py [--cold] [--versions 1.20,2.3]
 
 --cold removes the built images and the downloaded distributions first.
 """
@@ -35,7 +35,7 @@ def timed(label: str, action, *args):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cold", action="store_true")
-    parser.add_argument("--versions", default="1.20,2.2")
+    parser.add_argument("--versions", default="1.20,2.3")
     args = parser.parse_args()
     client = docker.from_env()
     versions = [resolve_flink_version(v) for v in args.versions.split(",")]

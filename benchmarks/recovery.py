@@ -1,6 +1,6 @@
 """Diagnose and recover timings on real stacks; prints numbers, asserts nothing.
 
-    .venv/bin/python benchmarks/recovery.py [--versions 1.20,2.2] [--runs 1]
+    .venv/bin/python benchmarks/recovery.py [--versions 1.20,2.3] [--runs 1]
 
 Per run: stack up -> demo job RUNNING -> TaskManager frozen -> job FAILED ->
 diagnose (flow, in process) -> diagnose (CLI, against the same Prefect server)
@@ -80,7 +80,7 @@ def one_run(client, version: str, api_url: str, timings: dict[str, list[float]])
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--versions", default="1.20,2.2")
+    parser.add_argument("--versions", default="1.20,2.3")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     client = docker.from_env()

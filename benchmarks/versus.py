@@ -50,11 +50,12 @@ from flink_runbook.demo.job import (  # noqa: E402
     sink_integrity,
 )
 from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, compose_command, drill_inventory  # noqa: E402
+from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION  # noqa: E402
 from flink_runbook.flink.rest import FlinkRestError  # noqa: E402
 from flink_runbook.infrastructure.local_server import TELEMETRY_OFF, start_local_server  # noqa: E402
 from flink_runbook.polling import wait_until  # noqa: E402
 
-VERSION = "1.20.3"
+VERSION = DEFAULT_FLINK_VERSION
 STACK_CONF = COMPOSE_FILE.parent / "docker" / "{role}" / "flink-conf.yaml"
 ARM_TITLES = {
     "a": "Flink alone, demo config",

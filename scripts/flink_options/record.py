@@ -1,6 +1,6 @@
 """Record every configuration key a Flink release knows, from its own jars (not from docs).
 
-    .venv/bin/python scripts/flink_options/record.py [1.20.3 2.2.0 ...]
+    .venv/bin/python scripts/flink_options/record.py [1.20.5 2.3.0 ...]
 
 For each release (installed from PyPI into the cache, as for the demo image)
 it compiles ListConfigOptions.java against lib/, loads every *Options class of

@@ -34,6 +34,7 @@ def test_compose_defaults_name_the_runbook_project():
     env = dict(line.split("=", 1) for line in (STACK_DIR / ".env").read_text().splitlines() if "=" in line)
     assert env["COMPOSE_PROJECT_NAME"] == "realtime-pipeline"
     assert env["FLINK_CONF_FILE"] == "flink-conf.yaml"
+    assert env["FLINK_IMAGE"] == f"flink-runbook/flink:{DEFAULT_FLINK_VERSION}"  # plain `docker compose up`
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -135,3 +136,15 @@ def test_the_demo_job_of_1_18_takes_its_id_source_from_its_own_folder():
         (ids,) = [p for p in job_sources(release) if p.name == "IdSequence.java"]
         assert ids.parent.parent.parent.name == "src"
     assert [p.name for p in job_sources("1.18.1")] == [p.name for p in job_sources("2.3.0")]
+
+
+def test_the_compat_table_says_what_failed_in_a_row_instead_of_stopping():
+    from flink_runbook.demo.compat import ReleaseRow, compat_table
+
+    passed = ReleaseRow("2.3.0", "CONTAINER_NOT_RUNNING (0.2 s)", "recovered (24.5 s), from checkpoint: yes", "0", "0")
+    failed = ReleaseRow("1.18.1", failed="start the demo stack: StackError: jobmanager a|b exited")
+    lost = ReleaseRow("2.0.2", "X (1 s)", "recovered (20 s), from checkpoint: yes", "3", "0")
+    lines = compat_table([passed, failed, lost]).splitlines()
+    assert lines[2].endswith("| 0 | 0 | pass |") and passed.passed
+    assert lines[3] == "| 1.18.1 | - | - | - | - | FAILED: start the demo stack: StackError: jobmanager a\\|b exited |"
+    assert lines[4].endswith("| 3 | 0 | FAILED: ids lost or duplicated |") and not lost.passed

@@ -124,6 +124,23 @@ CASES = [
 ]
 
 
+def _fields_to_mutate() -> dict[tuple[str, str, str], set[str]]:
+    """Per case, the fields whose shape (path with list indexes as [*]) no newer release's same answer has:
+    every release runs, each shape is mutated once, on the newest release that has it (mutating the same
+    field of the same parser again on each of nine releases would take minutes and prove nothing more)."""
+    covered: dict[tuple[str, str], set[str]] = {}
+    to_mutate = {}
+    for version, scenario, name in sorted(CASES, key=lambda case: VERSIONS.index(case[0]), reverse=True):
+        paths = set(fields(recorded_answers(version, scenario)[name]))
+        seen = covered.setdefault((scenario, name), set())
+        to_mutate[(version, scenario, name)] = {p for p in paths if pattern(p) not in seen}
+        seen.update(pattern(p) for p in paths)
+    return to_mutate
+
+
+FIELDS_TO_MUTATE = _fields_to_mutate()
+
+
 def test_every_recorded_file_is_observed_or_said_why_not():
     for version in VERSIONS:
         for scenario in SCENARIOS:
@@ -141,7 +158,7 @@ def test_a_bad_field_is_a_finding_that_names_the_url_and_the_field(version, scen
     baseline, _ = observe(version, scenario, answers)
     url = CLUSTER.rest.url + ENDPOINTS[name].format(jid=answers["job"]["jid"])
     named, unread = 0, 0
-    paths = ["", *fields(answers[name])]
+    paths = ["", *(p for p in fields(answers[name]) if p in FIELDS_TO_MUTATE[(version, scenario, name)])]
     for path in paths:
         for how in ("removed", "of another type"):
             if how == "removed" and (path == "" or path.endswith("]")):
@@ -162,7 +179,7 @@ def test_a_bad_field_is_a_finding_that_names_the_url_and_the_field(version, scen
             else:  # a field no check reads: the observation is the same as with the recorded answer
                 assert what_was_read(seen) == what_was_read(baseline), f"{where}: read, but not said to be invalid"
                 unread += 1
-    assert named > 0  # each answer has fields the runbook reads
+    assert named > 0  # each answer has fields the runbook reads (its whole answer of another type, at least)
 
 
 def with_heartbeat_timeout(answers: dict[str, Any], value: str) -> dict[str, Any]:
