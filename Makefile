@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
+.PHONY: bootstrap demo demo-down image serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
 
 bootstrap:
 	@scripts/bootstrap
@@ -14,6 +14,10 @@ bootstrap:
 ## ARGS="--config my-inventory.yaml", ARGS="--flink-version 2.2", ARGS="--once".
 demo: bootstrap
 	$(PY) -m flink_runbook.demo $(ARGS)
+
+## flink-runbook's own image, flink-runbook/flink-runbook:<version> (docs/docker-image.md): built locally, cached.
+image: bootstrap
+	$(PY) -m flink_runbook.demo image
 
 ## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
 serve: bootstrap

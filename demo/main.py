@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from flink_runbook.demo.stack_commands import main as stack_main
 
         return stack_main(argv[1:])
+    if argv[:1] == ["image"]:  # flink-runbook's own image (make image)
+        from flink_runbook.demo.runbook_image import main as image_main
+
+        return image_main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
     if args.interval < 5:

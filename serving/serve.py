@@ -4,7 +4,7 @@
 
 With PREFECT_API_URL set it serves against that server; without, it starts a
 local Prefect server (SQLite under --prefect-home, telemetry off, UI on
-127.0.0.1:--port) and stops it on exit. --limit caps the runs this process
+--host:--port, 127.0.0.1 unless in a container) and stops it on exit. --limit caps the runs this process
 executes at once; late monitor ticks are skipped (flows/monitor.py), so a
 backlog after downtime does not become a storm of runs.
 
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between monitor ticks (default 30)")
     parser.add_argument("--limit", type=int, default=4, help="runs this process executes at once (default 4)")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the local Prefect server listens on (default 127.0.0.1; 0.0.0.0 in a container, so that "
+        "a published port reaches it)",
+    )
     parser.add_argument(
         "--prefect-home", type=Path, default=REPO / ".prefect-home", help="local server's data, and serve's lock file"
     )
@@ -278,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"serve: no Prefect server answers at PREFECT_API_URL={api_url}", file=sys.stderr)
                 return EXIT_FAILED
         else:
-            server = start_local_server(args.prefect_home, args.port)
+            server = start_local_server(args.prefect_home, args.port, host=args.host)
             os.environ["PREFECT_API_URL"] = api_url = server.api_url
-            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}")
+            listening = "" if args.host == "127.0.0.1" else f", listening on {args.host}"
+            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}{listening}")
         watch_interval = None if args.no_watch else args.watch_interval
         serve_deployments(args.config, args.interval, args.limit, args.stalled_after, watch_interval)
         return 0
