@@ -37,7 +37,8 @@ RUNBOOK_IMAGE_REPO = "flink-runbook/flink-runbook"
 PYTHON_IMAGE = f"flink-runbook/debian-python3:{DEBIAN_SUITE}"
 # Debian 12's python3 is CPython 3.11.2 (markers such as redis's python_full_version < "3.11.3" count): the
 # wheelhouse is made for it, whatever the host runs.
-PYTHON_PACKAGES = ("python3", "python3-venv", "tini", "ca-certificates", "netbase")
+# libstdc++6: manylinux wheels (greenlet, numpy, ...) take it from the system.
+PYTHON_PACKAGES = ("python3", "python3-venv", "libstdc++6", "tini", "ca-certificates", "netbase")
 DEBIAN_PYTHON = "3.11.2"
 WHEEL_TARGET = ("--python-version", DEBIAN_PYTHON, "--implementation", "cp", "--abi", "cp311") + tuple(
     f"--platform={platform}" for platform in ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")

@@ -96,6 +96,10 @@ class DemoStack:
         self._compose("--compatibility", "up", "--detach")
         self.wait_until_ready(ready_timeout)
 
+    def start_service(self, service: str) -> None:
+        """Start one service alone, the running ones left as they are: stack/flink-runbook.yml's beside a stack."""
+        self._compose("up", "--detach", "--no-deps", service)
+
     def down(self) -> None:
         """Remove the containers and network; paused containers are thawed first so they can stop."""
         for container in self.containers():
