@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -82,3 +84,26 @@ def test_committed_ids_ignore_in_progress_and_pending_part_files(tmp_path):
     (tmp_path / ".ids-0-2.csv.inprogress.abc").write_text("4,103\n")
     assert committed_ids(tmp_path) == [1, 2, 3]
     assert committed_ids(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("path", ["stack/flink-runbook.yml", "docs/compose-snippet.yml"])
+def test_the_runbook_service_runs_this_version_with_its_socket_inventory_and_state(path):
+    from flink_runbook.demo.runbook_image import runbook_image_tag
+    from flink_runbook.demo.versions import REPO_ROOT
+
+    service = yaml.safe_load((REPO_ROOT / path).read_text())["services"]["flink-runbook"]
+    assert runbook_image_tag() in service["image"]
+    # source:target[:ro], where a source may be ${VARIABLE:-default}
+    targets = {re.search(r":(/[^:]*)(:ro)?$", volume).group(1): volume for volume in service["volumes"]}
+    assert targets["/var/run/docker.sock"].startswith("/var/run/docker.sock:")
+    assert targets["/etc/flink-runbook/inventory.yaml"].endswith(":ro")
+    assert targets["/var/lib/flink-runbook"] == "flink-runbook-state:/var/lib/flink-runbook"
+    assert all(port.startswith("127.0.0.1:") and port.endswith(":4200") for port in service["ports"])
+    assert service["restart"] == "unless-stopped"
+
+
+def test_the_inventory_for_the_container_names_the_jobmanager_on_the_network():
+    from flink_runbook.inventory import load_inventory
+
+    (cluster,) = load_inventory(STACK_DIR / "flink-runbook-inventory.yaml").clusters
+    assert cluster.rest.url == "http://jobmanager:8081"
