@@ -34,6 +34,7 @@ from .conftest import assert_every_id_exactly_once, free_local_port, one_release
 SERVICE = "flink-runbook"
 INVENTORY_IN_CONTAINER = "/etc/flink-runbook/inventory.yaml"
 JOBS_IN_CONTAINER = Path("/etc/flink-runbook/jobs")
+API_IN_CONTAINER = "http://127.0.0.1:4200/api"
 FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
 SAVEPOINTS = "file:///data/checkpoints/savepoints"
 
@@ -51,7 +52,8 @@ def inventory_as_the_container_sees_it(stack: DemoStack, jar_name: str) -> dict:
 
 
 def in_container(container, *command: str) -> str:
-    exit_code, output = container.exec_run(list(command))
+    """A command in the container, against its serving process's Prefect server (docs/docker-image.md)."""
+    exit_code, output = container.exec_run(list(command), environment={"PREFECT_API_URL": API_IN_CONTAINER})
     text = output.decode(errors="replace")
     assert exit_code == 0, f"{' '.join(command)} exited {exit_code}: {text[-2000:]}"
     return text
@@ -132,8 +134,7 @@ def test_the_image_recovers_a_frozen_taskmanager_and_a_restart_loses_nothing(
             reset = ["flink-runbook", "monitor", "reset", "--config", INVENTORY_IN_CONTAINER, "--cluster", cluster]
             assert "escalation reset" in in_container(container, *reset)
             assert read_escalations([cluster]) == {}
-            health = "PREFECT_API_URL=http://127.0.0.1:4200/api flink-runbook monitor health"
-            print(in_container(container, "sh", "-c", health))
+            print(in_container(container, "flink-runbook", "monitor", "health"))
             assert [j for j in stack.rest.jobs_overview() if j.live] == []  # the person's stop stood throughout
     finally:
         print(f"--- {SERVICE} container log, last lines ---")
