@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import docker.errors
@@ -210,8 +211,16 @@ def audit(args: argparse.Namespace) -> int:
     return EXIT_FAILED if attention else EXIT_OK
 
 
+def package_version() -> str:
+    try:
+        return version("flink-runbook")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flink-runbook {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     inventory_options = argparse.ArgumentParser(add_help=False)
@@ -284,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(run=stopped_release)
 
     commands.add_parser(
-        "serve", add_help=False, help="serve every deployment with the fault watcher (options: serve --help)"
+        "serve", add_help=False,
+        help="serve every deployment with the fault watcher, on a local Prefect server or --api URL's "
+        "(options: serve --help)",
     )
     audit_cmd = inventory_command(
         "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"
