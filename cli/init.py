@@ -24,6 +24,7 @@ from flink_runbook.inventory.starting import (
     mounted_config_file,
     publishes,
     rest_port,
+    same_cluster_unproven,
     taskmanager_service,
 )
 
@@ -64,8 +65,9 @@ def _with_jar(job: FoundJob, jars: list[dict], job_names: list[str], beside: Pat
     return FoundJob(**{**job.__dict__, "jar_name": name, "jar_path": on_host, "entry_class": entry, "jar_guess": why})
 
 
-def _docker_facts(client: docker.DockerClient, port: int, taskmanager_hosts: list[str]) -> dict:
+def _docker_facts(client: docker.DockerClient, rest_url: str, taskmanager_hosts: list[str]) -> dict:
     """What the containers behind the REST port say: compose project and services, mounts, files."""
+    port = rest_port(rest_url)
     publishing = [c for c in client.containers.list() if publishes(c.attrs["NetworkSettings"]["Ports"], port)]
     if len(publishing) != 1:
         found = ", ".join(c.name for c in publishing)
@@ -90,6 +92,9 @@ def _docker_facts(client: docker.DockerClient, port: int, taskmanager_hosts: lis
     config_files = labels.get("com.docker.compose.project.config_files", "")
     return {
         "compose_project": project,
+        "compose_project_guess": same_cluster_unproven(
+            urlparse(rest_url).hostname, taskmanager_hosts, set(services_by_address)
+        ),
         "jobmanager_service": service,
         "taskmanager_service": tm_service,
         "taskmanager_service_guess": guess,
@@ -109,7 +114,7 @@ def find_cluster(rest_url: str, requested_name: str | None, beside: Path) -> Fou
     live = [job for job in rest.jobs_overview() if job.live]
     jars = (rest.get("/jars") or {}).get("files") or []
     try:
-        facts = _docker_facts(docker.from_env(), rest_port(rest_url), taskmanager_hosts)
+        facts = _docker_facts(docker.from_env(), rest_url, taskmanager_hosts)
     except docker.errors.DockerException as exc:
         facts = {"not_found": (f"the cluster's containers: the Docker engine did not answer ({exc})",)}
     mounts = facts.pop("mounts", [])

@@ -33,6 +33,7 @@ SETTINGS_SAID = (
     *HA_KEYS,
 )
 PORT_LABELS = ("com.docker.compose.project", "com.docker.compose.service")
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class FoundCluster:
     slots_total: int = 0
     settings: dict[str, str] = field(default_factory=dict)  # the JobManager's, the keys of SETTINGS_SAID
     compose_project: str | None = None
+    compose_project_guess: str | None = None  # why the project is not certain, when it is not
     jobmanager_service: str | None = None
     taskmanager_service: str | None = None
     taskmanager_service_guess: str | None = None  # why, when it is not the registered TaskManagers' service
@@ -102,6 +104,17 @@ def publishes(ports: dict, port: int) -> bool:
     """Whether a container (docker inspect's NetworkSettings.Ports) publishes a port on the host's `port`."""
     return any(
         str(binding.get("HostPort")) == str(port) for bindings in (ports or {}).values() for binding in bindings or ()
+    )
+
+
+def same_cluster_unproven(rest_host: str | None, taskmanager_hosts: list[str], addresses: set[str]) -> str | None:
+    """Why the container publishing the REST port may not be this cluster's: the REST host is not this
+    machine's loopback and no registered TaskManager has the address of a container of its project."""
+    if rest_host in LOOPBACK or any(host in addresses for host in taskmanager_hosts):
+        return None
+    return (
+        f"a container on this Docker engine publishes the port, but {rest_host} is not this machine's loopback "
+        "and no registered TaskManager is a container of its project"
     )
 
 
@@ -274,7 +287,10 @@ def starting_inventory(found: FoundCluster, command: str) -> StartingInventory:
     said += "(`flink-runbook audit` judges them)"
     head += [f"    # {line}" for line in textwrap.wrap(said, 100)]
     out = head + ["    rest:", _line(6, "url", found.rest_url), "    containers:"]
-    if found.compose_project:
+    if found.compose_project and found.compose_project_guess:
+        out.append(_line(6, "compose_project", found.compose_project, f"GUESSED: {found.compose_project_guess}"))
+        open_points.append(f"the cluster's compose project (guessed {found.compose_project})")
+    elif found.compose_project:
         out.append(_line(6, "compose_project", found.compose_project, "of the container publishing the REST port"))
         out.append(_line(6, "jobmanager_service", found.jobmanager_service or "jobmanager"))
     else:

@@ -12,12 +12,14 @@ from flink_runbook.inventory import load_inventory
 from flink_runbook.inventory.starting import (
     FoundCluster,
     FoundJob,
+    checkpoint_dir_setting,
     cluster_name,
     host_side,
     jar_of,
     local_path,
     mounted_config_file,
     publishes,
+    same_cluster_unproven,
     starting_inventory,
     taskmanager_service,
 )
@@ -136,6 +138,21 @@ def test_readers_of_the_docker_and_flink_answers():
     assert cluster_name(None, "My_Project", "http://h:8081") == "my-project"
     assert cluster_name(None, None, "http://Flink.example:18081") == "flink-flink-example-18081"
     assert cluster_name("given", "p", "http://h:8081") == "given"
+    # Flink 2.x renamed the checkpoint directory's key; a job's own setting is read either way.
+    assert checkpoint_dir_setting({"execution.checkpointing.dir": "file:///c2"}) == "file:///c2"
+    assert checkpoint_dir_setting({"state.checkpoints.dir": "file:///c1"}) == "file:///c1"
+    assert checkpoint_dir_setting({}) is None
+
+
+def test_a_port_published_here_for_a_remote_rest_host_is_only_a_guess(tmp_path):
+    addresses = {"172.21.0.3"}
+    assert same_cluster_unproven("127.0.0.1", [], addresses) is None
+    assert same_cluster_unproven("flink.prod", ["172.21.0.3"], addresses) is None  # its TaskManager is here
+    why = same_cluster_unproven("flink.prod", ["10.1.2.3"], addresses)
+    assert "flink.prod is not this machine's loopback" in why
+    result, _ = written(FoundCluster(**{**DEMO.__dict__, "compose_project_guess": why}), tmp_path)
+    assert "# GUESSED:" in line_with(result.text, "compose_project:")
+    assert "the cluster's compose project (guessed realtime-pipeline)" in result.open_points
 
 
 @pytest.mark.parametrize(
