@@ -11,7 +11,7 @@ import docker
 import docker.errors
 
 from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
-from flink_runbook.inventory.starting import (
+from flink_runbook.inventory.found import (
     PORT_LABELS,
     SETTINGS_SAID,
     FoundCluster,

@@ -1,5 +1,5 @@
 """`flink-runbook init`'s file: what was found becomes a valid inventory, each decision and guess marked, each
-gap said (flink_runbook.inventory.starting; the Docker and Flink answers below are as a demo stack gave them)."""
+gap said (flink_runbook.inventory.found and .starting; the Docker and Flink answers below are a demo stack's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from flink_runbook.cli.main import main
 from flink_runbook.inventory import load_inventory
-from flink_runbook.inventory.starting import (
+from flink_runbook.inventory.found import (
     FoundCluster,
     FoundJob,
     checkpoint_dir_setting,
@@ -20,9 +20,9 @@ from flink_runbook.inventory.starting import (
     mounted_config_file,
     publishes,
     same_cluster_unproven,
-    starting_inventory,
     taskmanager_service,
 )
+from flink_runbook.inventory.starting import starting_inventory
 
 # docker inspect's Mounts of a demo stack's JobManager (Flink 1.20.3).
 MOUNTS = [
