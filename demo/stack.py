@@ -23,6 +23,10 @@ from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
 
 COMPOSE_FILE = STACK_DIR / "docker-compose.yml"
+# Variants laid over COMPOSE_FILE (StackSettings.compose_override).
+HIGH_AVAILABILITY_FILE = STACK_DIR / "high-availability.yml"
+# The JobManager runs the demo job itself (`standalone-job`): needs StackSettings.job_jar.
+APPLICATION_MODE_FILE = STACK_DIR / "application-mode.yml"
 
 
 class StackError(RuntimeError):
@@ -41,6 +45,8 @@ class StackSettings:
     image: str | None = None
     # A Compose file laid over stack/docker-compose.yml (other configurations than the demo's).
     compose_override: Path | None = None
+    # The demo job's jar, mounted into the JobManager by the application-mode variant.
+    job_jar: Path | None = None
 
     @property
     def rest_url(self) -> str:
@@ -55,6 +61,7 @@ def compose_variables(settings: StackSettings, image: str) -> dict[str, str]:
         "FLINK_CONF_FILE": config_file_name(settings.flink_version),
         "FLINK_REST_PORT": str(settings.rest_port),
         "STACK_DATA_DIR": str(settings.data_dir.resolve()),
+        **({"DEMO_JOB_JAR": str(settings.job_jar.resolve())} if settings.job_jar else {}),
     }
 
 
