@@ -83,8 +83,9 @@ def test_diagnose_says_application_mode_and_what_to_configure(version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_jobmanager_that_ended_with_its_failed_job_is_not_started_without_ha(version):
-    state = json.loads((RECORDED / f"flink-{version}" / "application-mode-failed" / "jobmanager_state.json").read_text())
-    log = (RECORDED / f"flink-{version}" / "application-mode-failed" / "jobmanager_log.txt").read_text()
+    folder = RECORDED / f"flink-{version}" / "application-mode-failed"
+    state = json.loads((folder / "jobmanager_state.json").read_text())
+    log = (folder / "jobmanager_log.txt").read_text()
     assert state["ExitCode"] == APPLICATION_FAILED_EXIT_CODE and "with exit code 1443" in log
 
     ended = application_jm("exited", state["ExitCode"])
