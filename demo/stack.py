@@ -43,8 +43,8 @@ class StackSettings:
     rest_port: int = 8081
     # Any image with the official entrypoint contract, e.g. flink:1.20-java17.
     image: str | None = None
-    # A Compose file laid over stack/docker-compose.yml (other configurations than the demo's).
-    compose_override: Path | None = None
+    # Compose file(s) laid over stack/docker-compose.yml, in order (other configurations than the demo's).
+    compose_override: Path | tuple[Path, ...] | None = None
     # The demo job's jar, mounted into the JobManager by the application-mode variant.
     job_jar: Path | None = None
 
@@ -90,7 +90,8 @@ class DemoStack:
         env.update(
             compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
         )
-        files = [COMPOSE_FILE, *([settings.compose_override] if settings.compose_override else [])]
+        override = settings.compose_override or ()
+        files = [COMPOSE_FILE, *((override,) if isinstance(override, Path) else override)]
         command = [*compose_command(), "--project-name", settings.project, *(f"--file={f}" for f in files), *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
         if result.returncode != 0:

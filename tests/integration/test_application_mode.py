@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from flink_runbook.demo import faults
+from flink_runbook.demo.image import ensure_zookeeper_image
 from flink_runbook.demo.job import DEMO_JOB_NAME, committed_ids
-from flink_runbook.demo.stack import APPLICATION_MODE_FILE, DemoStack
+from flink_runbook.demo.stack import APPLICATION_MODE_FILE, HIGH_AVAILABILITY_FILE, DemoStack
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.polling import wait_until
 
@@ -87,3 +88,31 @@ def test_a_stopped_jobmanager_without_ha_is_refused_not_started(application_stac
     assert stack.jobmanager().status == "exited"
     assert stack.taskmanager().attrs["State"]["StartedAt"] == taskmanager_started
     assert_every_id_exactly_once(stack, at_least=committed)
+
+
+def test_with_ha_a_stopped_jobmanager_is_started_and_restores_its_job_from_its_checkpoint(
+    docker_client, start_stack, flink_version, demo_job_jar, tmp_path
+):
+    ensure_zookeeper_image(docker_client)
+    stack = start_stack(
+        flink_version, compose_override=(APPLICATION_MODE_FILE, HIGH_AVAILABILITY_FILE), job_jar=demo_job_jar
+    )
+    wait_until(lambda: len(committed_ids(stack.output_dir)), lambda n: n >= 40, timeout=90, what="40 committed ids")
+    job_id = the_job(stack)
+    inventory = write_inventory(stack, tmp_path, approval="never", **FAST)  # starting a JobManager asks by default
+    faults.stop(stack.jobmanager())
+    committed = len(committed_ids(stack.output_dir))
+
+    (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
+
+    assert result["status"] == "recovered", json.dumps(result, indent=1)[-3000:]
+    for action in result["actions"]:
+        print(f"  {action['action']:<24} {action['duration_s']:6.1f}s {action['status']} {action['detail'][:160]}")
+    start, *rest = result["actions"]
+    assert start["action"] == "start_jobmanager" and start["status"] == "done"
+    assert f"{DEMO_JOB_NAME} listed as {job_id}" in start["detail"]  # HA's fixed id of the application's job
+    assert all(a["status"] == "skipped" for a in rest if a["action"] == "resubmit_job"), rest
+    assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(job_id, "RUNNING")]
+    restored = stack.rest.job_checkpoints(job_id).latest_restored
+    assert restored is not None and restored.external_path.startswith(f"file:/data/checkpoints/{job_id}/chk-")
+    assert_every_id_exactly_once(stack, at_least=committed + 40)
