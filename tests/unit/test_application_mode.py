@@ -17,6 +17,7 @@ from flink_runbook.runbook.deciding.approval import risky_steps
 from flink_runbook.runbook.deciding.plan import Action, plan_recovery
 from flink_runbook.runbook.observing.application_mode import (
     APPLICATION_FAILED_EXIT_CODE,
+    ha_of,
     restore_path,
     runs_in_application_mode,
 )
@@ -146,3 +147,8 @@ def test_only_the_flink_properties_that_decide_a_start_are_kept_from_a_container
     )
     assert restore_path(application_jm(flink_properties=flink_properties(env))) == "file:/data/chk-7"
     assert flink_properties(None) == () and ContainersView().containers == ()
+    # Set on the command as dynamic properties (as stack/application-mode.yml sets its restart strategy).
+    dynamic = application_jm(
+        command=(*COMMAND, "-Dhigh-availability.type=zookeeper", "-D", "execution.savepoint.path=/sp")
+    )
+    assert ha_of(dynamic) == "zookeeper" and restore_path(dynamic) == "/sp"

@@ -43,21 +43,34 @@ def application_container(container: ContainerState) -> bool:
     return any(word in part for part in container.command for word in APPLICATION_COMMANDS)
 
 
+def properties_of(container: ContainerState) -> dict[str, str]:
+    """The options its FLINK_PROPERTIES and its command's `-Dkey=value` set (the command's win, as Flink reads
+    dynamic properties last); a mounted config file is not seen here: the JobManager may be down."""
+    properties = dict(container.flink_properties)
+    command = list(container.command)
+    for i, arg in enumerate(command):
+        option = command[i + 1] if arg == "-D" and i + 1 < len(command) else arg[2:] if arg.startswith("-D") else ""
+        key, _, value = option.partition("=")
+        if key.strip() and value.strip():
+            properties[key.strip()] = value.strip()
+    return properties
+
+
 def restore_path(container: ContainerState) -> str | None:
     """The restore path the container's JobManager starts its job from, if its command or FLINK_PROPERTIES
-    set one (a path in the mounted config file is not seen here: the JobManager is down)."""
+    set one."""
     command = list(container.command)
     for flag in RESTORE_PATH_FLAGS:
         if flag in command[:-1]:
             return command[command.index(flag) + 1]
-    properties = dict(container.flink_properties)
+    properties = properties_of(container)
     return next((properties[k] for k in RESTORE_PATH_KEYS if properties.get(k)), None)
 
 
 def ha_of(container: ContainerState) -> str | None:
-    """The high availability its FLINK_PROPERTIES set (None: none, or set where a stopped container's
-    configuration cannot be read)."""
-    return high_availability_type(dict(container.flink_properties))
+    """The high availability its FLINK_PROPERTIES or command set (None: none, or set where a stopped
+    container's configuration cannot be read)."""
+    return high_availability_type(properties_of(container))
 
 
 def ended_with_its_job(container: ContainerState) -> bool:
