@@ -23,6 +23,10 @@ from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
 
 COMPOSE_FILE = STACK_DIR / "docker-compose.yml"
+# Variants laid over COMPOSE_FILE (StackSettings.compose_override).
+HIGH_AVAILABILITY_FILE = STACK_DIR / "high-availability.yml"
+# The JobManager runs the demo job itself (`standalone-job`): needs StackSettings.job_jar.
+APPLICATION_MODE_FILE = STACK_DIR / "application-mode.yml"
 
 
 class StackError(RuntimeError):
@@ -39,8 +43,10 @@ class StackSettings:
     rest_port: int = 8081
     # Any image with the official entrypoint contract, e.g. flink:1.20-java17.
     image: str | None = None
-    # A Compose file laid over stack/docker-compose.yml (other configurations than the demo's).
-    compose_override: Path | None = None
+    # Compose file(s) laid over stack/docker-compose.yml, in order (other configurations than the demo's).
+    compose_override: Path | tuple[Path, ...] | None = None
+    # The demo job's jar, mounted into the JobManager by the application-mode variant.
+    job_jar: Path | None = None
 
     @property
     def rest_url(self) -> str:
@@ -55,6 +61,7 @@ def compose_variables(settings: StackSettings, image: str) -> dict[str, str]:
         "FLINK_CONF_FILE": config_file_name(settings.flink_version),
         "FLINK_REST_PORT": str(settings.rest_port),
         "STACK_DATA_DIR": str(settings.data_dir.resolve()),
+        **({"DEMO_JOB_JAR": str(settings.job_jar.resolve())} if settings.job_jar else {}),
     }
 
 
@@ -83,7 +90,8 @@ class DemoStack:
         env.update(
             compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
         )
-        files = [COMPOSE_FILE, *([settings.compose_override] if settings.compose_override else [])]
+        override = settings.compose_override or ()
+        files = [COMPOSE_FILE, *((override,) if isinstance(override, Path) else override)]
         command = [*compose_command(), "--project-name", settings.project, *(f"--file={f}" for f in files), *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
         if result.returncode != 0:

@@ -132,7 +132,8 @@ def _new_stack(
     docker_client: docker.DockerClient,
     tmp_path_factory: pytest.TempPathFactory,
     flink_version: str,
-    compose_override: Path | None = None,
+    compose_override: Path | tuple[Path, ...] | None = None,
+    job_jar: Path | None = None,
 ) -> DemoStack:
     """A new, isolated demo stack (own project, port and data dir), started."""
     name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
@@ -142,6 +143,7 @@ def _new_stack(
         flink_version=flink_version,
         rest_port=free_local_port(),
         compose_override=compose_override,
+        job_jar=job_jar,
     )
     stack = DemoStack(settings, docker_client)
     try:
@@ -160,8 +162,10 @@ def start_stack(
     up until the session ends costs every later test on this 2-core machine CPU and memory."""
     started: list[DemoStack] = []
 
-    def start(flink_version: str, compose_override: Path | None = None) -> DemoStack:
-        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override)
+    def start(
+        flink_version: str, compose_override: Path | tuple[Path, ...] | None = None, job_jar: Path | None = None
+    ) -> DemoStack:
+        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override, job_jar)
         started.append(stack)
         return stack
 
