@@ -45,11 +45,15 @@ class ComposeFile:
     path: Path
     services: dict[str, ComposeService] = field(default_factory=dict)
     unresolved: set[str] = field(default_factory=set)  # variables with no value
+    variables: dict[str, str] = field(default_factory=dict)  # given over the .env file (to read it again)
 
     def where(self, service: str, key: str) -> str:
         svc = self.services.get(service)
         line = svc.lines.get(key, svc.line) if svc else None
-        return f"{self.path}:{line} services.{service}.{key}" if line else f"{self.path} services.{service}.{key}"
+        if not line:
+            return f"{self.path} services.{service}.{key}"
+        merged = f" (merged from the map at line {svc.merged[key]})" if key in svc.merged else ""
+        return f"{self.path}:{line} services.{service}.{key}{merged}"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -87,7 +91,7 @@ def read_compose_file_text(text: str, path: Path, variables: dict[str, str] | No
     twice = duplicate_key(root)
     if twice:  # Compose refuses it too ("mapping key ... already defined"): the audit must not judge the other one
         raise ComposeFileError(duplicate_key_problem(path, twice))
-    compose = ComposeFile(path)
+    compose = ComposeFile(path, variables=dict(variables or {}))
     env_file = read_env_values(path.parent / ".env", ComposeFileError)
     values = {**{name: env.value for name, env in env_file.items()}, **(variables or {})}
     services_node = _child(root, "services") if isinstance(root, yaml.MappingNode) else None
