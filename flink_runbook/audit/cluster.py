@@ -86,12 +86,13 @@ def unchecked_without_files(inputs: AuditInputs, roles: dict[str, RoleSettings])
             )
             continue
         why = "the JobManager does not answer" if role == "jobmanager" else "no REST answer gives a TaskManager's"
+        examples = (
+            "taskmanager.memory.process.size for MEMORY_LIMIT_BELOW_PROCESS_SIZE, taskmanager.numberOfTaskSlots "
+            "for CPU_LIMIT_LOW" if role == "taskmanager" else "heartbeat, restart strategy, checkpointing"
+        )
         notes.append(
-            f"{lead} and {why}: only what its FLINK_PROPERTIES set was checked; settings left to the image's own "
-            "file (heartbeat, restart strategy, checkpointing"
-            + (", taskmanager.memory.process.size and taskmanager.numberOfTaskSlots for MEMORY_LIMIT_BELOW_"
-               "PROCESS_SIZE and CPU_LIMIT_LOW" if role == "taskmanager" else "")
-            + ") were not"
+            f"{lead} and {why}: only what its FLINK_PROPERTIES set was checked; a setting it leaves to the image's "
+            f"own file was not (e.g. {examples})"
         )
     return notes
 
