@@ -19,6 +19,7 @@ from flink_runbook.demo import faults
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.stack import FLINK_PROPERTIES_COMPOSE_FILE
 from flink_runbook.demo.versions import STACK_DIR
+from flink_runbook.flows.audit import audit_flow
 from flink_runbook.flows.diagnose import diagnose_flow
 from flink_runbook.polling import wait_until
 
@@ -80,26 +81,29 @@ def test_a_stack_configured_by_flink_properties_only_is_audited_fixed_and_recove
     assert job["new_id"] not in (None, old_job) and job["restored_from"]
     assert_every_id_exactly_once(stack, at_least=committed + 40)
 
-    # audit --fix: written in FLINK_PROPERTIES (backup first), the rest of the file byte for byte.
+    # audit --fix (the flow the CLI runs, in this process): written in FLINK_PROPERTIES (backup first), the rest
+    # of the file byte for byte.
     before = compose.read_text()
-    fixed = audit(inventory, "--fix", api_url=prefect_server.api_url)
-    assert "Traceback" not in fixed.stderr, fixed.stderr[-2000:]
+    (fixed,) = audit_flow(config=str(inventory), fix=True)
+    assert any("heartbeat.timeout: 5000 -> 180000" in c for w in fixed["fixes"] for c in w["changes"]), fixed["fixes"]
     (backup,) = files.glob(f"{compose.name}.bak-*")
     assert backup.read_text() == before
     after = compose.read_text()
     assert after.splitlines()[timeout_line - 1] == "        heartbeat.timeout: 180000"
     differing = [n for n, (a, b) in enumerate(zip(before.splitlines(), after.splitlines(), strict=True)) if a != b]
-    assert all("heartbeat.timeout" in after.splitlines()[n] or "restart-strategy" in after.splitlines()[n]
-               for n in differing), differing
-    (again,) = json.loads(audit(inventory, "--json", api_url=prefect_server.api_url).stdout)
+    assert all(
+        "heartbeat.timeout" in after.splitlines()[n] or "restart-strategy" in after.splitlines()[n] for n in differing
+    ), differing
+    (again,) = audit_flow(config=str(inventory))
     assert "HEARTBEAT_TIMEOUT_SHORT" not in codes(again) and "RESTART_BUDGET_SHORT" not in codes(again)
     # The audit restarts nothing: the running JobManager keeps the environment it was created with, and says so.
     not_applied = [f for f in again["findings"] if f["code"] == "CONFIG_NOT_APPLIED"]
-    assert any("FLINK_PROPERTIES heartbeat.timeout: 180000; running JobManager: 5000" in f["current"]
-               for f in not_applied), not_applied
+    assert any(
+        "FLINK_PROPERTIES heartbeat.timeout: 180000; running JobManager: 5000" in f["current"] for f in not_applied
+    ), not_applied
 
     # Recreated from the edited file (what `docker compose up -d` does, by a human's decision), it runs with it.
     stack.up()
     assert stack.rest.jobmanager_config()["heartbeat.timeout"] == "180000"
-    (applied,) = json.loads(audit(inventory, "--json", api_url=prefect_server.api_url).stdout)
+    (applied,) = audit_flow(config=str(inventory))
     assert "CONFIG_NOT_APPLIED" not in codes(applied) and "HEARTBEAT_TIMEOUT_SHORT" not in codes(applied)

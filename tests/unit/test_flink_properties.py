@@ -203,3 +203,36 @@ def test_a_properties_text_not_one_setting_a_line_is_left_for_a_human_with_the_r
     (written,) = fix(tmp_path, audit_inputs)
     assert compose.read_text() == text and written.backup is None
     assert any("not written one setting a line" in left for left in written.left), written.left
+
+
+def test_properties_in_an_anchor_a_third_service_merges_are_left_for_a_human(tmp_path):
+    text = (
+        "x-flink: &flink\n  image: f\n  restart: always\n  environment:\n    FLINK_PROPERTIES: |\n"
+        "      heartbeat.timeout: 5000\n"
+        "services:\n  jobmanager:\n    <<: *flink\n  taskmanager:\n    <<: *flink\n  sql-client:\n    <<: *flink\n"
+    )
+    compose = write(tmp_path / "docker-compose.yml", text)
+    (short,) = by_code(audit_cluster(inputs(compose, live={})))["HEARTBEAT_TIMEOUT_SHORT"]
+    assert short.where == f"{compose}:6 FLINK_PROPERTIES heartbeat.timeout"  # in the anchor, said once
+    (written,) = fix(tmp_path, inputs(compose, live={}))
+    assert compose.read_text() == text and written.backup is None
+    assert any("shared with sql-client" in left for left in written.left), written.left
+    # Only the two Flink services merge it: fixed in the anchor, for both.
+    compose.write_text(text.replace("  sql-client:\n    <<: *flink\n", ""))
+    fix(tmp_path, inputs(compose, live={}))
+    assert "      heartbeat.timeout: 180000\n" in compose.read_text()
+
+
+def test_without_any_config_file_or_running_jobmanager_only_what_flink_properties_set_is_judged(tmp_path):
+    compose = write(
+        tmp_path / "docker-compose.yml",
+        "services:\n  jobmanager:\n    image: f\n    restart: always\n    environment:\n"
+        "      FLINK_PROPERTIES: |\n        heartbeat.timeout: 5000\n"
+        "  taskmanager:\n    image: f\n    restart: always\n",
+    )
+    result = audit_cluster(inputs(compose, live=None))
+    # Checkpoint retention and directory are unset here, but the image's own file may set them: not judged.
+    judged = {f.code for f in result.findings} - {"MEMORY_LIMIT_MISSING"}
+    assert judged == {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}
+    assert [n.split(":")[0] for n in result.not_read] == ["jobmanager", "taskmanager"]
+    assert "the JobManager does not answer" in result.not_read[0]
