@@ -41,9 +41,6 @@ class FlinkProperties:
             return f"{self.path}:{entry.line} {self.label} {key}"
         return f"{self.path}:{self.line} {self.label} (no {key})"
 
-    def same_place(self, other: FlinkProperties) -> bool:
-        return (self.path, self.line, self.label) == (other.path, other.line, other.label)
-
 
 def parse_properties(
     text: str, path: Path, label: str, line: int, line_of: Callable[[int], int], not_editable: str | None = None

@@ -120,21 +120,26 @@ def _setting_at(line: str, key: str, written: str) -> re.Match | None:
 def apply_property_edits(
     text: str, edits: list[PropertyEdit], reread: Callable[[str], dict[str, dict[str, str]]]
 ) -> tuple[str, list[str], list[str]]:
-    """(fixed text, changes, left) of one file. `reread(text)`: each block in the file, by its label and
-    services, as settings; with "" the rest of the file as it reads (must not change)."""
+    """(fixed text, changes, left) of one file. `reread(text)`: each block in the file, by place_of, as
+    settings; under "" the rest of the file as it reads (must not change). Edits in place are checked
+    together, each added line on its own: one that does not read back is left, the others kept."""
     if not edits:
         return text, [], []
-    lines = text.splitlines(keepends=True)
-    left: list[str] = []
-    done: list[PropertyEdit] = []
-    not_editable = [e for e in edits if e.properties.not_editable]
-    left += [
+    left = [
         f"{e.properties.path}:{e.properties.line} {e.properties.label}: {e.properties.not_editable}; "
-        f"set {e.new_key or e.key}{': ' + e.value if e.value else ''} by hand"
-        for e in not_editable
+        f"set {_wanted(e)} by hand"
+        for e in edits
+        if e.properties.not_editable
     ]
     editable = [e for e in edits if not e.properties.not_editable]
-    for edit in [e for e in editable if not e.adds]:  # in place first: line numbers stay
+    try:
+        expected = reread(text)
+    except ValueError as exc:
+        return text, [], left + [f"{e.properties.path}: {_wanted(e)}: cannot read it again ({exc})" for e in editable]
+    lines = text.splitlines(keepends=True)
+    now: dict[tuple[int, str], tuple[str, str]] = {}  # (block, key as read) -> (key, value) on its line now
+    in_place = []
+    for edit in [e for e in editable if not e.adds]:  # first: line numbers stay
         entry = edit.properties.entries[edit.key]
         found = _setting_at(lines[entry.line - 1], edit.key, edit.properties.written[edit.key])
         if not found:
@@ -143,48 +148,76 @@ def apply_property_edits(
         start, end = (found.start("key"), found.end("key")) if edit.new_key else (found.start("value"), found.end())
         line = lines[entry.line - 1]
         lines[entry.line - 1] = line[:start] + (edit.new_key or edit.value) + line[end:]
-        done.append(edit)
-    additions = [e for e in editable if e.adds]
-    for edit in sorted(additions, key=lambda e: -_last_line(e.properties)):  # bottom up
+        value = edit.value or edit.properties.written[edit.key]
+        now[(id(edit.properties), edit.key)] = (edit.new_key or edit.key, value)
+        in_place.append(edit)
+    fixed, done = text, []
+    if in_place:
+        candidate, wanted = "".join(lines), _after(expected, in_place)
+        if _reads(reread, candidate) == wanted:
+            fixed, expected, done = candidate, wanted, in_place
+        else:
+            left += [_unread(e) for e in in_place]
+            lines, now = text.splitlines(keepends=True), {}
+    for edit in sorted([e for e in editable if e.adds], key=lambda e: -_last_line(e.properties)):  # bottom up
         block = edit.properties
         if not block.entries:
-            left.append(f"{block.path}:{block.line} {block.label} is empty: add {edit.key}: {edit.value} by hand")
+            left.append(f"{block.path}:{block.line} {block.label} is empty: add {_wanted(edit)} by hand")
             continue
         number = _last_line(block)
         last_key = next(k for k, e in block.entries.items() if e.line == number)
+        key, written = now.get((id(block), last_key), (last_key, block.written[last_key]))
         line = lines[number - 1]
-        found = _setting_at(line, last_key, block.written[last_key])
+        found = _setting_at(line, key, written)
         if not found:
             left.append(f"{block.path}:{number}: {last_key} is not written on that line as read")
             continue
         before = line[: found.start("key")]
         indent = before if not before.strip() else ""
         lines[number - 1] = line[: found.end()] + f"\n{indent}{edit.key}: {edit.value}" + line[found.end() :]
-        done.append(edit)
-    fixed = "".join(lines)
-    if not done:
-        return text, [], left
-    try:
-        before, after = reread(text), reread(fixed)
-    except ValueError as exc:
-        return text, [], left + [f"{e.properties.path}: {e.key}: the edit would not read back ({exc})" for e in done]
-    expected = {place: dict(settings) for place, settings in before.items()}
-    for edit in done:
-        for place in expected:
-            if place == place_of(edit.properties):
-                settings = expected[place]
-                if edit.new_key:
-                    settings[edit.new_key] = settings.pop(edit.key)
-                else:
-                    settings[edit.key] = image_text(edit.value)
-    if after != expected:
-        return text, [], left + [
-            f"{e.properties.path}:{e.properties.line} {e.properties.label}: the edit would change more than "
-            f"{e.key} (it reads back differently); set {e.new_key or e.key}"
-            f"{': ' + e.value if e.value else ''} by hand"
-            for e in done
-        ]
+        candidate, wanted = "".join(lines), _after(expected, [edit])
+        if _reads(reread, candidate) == wanted:
+            fixed, expected = candidate, wanted
+            done.append(edit)
+        else:
+            lines = fixed.splitlines(keepends=True)
+            left.append(
+                f"{block.path}:{number} {block.label}: a line added there would not read back as a setting of its "
+                f"own (the text is on one line, or in quotes that fold lines): add {_wanted(edit)} by hand"
+            )
     return fixed, [e.said for e in done], left
+
+
+def _wanted(edit: PropertyEdit) -> str:
+    return f"{edit.new_key or edit.key}{': ' + edit.value if edit.value else ''}"
+
+
+def _unread(edit: PropertyEdit) -> str:
+    return (
+        f"{edit.properties.path}:{edit.properties.line} {edit.properties.label}: the edit would change more than "
+        f"{edit.key} (it reads back differently); set {_wanted(edit)} by hand"
+    )
+
+
+def _reads(reread: Callable[[str], dict[str, dict[str, str]]], text: str) -> dict[str, dict[str, str]] | None:
+    try:
+        return reread(text)
+    except ValueError:  # ComposeFileError: not even readable
+        return None
+
+
+def _after(expected: dict[str, dict[str, str]], edits: list[PropertyEdit]) -> dict[str, dict[str, str]]:
+    """The blocks as they should read once `edits` are made."""
+    after = {place: dict(settings) for place, settings in expected.items()}
+    for edit in edits:
+        settings = after.get(place_of(edit.properties))
+        if settings is None:
+            continue
+        if edit.new_key:
+            settings[edit.new_key] = settings.pop(edit.key)
+        else:
+            settings[edit.key] = image_text(edit.value)
+    return after
 
 
 def _last_line(block: FlinkProperties) -> int:

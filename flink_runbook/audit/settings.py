@@ -65,13 +65,6 @@ class RoleSettings:
             return self.properties.where(key)
         return f"{self.role}: no config file or FLINK_PROPERTIES (no {key})"
 
-    @property
-    def sources(self) -> list[str]:
-        found = [str(self.file.path)] if self.file else []
-        if self.properties:
-            found.append(f"{self.properties.path}:{self.properties.line} {self.properties.label}")
-        return found
-
 
 def as_settings(config: FlinkConfigFile | RoleSettings) -> RoleSettings:
     """A config file alone is the settings of a role with nothing over it."""

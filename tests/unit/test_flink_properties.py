@@ -236,3 +236,29 @@ def test_without_any_config_file_or_running_jobmanager_only_what_flink_propertie
     assert judged == {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}
     assert [n.split(":")[0] for n in result.not_read] == ["jobmanager", "taskmanager"]
     assert "the JobManager does not answer" in result.not_read[0]
+
+
+def test_a_line_is_added_to_a_quoted_env_value_but_not_to_a_one_line_list_item(tmp_path):
+    env = write(tmp_path / ".env", 'FLINK_PROPERTIES="heartbeat.timeout: 5000"\n')
+    compose = write(
+        tmp_path / "docker-compose.yml",
+        "services:\n  jobmanager:\n    image: f\n    restart: always\n"
+        "    environment:\n      FLINK_PROPERTIES: ${FLINK_PROPERTIES}\n"
+        "  taskmanager:\n    image: f\n    restart: always\n",
+    )
+    fix(tmp_path, inputs(compose, live={}))
+    assert env.read_text() == (
+        'FLINK_PROPERTIES="heartbeat.timeout: 180000\n'
+        'execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION"\n'
+    )
+
+    one_line = (
+        "services:\n  jobmanager:\n    image: f\n    restart: always\n"
+        '    environment:\n      - "FLINK_PROPERTIES=heartbeat.timeout: 5000"\n'
+        "  taskmanager:\n    image: f\n    restart: always\n"
+    )
+    compose.write_text(one_line)
+    (written,) = [w for w in fix(tmp_path, inputs(compose, live={})) if w.path == str(compose)]
+    # The edit in place is kept; the line a YAML double-quoted item would fold into a space is not.
+    assert compose.read_text() == one_line.replace("5000", "180000")
+    assert any("would not read back as a setting of its own" in left for left in written.left), written.left
