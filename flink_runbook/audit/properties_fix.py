@@ -105,7 +105,7 @@ def merge_edits(edits: list[PropertyEdit]) -> tuple[list[PropertyEdit], list[str
             left.append(
                 f"{edit.properties.path}:{edit.properties.line} {edit.properties.label} is shared with "
                 f"{', '.join(others)} (an anchor they merge, or the env file), which would change too: "
-                f"set {edit.new_key or edit.key}{': ' + edit.value if edit.value else ''} by hand"
+                f"set {_wanted(edit)} by hand"
             )
         else:
             kept.append(edit)

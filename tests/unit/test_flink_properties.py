@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from flink_runbook.audit.cluster import AuditInputs, audit_cluster
-from flink_runbook.audit.compose_file import read_compose_file
+from flink_runbook.audit.compose_file import ComposeFileError, read_compose_file
 from flink_runbook.audit.fixes import plan_fixes, write_fixes
 from flink_runbook.flink.config_file import read_flink_config
 
@@ -262,3 +264,21 @@ def test_a_line_is_added_to_a_quoted_env_value_but_not_to_a_one_line_list_item(t
     # The edit in place is kept; the line a YAML double-quoted item would fold into a space is not.
     assert compose.read_text() == one_line.replace("5000", "180000")
     assert any("would not read back as a setting of its own" in left for left in written.left), written.left
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "services:\n  jobmanager:\n    environment:\n      - FLINK_PROPERTIES=heartbeat.timeout: 5000\n",
+            "line 4: an environment item is a map (an unquoted ': ' in it?)",
+        ),
+        ("x: &x [1]\nservices:\n  jobmanager:\n    <<: *x\n", "line 4: '<<' must merge a map (an anchor)"),
+    ],
+    ids=["unquoted-list-item", "merge-of-a-list"],
+)
+def test_what_compose_would_refuse_is_a_clear_error_naming_file_and_line(tmp_path, text, expected):
+    compose = write(tmp_path / "docker-compose.yml", text)
+    with pytest.raises(ComposeFileError) as error:
+        read_compose_file(compose)
+    assert str(error.value).startswith(f"{compose}: {expected}")
