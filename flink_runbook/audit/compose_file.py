@@ -114,9 +114,13 @@ def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     return next((v for k, v, _ in _pairs(node) if isinstance(k, yaml.ScalarNode) and k.value == key), None)
 
 
-def _pairs(node: yaml.MappingNode, path: Path | None = None) -> list[tuple[yaml.Node, yaml.Node, int | None]]:
+def _pairs(
+    node: yaml.MappingNode, path: Path | None = None, within: tuple[int, ...] = ()
+) -> list[tuple[yaml.Node, yaml.Node, int | None]]:
     """(key, value, line of the map it is merged from or None) of a map, its `<<:` merge keys resolved as YAML
     and Compose resolve them: a key written in the map wins, then the merged maps in their order."""
+    if id(node) in within:
+        raise ComposeFileError(f"{path}: line {node.start_mark.line + 1}: a map that merges itself ('<<')")
     own = [(key, value, None) for key, value in node.value if key.tag != MERGE_TAG]
     names = {key.value for key, _, _ in own}
     merged = []
@@ -126,7 +130,7 @@ def _pairs(node: yaml.MappingNode, path: Path | None = None) -> list[tuple[yaml.
         for source in value.value if isinstance(value, yaml.SequenceNode) else [value]:
             if not isinstance(source, yaml.MappingNode):
                 raise ComposeFileError(f"{path}: line {key.start_mark.line + 1}: '<<' must merge a map (an anchor)")
-            for inner_key, inner_value, _ in _pairs(source, path):
+            for inner_key, inner_value, _ in _pairs(source, path, (*within, id(node))):
                 if inner_key.value not in names:
                     names.add(inner_key.value)
                     merged.append((inner_key, inner_value, source.start_mark.line + 1))
