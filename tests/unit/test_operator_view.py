@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from flink_runbook.inventory import InventoryError, JobSpec, load_inventory
-from flink_runbook.runbook.deciding.approval import approval_request, needs_approval, risky_steps
+from flink_runbook.runbook.deciding.approval import (
+    ApprovalDecision,
+    approval_request,
+    needs_approval,
+    not_approved_refusal,
+    risky_steps,
+    unanswered,
+)
 from flink_runbook.runbook.deciding.guard import Escalation, RecoveryRun
 from flink_runbook.runbook.deciding.plan import plan_recovery
 from flink_runbook.runbook.keeping.incidents import INCIDENTS_KEPT, incident_row, with_incident
@@ -122,6 +129,38 @@ def test_incidents_keep_the_newest_few_and_skip_runs_that_were_none():
     for n in range(INCIDENTS_KEPT + 3):
         rows = with_incident(rows, {**row, "when": str(n)})
     assert len(rows) == INCIDENTS_KEPT and rows[0]["when"] == str(INCIDENTS_KEPT + 2)
+
+
+def test_the_last_incident_lists_its_steps_in_the_order_they_ran():
+    t0 = 1_795_500_000.0
+    ran = [  # not in alphabetical order, and one step ran twice
+        ActionRecord("unpause_taskmanagers", "tm", "paused", StepStatus.DONE, "x", 0.3, started_s=t0 + 1),
+        ActionRecord("restart_taskmanagers", "tm", "not registered", StepStatus.DONE, "x", 3.0, started_s=t0 + 9),
+        ActionRecord("resubmit_job", "cdc", "FAILED", StepStatus.FAILED, "x", 1.0, started_s=t0 + 14),
+        ActionRecord("verify_job", "cdc", "not attempted", StepStatus.SKIPPED),
+        ActionRecord("unpause_taskmanagers", "tm2", "paused", StepStatus.DONE, "x", 0.2, started_s=t0 + 2),
+    ]
+    row = incident_row(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.FAILED, actions=ran))
+    assert row["action"] == "unpause_taskmanagers, restart_taskmanagers, resubmit_job, verify_job"
+    diagnosis, _ = incident_plan()
+    shown = "\n".join(status_lines([cluster_status(CLUSTER, diagnosis, "", [], None, [row])]))
+    assert "-> unpause_taskmanagers, restart_taskmanagers, resubmit_job, verify_job: failed" in shown
+
+
+def test_an_unanswered_approval_says_the_timeout_not_who():
+    timed_out = unanswered(6, 6.3)
+    refusal = not_approved_refusal(timed_out)
+    assert refusal.startswith("not approved: no answer within 6 s; nothing was changed"), refusal
+    assert "nobody" not in refusal
+    assert not_approved_refusal(ApprovalDecision(False, "a human through Prefect", "not now")).startswith(
+        "not approved by a human through Prefect: not now;"
+    )
+    report = recovery_report(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.REFUSED,
+                                                 approval=timed_out.to_dict(), refusals=[refusal]))
+    assert "Approval: NOT approved: no answer within 6 s (after 6.3s)." in report
+    diagnosis, _ = incident_plan()
+    held = cluster_status(CLUSTER, diagnosis, "", [], Escalation(0, f"recovery {refusal}"), [])
+    assert "ESCALATED     recovery not approved: no answer within 6 s;" in "\n".join(status_lines([held]))
 
 
 def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():

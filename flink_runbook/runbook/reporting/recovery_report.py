@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flink_runbook.runbook.deciding.approval import NOBODY
 from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus, StepStatus, utc_iso
 
 
@@ -68,8 +69,9 @@ def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str
     out.append(summary + ".")
     if result.approval:
         decided = "approved" if result.approval["approved"] else "NOT approved"
+        by = "" if result.approval["by"] == NOBODY else f" by {result.approval['by']}"  # unanswered: the timeout
         reason = f": {result.approval['reason']}" if result.approval["reason"] else ""
-        out += ["", f"Approval: {decided} by {result.approval['by']}{reason} (after {result.approval['waited_s']}s)."]
+        out += ["", f"Approval: {decided}{by}{reason} (after {result.approval['waited_s']}s)."]
     out += ["", "## What was wrong", ""]
     out += [f"- **{f['code']}** ({f['severity']}): {f['summary']}" for f in result.findings_before] or ["Nothing."]
     out += ["", "## Timeline", ""]
