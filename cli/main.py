@@ -52,6 +52,13 @@ def inventory_schema_cmd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def inventory_reference_cmd(args: argparse.Namespace) -> int:
+    from flink_runbook.inventory.reference import inventory_reference
+
+    print(inventory_reference(), end="")
+    return EXIT_OK
+
+
 def inventory_check(args: argparse.Namespace) -> int:
     """The file is read and checked (its warnings said before this runs); nothing is asked of a cluster."""
     clusters = load_inventory(args.config).clusters
@@ -259,10 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
-    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, or check one")
+    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, its reference, or "
+                                        "check one")
     inventory_commands = inventory_cmd.add_subparsers(dest="inventory_command", required=True)
     schema = inventory_commands.add_parser("schema", help="print the inventory's JSON Schema (for editors)")
     schema.set_defaults(run=inventory_schema_cmd)
+    reference = inventory_commands.add_parser("reference", help="print every key with its type, default and meaning "
+                                              "(Markdown: docs/inventory.md)")
+    reference.set_defaults(run=inventory_reference_cmd)
     checked = inventory_commands.add_parser("check", help="check an inventory file; exit 0 valid, 2 not")
     checked.add_argument("--config", required=True, help="inventory YAML file")
     checked.set_defaults(run=inventory_check)
