@@ -218,7 +218,10 @@ def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
 
 def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_path):
     import pickle
+    import re
     import uuid
+
+    from prefect.client.orchestration import get_client
 
     from flink_runbook.flows.recover import recover_flow
     from flink_runbook.runbook.deciding.verdict import RecoveryNotDone
@@ -230,6 +233,11 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
 
     state = recover_flow(config=str(inventory), cluster=name, return_state=True)
     assert state.is_failed() and f"{name} refused" in state.message, state
+    # Named and tagged for what it did, on which cluster, from which door (the UI's run list says so).
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert re.fullmatch(rf"recover-{name}-\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run.name), run.name
+    assert sorted(run.tags) == ["cluster:" + name, "flink-runbook", "trigger:cli"], run.tags
     outcome = state.result(raise_on_failure=False)
     # Prefect resolves a failed state's data into an exception; a plain list made the served run log a TypeError.
     assert isinstance(outcome, RecoveryNotDone)
