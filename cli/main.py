@@ -21,6 +21,7 @@ from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lin
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
+from flink_runbook.infrastructure.temporary_server import TemporaryServerError, quiet_temporary_server
 from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
 from flink_runbook.runbook.deciding.approval import ApprovalMode
@@ -78,6 +79,7 @@ def print_results(results: list[dict], as_json: bool, lines: Callable[[dict], li
 
 def diagnose(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
 
     results = diagnose_flow(config=str(args.config), cluster=args.cluster)
@@ -90,6 +92,7 @@ def recover(args: argparse.Namespace) -> int:
     if not args.dry_run:  # no lock without the host's state dir: refused before Prefect starts (StateDirError)
         for cluster in clusters:
             check_state_dir(cluster.state_dir, cluster.name, Path(args.config))
+    quiet_temporary_server()
     from flink_runbook.flows.recover_run import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
@@ -119,6 +122,7 @@ def status(args: argparse.Namespace) -> int:
 
 def monitor_check(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.monitor import monitor_flow
 
     state = monitor_flow(config=str(args.config), return_state=True)
@@ -136,6 +140,7 @@ def monitor_check(args: argparse.Namespace) -> int:
 
 def monitor_reset(args: argparse.Namespace) -> int:
     (cluster,) = load_inventory(args.config).select(args.cluster)
+    quiet_temporary_server()
     from flink_runbook.tasks.monitor_steps import reset_escalation
 
     was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
@@ -209,6 +214,7 @@ def audit(args: argparse.Namespace) -> int:
         if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
             raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
         check_audit_inputs(cluster, cluster_rest(cluster))
+    quiet_temporary_server()
     from flink_runbook.flows.audit import audit_flow
 
     results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FlinkRestError, WaitTimeout, UnsafeFix) as exc:
+    except (FlinkRestError, WaitTimeout, UnsafeFix, TemporaryServerError) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except docker.errors.DockerException as exc:

@@ -154,6 +154,21 @@ def test_recover_on_a_healthy_cluster_changes_nothing(running_stack, demo_job_ja
 
 
 @one_release
+def test_the_clis_temporary_prefect_server_keeps_its_output_in_a_log(running_stack, demo_job_jar, tmp_path):
+    """No PREFECT_API_URL: the command's own temporary server writes to a log, never to the operator's terminal
+    (a busy SQLite server's `database is locked` traceback once appeared in the middle of a recover)."""
+    inventory = write_inventory(running_stack, tmp_path, demo_job_jar, **FAST)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--all", "--dry-run"]
+    cli = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "Traceback" not in cli.stderr and "Traceback" not in cli.stdout, cli.stderr[-3000:]
+    assert "temporary-server.log" not in cli.stderr  # said only when the server fails
+    assert (tmp_path / "home" / "temporary-server.log").read_text().startswith("--- ")
+    assert "Flow run 'recover-" in cli.stderr  # the run's own lines still reach the terminal
+
+
+@one_release
 def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     old_job, checkpoint, _ = failed_with_checkpoint(stack, demo_job_jar, lambda s: faults.freeze(s.taskmanager()))
