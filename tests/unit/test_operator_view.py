@@ -35,8 +35,8 @@ from flink_runbook.runbook.reporting.timeline_chart import (
     DONE_COLOUR,
     INK,
     MILESTONE_GID,
+    draw_timeline,
     svg_data_uri,
-    timeline_figure,
     timeline_svg,
 )
 
@@ -149,7 +149,9 @@ def a_dense_recovery() -> RecoveryResult:
 
 
 def test_the_charts_milestone_labels_do_not_overlap_and_stay_on_the_card():
-    figure = timeline_figure(a_dense_recovery())
+    from matplotlib.figure import Figure
+
+    figure = draw_timeline(Figure(), a_dense_recovery())
     figure.draw_without_rendering()  # the text extents of the final layout
     labels = [t for axes in figure.axes for t in axes.texts if t.get_gid() == MILESTONE_GID]
     assert len(labels) == 7
@@ -167,7 +169,9 @@ def test_the_charts_milestone_labels_do_not_overlap_and_stay_on_the_card():
 def test_the_chart_is_a_light_card_with_dark_text_on_any_theme():
     svg = timeline_svg(a_dense_recovery())
     assert 'style="fill: #ffffff"' in svg  # the card: opaque, not the page's colour
-    figure = timeline_figure(a_dense_recovery())
+    from matplotlib.figure import Figure
+
+    figure = draw_timeline(Figure(), a_dense_recovery())
     inks = {t.get_color() for axes in figure.axes for t in axes.texts if t.get_gid() != MILESTONE_GID}
     inks |= {t.get_color() for t in figure.texts}
     assert inks == {INK}

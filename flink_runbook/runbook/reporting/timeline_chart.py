@@ -28,17 +28,6 @@ LABEL_GAP_PX = 6  # between two labels in one lane
 
 def timeline_svg(result: RecoveryResult) -> str | None:
     """An SVG Gantt chart of the recovery, seconds from the first sign of the fault; None when nothing ran."""
-    figure = timeline_figure(result)
-    if figure is None:
-        return None
-    out = io.StringIO()
-    figure.savefig(out, format="svg", facecolor=CARD, edgecolor=CARD_EDGE)
-    return out.getvalue()
-
-
-def timeline_figure(result: RecoveryResult):
-    """The chart as a matplotlib Figure: steps as bars, milestones as lines whose labels sit in lanes above
-    the bars (a label goes to the first lane where it overlaps no other); None when nothing ran."""
     steps = [a for a in result.actions if a.started_s is not None]
     if not steps:
         return None
@@ -47,11 +36,24 @@ def timeline_figure(result: RecoveryResult):
     matplotlib.use("Agg")  # no display: the chart is a file's content
     from matplotlib.figure import Figure
 
+    figure = draw_timeline(Figure(), result)
+    out = io.StringIO()
+    figure.savefig(out, format="svg", facecolor=CARD, edgecolor=CARD_EDGE)
+    return out.getvalue()
+
+
+def draw_timeline(figure, result: RecoveryResult):
+    """Draw the chart on an empty matplotlib Figure (given back): steps as bars, milestones as lines whose labels
+    sit in lanes above the bars (a label goes to the first lane where it overlaps no other). At least one step
+    must have started."""
+    steps = [a for a in result.actions if a.started_s is not None]
     zero = result.fault_at_s if result.fault_at_s is not None else min(a.started_s for a in steps)
     ends = [a.started_s - zero + (a.duration_s or 0) for a in steps] + [m.at_s - zero for m in result.milestones]
     low, high = min(0.0, *ends) - 0.5, max(ends) * 1.12 + 1  # room for the last "took" label
     rows = len(steps)
-    figure = Figure(figsize=(WIDTH_IN, 1.0), dpi=100, facecolor=CARD, edgecolor=CARD_EDGE, linewidth=1)
+    figure.set_size_inches(WIDTH_IN, 1.0)  # the height follows from the lanes the labels need
+    figure.set_dpi(100)
+    figure.patch.set(facecolor=CARD, edgecolor=CARD_EDGE, linewidth=1)
     axes = figure.add_axes((0, 0, 1, 1))
     lanes_axes = figure.add_axes((0, 0, 1, 1), sharex=axes)
     axes.set_xlim(low, high)
