@@ -61,7 +61,7 @@ def draw_timeline(figure, result: RecoveryResult):
         start, took = step.started_s - zero, max(step.duration_s or 0.0, 0.05)
         axes.barh(row, took, left=start, height=0.6, color=STATUS_COLOURS.get(step.status, "#718096"))
         axes.text(start + took, row, f" {took:.1f}s", va="center", fontsize=8, color=INK)
-    axes.set_yticks(range(rows), [f"{a.action} {a.target}"[:48] for a in steps], fontsize=8, color=INK)
+    axes.set_yticks(range(rows), [f"{a.action} {a.target}"[:64] for a in steps], fontsize=8, color=INK)
     axes.set_ylim(rows - 0.4, -0.6)
     axes.set_xlabel("seconds from the first sign of the fault" if result.fault_at_s else "seconds", color=INK)
     axes.tick_params(colors=INK)
