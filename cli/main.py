@@ -22,6 +22,7 @@ from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lin
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
+from flink_runbook.infrastructure.temporary_server import TemporaryServerError, quiet_temporary_server
 from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
 from flink_runbook.runbook.deciding.approval import ApprovalMode
@@ -53,6 +54,13 @@ def inventory_schema_cmd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def inventory_reference_cmd(args: argparse.Namespace) -> int:
+    from flink_runbook.inventory.reference import inventory_reference
+
+    print(inventory_reference(), end="")
+    return EXIT_OK
+
+
 def inventory_check(args: argparse.Namespace) -> int:
     """The file is read and checked (its warnings said before this runs); nothing is asked of a cluster."""
     clusters = load_inventory(args.config).clusters
@@ -72,6 +80,7 @@ def print_results(results: list[dict], as_json: bool, lines: Callable[[dict], li
 
 def diagnose(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
 
     results = diagnose_flow(config=str(args.config), cluster=args.cluster)
@@ -84,6 +93,7 @@ def recover(args: argparse.Namespace) -> int:
     if not args.dry_run:  # no lock without the host's state dir: refused before Prefect starts (StateDirError)
         for cluster in clusters:
             check_state_dir(cluster.state_dir, cluster.name, Path(args.config))
+    quiet_temporary_server()
     from flink_runbook.flows.recover_run import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
@@ -113,6 +123,7 @@ def status(args: argparse.Namespace) -> int:
 
 def monitor_check(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.monitor import monitor_flow
 
     state = monitor_flow(config=str(args.config), return_state=True)
@@ -130,6 +141,7 @@ def monitor_check(args: argparse.Namespace) -> int:
 
 def monitor_reset(args: argparse.Namespace) -> int:
     (cluster,) = load_inventory(args.config).select(args.cluster)
+    quiet_temporary_server()
     from flink_runbook.tasks.monitor_steps import reset_escalation
 
     was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
@@ -203,6 +215,7 @@ def audit(args: argparse.Namespace) -> int:
         if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
             raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
         check_audit_inputs(cluster, cluster_rest(cluster))
+    quiet_temporary_server()
     from flink_runbook.flows.audit import audit_flow
 
     results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
@@ -305,10 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
-    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, or check one")
+    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, its reference, or "
+                                        "check one")
     inventory_commands = inventory_cmd.add_subparsers(dest="inventory_command", required=True)
     schema = inventory_commands.add_parser("schema", help="print the inventory's JSON Schema (for editors)")
     schema.set_defaults(run=inventory_schema_cmd)
+    reference = inventory_commands.add_parser("reference", help="print every key with its type, default and meaning "
+                                              "(Markdown: docs/inventory.md)")
+    reference.set_defaults(run=inventory_reference_cmd)
     checked = inventory_commands.add_parser("check", help="check an inventory file; exit 0 valid, 2 not")
     checked.add_argument("--config", required=True, help="inventory YAML file")
     checked.set_defaults(run=inventory_check)
@@ -375,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FlinkRestError, WaitTimeout, UnsafeFix) as exc:
+    except (FlinkRestError, WaitTimeout, UnsafeFix, TemporaryServerError) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except docker.errors.DockerException as exc:

@@ -68,6 +68,12 @@ class ApprovalDecision:
 
 
 NOT_NEEDED = ApprovalDecision(approved=True, by="policy", reason="no step needs a human")
+NOBODY = "nobody"  # the question went unanswered: silence is a no, said as the timeout, not as a person
+
+
+def unanswered(timeout_s: float, waited_s: float) -> ApprovalDecision:
+    """What the gate decides when nobody answered within the cluster's approval_timeout_s."""
+    return ApprovalDecision(False, NOBODY, f"no answer within {timeout_s:g} s", waited_s, asked=True)
 
 
 def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable[JobSpec] = ()) -> tuple[str, ...]:
@@ -140,4 +146,5 @@ def approval_request(
 def not_approved_refusal(decision: ApprovalDecision) -> str:
     """The refusal a recovery reports when the gate said no."""
     why = f": {decision.reason}" if decision.reason else ""
-    return f"not approved by {decision.by}{why}; nothing was changed. Run recover again to be asked again"
+    by = "" if decision.by == NOBODY else f" by {decision.by}"
+    return f"not approved{by}{why}; nothing was changed. Run recover again to be asked again"

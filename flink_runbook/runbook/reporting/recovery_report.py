@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flink_runbook.runbook.deciding.approval import NOBODY
 from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus, StepStatus, utc_iso
 
 
@@ -27,23 +28,28 @@ def next_steps(result: RecoveryResult) -> list[str]:
 
 
 def timeline_table(result: RecoveryResult) -> list[str]:
-    """Steps and milestones in time order, each with its time of day, its offset from the fault, and how long."""
+    """Steps and milestones in time order, each with its time of day, its offset from the fault, and how long;
+    then why each step ran and what it found, as a list: long reasons in a table column are cut off on
+    screen (the Prefect UI does not wrap a wide table)."""
     zero = result.fault_at_s
     rows: list[tuple[float, str]] = []
     for m in result.milestones:
-        rows.append((m.at_s, f"| {utc_iso(m.at_s)[11:23]} | {_offset(m.at_s, zero)} | | **{m.name}** | | |"))
-    unstarted = []
-    for a in result.actions:
+        rows.append((m.at_s, f"| {utc_iso(m.at_s)[11:23]} | {_offset(m.at_s, zero)} | | **{m.name}** | |"))
+    started = sorted((a for a in result.actions if a.started_s is not None), key=lambda a: a.started_s)
+    unstarted = [a for a in result.actions if a.started_s is None]
+    for a in started:
         took = f"{a.duration_s:.1f}s" if a.duration_s is not None else ""
-        detail = f"{a.status}: {a.detail}" if a.detail else a.status
-        line = f"{a.action} {a.target}"
-        if a.started_s is None:
-            unstarted.append(f"| | | | {line} | {a.reason} | {detail} |")
-        else:
-            rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
-                         f"{line} | {a.reason} | {detail} |"))
-    header = ["| at (UTC) | from fault | took | what | why | result |", "|---|---|---|---|---|---|"]
-    return header + [line for _, line in sorted(rows, key=lambda r: r[0])] + unstarted
+        rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
+                     f"{a.action} {a.target} | {a.status} |"))
+    header = ["| at (UTC) | from fault | took | what | result |", "|---|---|---|---|---|"]
+    table = header + [line for _, line in sorted(rows, key=lambda r: r[0])]
+    table += [f"| | | | {a.action} {a.target} | {a.status} |" for a in unstarted]
+    reasons = []
+    for a in [*started, *unstarted]:
+        when = f"{_offset(a.started_s, zero)} " if a.started_s is not None and zero is not None else ""
+        found = f"; {a.status}: {a.detail}" if a.detail else ""
+        reasons.append(f"- {when}**{a.action} {a.target}**: {a.reason or 'no reason given'}{found}")
+    return table + (["", "Why each step ran, and what it found:", "", *reasons] if reasons else [])
 
 
 def _offset(at_s: float, zero: float | None) -> str:
@@ -69,8 +75,9 @@ def recovery_report(result: RecoveryResult, chart_uri: str | None = None, chart_
     out.append(summary + ".")
     if result.approval:
         decided = "approved" if result.approval["approved"] else "NOT approved"
+        by = "" if result.approval["by"] == NOBODY else f" by {result.approval['by']}"  # unanswered: the timeout
         reason = f": {result.approval['reason']}" if result.approval["reason"] else ""
-        out += ["", f"Approval: {decided} by {result.approval['by']}{reason} (after {result.approval['waited_s']}s)."]
+        out += ["", f"Approval: {decided}{by}{reason} (after {result.approval['waited_s']}s)."]
     out += ["", "## What was wrong", ""]
     out += [f"- **{f['code']}** ({f['severity']}): {f['summary']}" for f in result.findings_before] or ["Nothing."]
     out += ["", "## Timeline", ""]
