@@ -71,8 +71,13 @@ def role_settings(inputs: AuditInputs) -> dict[str, RoleSettings]:
 
 
 def unchecked_without_files(inputs: AuditInputs, roles: dict[str, RoleSettings]) -> list[str]:
-    """What the audit could not check because the inventory names no config file for a role."""
+    """What the audit could not check because the inventory names no compose file, or no config file for a role."""
     notes = []
+    if inputs.compose is None:
+        notes.append(
+            "no compose file in the inventory (audit.compose_file): restart policies, memory and CPU limits, image "
+            "versions, volumes and FLINK_PROPERTIES were not checked"
+        )
     for role in inputs.services:
         if role in inputs.configs:
             continue

@@ -282,3 +282,13 @@ def test_what_compose_would_refuse_is_a_clear_error_naming_file_and_line(tmp_pat
     with pytest.raises(ComposeFileError) as error:
         read_compose_file(compose)
     assert str(error.value).startswith(f"{compose}: {expected}")
+
+
+def test_with_no_file_named_the_running_jobmanager_is_audited_and_the_report_says_what_was_not():
+    live = {"heartbeat.timeout": "5000", "heartbeat.interval": "2000"}
+    result = audit_cluster(AuditInputs(cluster="c", flink_version=RELEASE, rest_url=URL, services=ROLES,
+                                       live_config=live))
+    assert {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"} <= {f.code for f in result.findings}
+    assert all(URL in f.where for f in result.findings if f.code.startswith("HEARTBEAT")), result.findings
+    assert result.not_read[0].startswith("no compose file in the inventory (audit.compose_file)")
+    assert any(n.startswith("jobmanager:") and "judged from the running JobManager" in n for n in result.not_read)
