@@ -45,6 +45,8 @@ WHEEL_TARGET = ("--python-version", DEBIAN_PYTHON, "--implementation", "cp", "--
 )
 # The Dockerfile's first stage carries it: that stage's image is removed after the build (it holds the wheelhouse).
 INSTALL_STAGE_LABEL = "org.flink-runbook.stage=runbook-install"
+# The run-time dependencies and the recovery report's timeline chart (the UI shows it); not the demo's or tests'.
+EXTRA = "chart"
 IMAGE_DIR = REPO_ROOT / "image"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 
@@ -98,8 +100,9 @@ def _pip(*args: str) -> None:
 
 
 def dependency_wheelhouse(pins: str) -> Path:
-    """The runtime dependencies as CPython 3.11 manylinux wheels, downloaded once per set of pins."""
-    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    """The run-time dependencies (and EXTRA's) as CPython 3.11 manylinux wheels, downloaded once per set of pins."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    dependencies = project["dependencies"] + project["optional-dependencies"][EXTRA]
     key = _recipe_hash(pins, *dependencies, *WHEEL_TARGET)
     target = cache_dir() / f"runbook-wheelhouse-{key}"
     if (target / ".complete").exists():
