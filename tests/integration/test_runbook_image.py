@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import requests
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
@@ -98,6 +99,8 @@ def test_the_image_recovers_a_frozen_taskmanager_and_a_restart_loses_nothing(
         with_runbook.start_service(SERVICE)
         container = with_runbook.container(SERVICE)
         wait_until(lambda: server_is_up(api_url), bool, timeout=180, interval=1, what=f"the container's API {api_url}")
+        # The UI is published too, and sends the browser to the API on the published port, not the container's.
+        assert requests.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()["api_url"] == api_url
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             # The monitor in the container looks at the cluster by its service name and finds it healthy.
             wait_for_event(cluster, "flink.cluster.healthy", since=None, timeout_s=180)
