@@ -280,6 +280,26 @@ class Job(Section):
     resubmit_command: list[Text] = []
     resubmit_timeout_s: Seconds = JobSpec.resubmit_timeout_s
     sink_output_dir: FilePath | None = None
+    # A Flink SQL job: its statements file, run by the SQL runner in `jar` (docs/sql-jobs.md).
+    sql: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _sql_runs_in_the_runner(self) -> Job:
+        if self.sql is None:
+            return self
+        if not self.jar:
+            raise problem(
+                "a SQL job needs jar: the jar with the SQL runner (flinkrunbook.sql.SqlStatementsJob) that runs "
+                "its statements",
+                "jar",
+            )
+        if self.args:
+            raise problem("a SQL job takes no args: its statements are the runner's arguments", "args")
+        if self.resubmit_command:
+            raise problem(
+                "a SQL job is resubmitted by the runbook (jar + sql), not by a resubmit_command", "resubmit_command"
+            )
+        return self
 
 
 class ThresholdsSection(Section):

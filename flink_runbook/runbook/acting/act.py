@@ -133,7 +133,7 @@ def submit_job(
         submitted = rest.run_jar(
             jar_id,
             entry_class=spec.entry_class,
-            program_args=list(spec.args),
+            program_args=spec.program_args,
             parallelism=spec.parallelism,
             savepoint_path=restore_point.path if restore_point else None,
             job_id=job_id,
@@ -151,7 +151,8 @@ def submit_job(
             ) from exc
         raise RecoveryError(f"Flink refused to run job {spec.name}: {exc}") from exc
     origin = f"from {restore_point.path}" if restore_point else "fresh (no checkpoint)"
-    return Submission(submitted, f"submitted {spec.jar.name} as job {submitted} {origin}")
+    what = f"{spec.jar.name} with the SQL statements of {spec.sql.name}" if spec.sql else spec.jar.name
+    return Submission(submitted, f"submitted {what} as job {submitted} {origin}")
 
 
 def _run_as_a_group(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
