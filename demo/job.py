@@ -21,6 +21,7 @@ from flink_runbook.flink.sql_statements import (
     split_statements,
 )
 from flink_runbook.polling import wait_until
+from flink_runbook.runbook.acting.act import SQL_RUN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from flink_runbook.demo.stack import DemoStack
@@ -144,7 +145,7 @@ def submit_sql_job(
 ) -> str:
     """Upload the jar and run its SQL runner with the demo SQL job's statements, as a recovery would."""
     jar_id = rest.upload_jar(jar)
-    return rest.run_jar(
+    return rest.patient(SQL_RUN_TIMEOUT_S).run_jar(
         jar_id,
         entry_class=SQL_RUNNER_ENTRY_CLASS,
         program_args=runner_args(SQL_JOB_NAME, sql_job_statements()),

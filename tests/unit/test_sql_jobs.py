@@ -22,7 +22,7 @@ from flink_runbook.flink.sql_statements import (
     split_statements,
 )
 from flink_runbook.inventory import InventoryError, load_inventory
-from flink_runbook.runbook.acting.act import submit_job
+from flink_runbook.runbook.acting.act import SQL_RUN_TIMEOUT_S, submit_job
 from flink_runbook.runbook.deciding.restore_point import RestorePoint
 
 JOB = """\
@@ -168,7 +168,11 @@ class FakeRest:
     """The JobManager's REST client as submit_job uses it: jobs, an upload, a run (in memory)."""
 
     def __init__(self, jobs: list[JobSummary] = ()) -> None:
-        self.jobs, self.runs = list(jobs), []
+        self.jobs, self.runs, self.patience = list(jobs), [], None
+
+    def patient(self, read_timeout_s: float) -> FakeRest:
+        self.patience = read_timeout_s
+        return self
 
     def live_jobs_named(self, name: str) -> list[JobSummary]:
         return [j for j in self.jobs if j.name == name and j.live]
@@ -192,6 +196,8 @@ def test_a_sql_job_is_resubmitted_by_its_runner_from_the_restore_point_under_the
     assert body["entry_class"] == SQL_RUNNER_ENTRY_CLASS and body["savepoint_path"] == point.path
     assert body["program_args"] == cluster.job("cdc-sql").program_args
     assert "with the SQL statements of job.sql" in submission.how
+    # The JobManager plans the SQL before it answers the run: waited for longer than a read.
+    assert rest.patience == SQL_RUN_TIMEOUT_S
 
 
 def test_a_sql_job_already_running_under_its_name_is_not_submitted_again(tmp_path):
