@@ -4,6 +4,7 @@ point, under the recovery's job id."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -21,9 +22,15 @@ from flink_runbook.flink.sql_statements import (
     checkpoint_dir_set,
     split_statements,
 )
-from flink_runbook.inventory import InventoryError, load_inventory
+from flink_runbook.inventory import CheckpointDir, InventoryError, JobSpec, load_inventory
 from flink_runbook.runbook.acting.act import SQL_RUN_TIMEOUT_S, submit_job
-from flink_runbook.runbook.deciding.restore_point import RestorePoint
+from flink_runbook.runbook.deciding.plan import plan_recovery
+from flink_runbook.runbook.deciding.restore_point import RestorePoint, list_retained_checkpoints
+from flink_runbook.runbook.observing.diagnosis import diagnose
+from flink_runbook.runbook.observing.observe import JobView
+
+from .test_findings import CLUSTER, observed
+from .test_recovery_plan import jm_container, retain, tm_container, with_containers
 
 JOB = """\
 CREATE TABLE s (id BIGINT) WITH ('connector' = 'datagen');
@@ -206,3 +213,30 @@ def test_a_sql_job_already_running_under_its_name_is_not_submitted_again(tmp_pat
     rest = FakeRest([running])
     submission = submit_job(rest, cluster.job("cdc-sql"), None, job_id="f" * 32)
     assert rest.runs == [] and submission.job_id == "a" * 32
+
+
+def test_after_a_jobmanager_restart_each_job_is_planned_from_its_own_lineage_and_directory(tmp_path):
+    """A SQL job beside the jar job: each resubmission takes the newest checkpoint of its own lineage in its
+    own directory, under a job id of its own (recorded 1.20.3 answers: the JobManager knows neither job)."""
+    (tmp_path / "job.sql").write_text(JOB)
+    jar_job = JobSpec(name="realtime-cdc-demo", checkpoint_dir=CheckpointDir(tmp_path / "jar", "/data/checkpoints"))
+    sql_job = JobSpec(
+        name="cdc-sql",
+        sql=tmp_path / "job.sql",
+        checkpoint_dir=CheckpointDir(tmp_path / "sql", "/data/sql-checkpoints"),
+    )
+    cluster = dataclasses.replace(CLUSTER, jobs=(jar_job, sql_job))
+    retain(tmp_path / "jar", "a" * 32, 7, 100.0)
+    retain(tmp_path / "sql", "b" * 32, 4, 100.0)
+    retain(tmp_path / "sql", "c" * 32, 9, 200.0)  # another job's run in that directory: not in its lineage
+    seen = dataclasses.replace(
+        with_containers(observed("1.20.3", "healthy"), jm_container(), tm_container("running", ip="172.28.0.3")),
+        jobs=(JobView(name=jar_job.name, info=None), JobView(name=sql_job.name, info=None)),
+    )
+    retained = {job.name: list_retained_checkpoints(job.checkpoint_dir.host) for job in cluster.jobs}
+    lineage = {jar_job.name: ("a" * 32,), sql_job.name: ("b" * 32,)}
+    plan = plan_recovery(cluster, diagnose(cluster, seen), retained, lineage)
+    resubmits = {a.target: a for a in plan.resubmits}
+    assert resubmits[jar_job.name].restore_point.path == f"file:/data/checkpoints/{'a' * 32}/chk-7"
+    assert resubmits[sql_job.name].restore_point.path == f"file:/data/sql-checkpoints/{'b' * 32}/chk-4"
+    assert resubmits[jar_job.name].job_id != resubmits[sql_job.name].job_id
