@@ -29,6 +29,7 @@ from flink_runbook.runbook.deciding.restore_point import RestorePoint, list_reta
 from flink_runbook.runbook.observing.diagnosis import diagnose
 from flink_runbook.runbook.observing.observe import JobView
 
+from .recorded import recorded_job
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, retain, tm_container, with_containers
 
@@ -240,3 +241,20 @@ def test_after_a_jobmanager_restart_each_job_is_planned_from_its_own_lineage_and
     assert resubmits[jar_job.name].restore_point.path == f"file:/data/checkpoints/{'a' * 32}/chk-7"
     assert resubmits[sql_job.name].restore_point.path == f"file:/data/sql-checkpoints/{'b' * 32}/chk-4"
     assert resubmits[jar_job.name].job_id != resubmits[sql_job.name].job_id
+
+
+@pytest.mark.parametrize(("state", "free_slots"), [(JobState.RESTARTING, 0), (JobState.FAILED, 2)])
+def test_jobs_flink_restarts_by_themselves_are_not_waited_for_as_free_slots(state, free_slots):
+    """Two jobs fill the TaskManager's two slots: after an unpause Flink restarts both into them, and a wait for
+    two free slots would never end (the drill with the SQL job beside the jar job did, for 120 s). A job that
+    FAILED gave its slots back: those are waited for."""
+    cluster = dataclasses.replace(CLUSTER, jobs=(JobSpec(name="realtime-cdc-demo"), JobSpec(name="cdc-sql")))
+    job = dataclasses.replace(recorded_job("1.20.3", "failed-heartbeat-timeout"), state=state)
+    seen = dataclasses.replace(
+        with_containers(observed("1.20.3", "healthy"), jm_container(), tm_container("running", ip="172.28.0.3")),
+        jobs=tuple(JobView(name=spec.name, info=dataclasses.replace(job, name=spec.name)) for spec in cluster.jobs),
+    )
+    plan = plan_recovery(cluster, diagnose(cluster, seen))
+    (wait,) = plan.of("wait_for_taskmanagers")
+    assert wait.free_slots == free_slots
+    assert {a.target for a in plan.resubmits} == {"realtime-cdc-demo", "cdc-sql"}

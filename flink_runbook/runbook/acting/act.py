@@ -132,7 +132,8 @@ def submit_job(
     since_ms = int(time.time() * 1000) - 1000
     # The JobManager plans a SQL job inside the run request: measured 3.6 s warm and 9.3 s for the first SQL
     # job of a JobManager (Flink 2.2.0, a loaded 2-core machine), past the usual 10 s read timeout at times.
-    runner = rest.patient(SQL_RUN_TIMEOUT_S) if spec.sql else rest
+    # resubmit_timeout_s is what the recovery's deadline leaves of it (execute.within_deadline).
+    runner = rest.patient(min(SQL_RUN_TIMEOUT_S, spec.resubmit_timeout_s)) if spec.sql else rest
     try:
         submitted = runner.run_jar(
             jar_id,
