@@ -8,6 +8,7 @@ through POST /jars/:id/run like the jar job (docs/sql-jobs.md).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -76,4 +77,16 @@ def test_frozen_taskmanager_recovers_the_sql_job_and_the_jar_job_exactly_once(
     assert_every_id_exactly_once(stack, at_least=before[DEMO_JOB_NAME] + 60)
     assert_every_id_exactly_once(
         stack, at_least=before[SQL_JOB_NAME] + 60, output_dir=stack.sql_output_dir, read=committed_sql_ids
+    )
+
+    # The drill's case: unpaused soon after the heartbeat timed out, Flink restarts both jobs into the
+    # TaskManager's two slots by itself (or they fail and are resubmitted): recovered either way.
+    before = {name: len(read()) for name, read in sinks.items()}
+    faults.freeze(stack.taskmanager())
+    time.sleep(6)  # past heartbeat.timeout (5 s)
+    (again,) = recover_as_json(config=str(inventory), all_clusters=True)
+    assert again["status"] == "recovered", json.dumps(again, indent=1)[-3000:]
+    assert_every_id_exactly_once(stack, at_least=before[DEMO_JOB_NAME] + 40)
+    assert_every_id_exactly_once(
+        stack, at_least=before[SQL_JOB_NAME] + 40, output_dir=stack.sql_output_dir, read=committed_sql_ids
     )
