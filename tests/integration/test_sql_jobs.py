@@ -23,6 +23,7 @@ from flink_runbook.demo.job import (
 )
 from flink_runbook.flink.answers import JobState
 from flink_runbook.polling import wait_until
+from flink_runbook.runbook.deciding.plan import recovery_job_id
 
 from .conftest import assert_every_id_exactly_once, recover_as_json, run_demo_job, write_inventory
 
@@ -70,9 +71,9 @@ def test_frozen_taskmanager_recovers_the_sql_job_and_the_jar_job_exactly_once(
     resubmitted = [a for a in result["actions"] if a["action"] == "resubmit_job"]
     assert {a["target"] for a in resubmitted} == {DEMO_JOB_NAME, SQL_JOB_NAME}
     assert all(a["status"] == "done" for a in resubmitted)
-    # The SQL job runs under the recovery's job id, found again by its name.
+    # The SQL job runs under the recovery's job id (jobId of the run: Flink refuses it twice), found by its name.
     (sql_now,) = [j for j in stack.rest.jobs_overview() if j.name == SQL_JOB_NAME and j.live]
-    assert sql_now.id == jobs[SQL_JOB_NAME]["new_id"]
+    assert sql_now.id == jobs[SQL_JOB_NAME]["new_id"] == recovery_job_id(stack.settings.project, SQL_JOB_NAME, sql_job)
 
     assert_every_id_exactly_once(stack, at_least=before[DEMO_JOB_NAME] + 60)
     assert_every_id_exactly_once(
