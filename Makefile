@@ -15,9 +15,10 @@ bootstrap:
 demo: bootstrap
 	$(PY) -m flink_runbook.demo $(ARGS)
 
-## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
+## Serve every deployment against a local Prefect server (or PREFECT_API_URL) for the demo stack's
+## inventory, its history in .prefect-home/. ARGS="--config my-inventory.yaml" serves another.
 serve: bootstrap
-	$(PY) -m flink_runbook.serving.serve $(ARGS)
+	.venv/bin/flink-runbook serve --config stack/inventory.yaml --prefect-home .prefect-home $(ARGS)
 
 ## The scaled shape on this machine: PostgreSQL + a Prefect server on it + WORKERS process workers,
 ## deployed from prefect.yaml (UI http://127.0.0.1:4300). ARGS="--config my-inventory.yaml --interval 30".

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import docker.errors
@@ -210,8 +211,53 @@ def audit(args: argparse.Namespace) -> int:
     return EXIT_FAILED if attention else EXIT_OK
 
 
+def package_version() -> str:
+    try:
+        return version("flink-runbook")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def init(args: argparse.Namespace) -> int:
+    """A starting inventory from a running cluster; never overwrites a file; says what it could not find out."""
+    from flink_runbook.cli.init import find_cluster, rest_url_problem
+    from flink_runbook.inventory.model import NAME_PATTERN
+    from flink_runbook.inventory.starting import starting_inventory
+
+    if problem := rest_url_problem(args.rest):
+        raise UsageError(problem)
+    if args.cluster is not None and not NAME_PATTERN.match(args.cluster):
+        raise UsageError(f"--cluster {args.cluster!r} must be lowercase letters, digits and dashes (at most 63)")
+    output: Path = args.output
+    if output.exists():
+        raise UsageError(f"{output} exists; init never overwrites a file: give --output another path")
+    if not output.parent.is_dir():
+        raise UsageError(f"{output}: its directory {output.parent} does not exist")
+    found = find_cluster(args.rest, args.cluster, output.parent)
+    written = starting_inventory(found, f"flink-runbook init --rest {found.rest_url}")
+    try:
+        with output.open("x") as file:  # "x": not even a file made meanwhile is overwritten
+            file.write(written.text)
+    except FileExistsError:
+        raise UsageError(f"{output} exists; init never overwrites a file: give --output another path") from None
+    try:
+        load_inventory(output)
+    except InventoryError as exc:  # init's own fault: nothing half-right is left behind
+        output.unlink()
+        print(f"flink-runbook: init wrote an inventory its own check refuses (a bug); removed it: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{output}: cluster {found.name}, {len(found.jobs)} job{'s' if len(found.jobs) != 1 else ''} running now; "
+          f"valid (flink-runbook inventory check --config {output})")
+    if written.open_points:
+        print("Not found out, or guessed: settle these in the file (its DECIDE, GUESSED and NOT FOUND lines):")
+        print("\n".join(f"  - {point}" for point in written.open_points))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flink-runbook {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     inventory_options = argparse.ArgumentParser(add_help=False)
@@ -283,8 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--job", required=True, help="the job's name in the inventory")
     release.set_defaults(run=stopped_release)
 
+    init_cmd = commands.add_parser(
+        "init", help="write a starting inventory from a running cluster's REST API and its Docker containers"
+    )
+    init_cmd.add_argument("--rest", required=True, metavar="URL", help="the JobManager's REST API (http://HOST:8081)")
+    init_cmd.add_argument("--output", type=Path, default=Path("inventory.yaml"),
+                          help="the file to write (default ./inventory.yaml); an existing file is never overwritten")
+    init_cmd.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: its compose project)")
+    init_cmd.set_defaults(run=init)
+
     commands.add_parser(
-        "serve", add_help=False, help="serve every deployment with the fault watcher (options: serve --help)"
+        "serve", add_help=False,
+        help="serve every deployment with the fault watcher, on a local Prefect server or --api URL's "
+        "(options: serve --help)",
     )
     audit_cmd = inventory_command(
         "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"

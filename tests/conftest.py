@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "integration/test_safety.py",
     "integration/test_person_decisions.py",
     "integration/test_high_availability.py",
+    "integration/test_flink_properties.py",  # one stack, the whole story: about 3 to 4 min
     "integration/test_host_state.py",
     "integration/test_operator_view.py",
     "integration/test_docker_hosts.py",

@@ -37,7 +37,7 @@ from flink_runbook.demo.job import (
     submit_demo_job,
     wait_for_job_state,
 )
-from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
+from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import (
     DEFAULT_FLINK_VERSION,
     SUPPORTED_FLINK_VERSIONS,
@@ -132,7 +132,9 @@ def _new_stack(
     docker_client: docker.DockerClient,
     tmp_path_factory: pytest.TempPathFactory,
     flink_version: str,
-    compose_override: Path | None = None,
+    compose_override: Path | tuple[Path, ...] | None = None,
+    job_jar: Path | None = None,
+    compose_file: Path = COMPOSE_FILE,
 ) -> DemoStack:
     """A new, isolated demo stack (own project, port and data dir), started."""
     name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
@@ -142,6 +144,8 @@ def _new_stack(
         flink_version=flink_version,
         rest_port=free_local_port(),
         compose_override=compose_override,
+        job_jar=job_jar,
+        compose_file=compose_file,
     )
     stack = DemoStack(settings, docker_client)
     try:
@@ -160,8 +164,13 @@ def start_stack(
     up until the session ends costs every later test on this 2-core machine CPU and memory."""
     started: list[DemoStack] = []
 
-    def start(flink_version: str, compose_override: Path | None = None) -> DemoStack:
-        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override)
+    def start(
+        flink_version: str,
+        compose_override: Path | tuple[Path, ...] | None = None,
+        job_jar: Path | None = None,
+        compose_file: Path = COMPOSE_FILE,
+    ) -> DemoStack:
+        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override, job_jar, compose_file)
         started.append(stack)
         return stack
 

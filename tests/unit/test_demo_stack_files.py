@@ -14,8 +14,9 @@ from flink_runbook.demo.versions import (
 )
 
 
-def test_compose_file_publishes_rest_on_loopback_with_restart_policy():
-    compose = yaml.safe_load((STACK_DIR / "docker-compose.yml").read_text())
+@pytest.mark.parametrize("name", ["docker-compose.yml", "flink-properties.yml"])
+def test_compose_file_publishes_rest_on_loopback_with_restart_policy(name):
+    compose = yaml.safe_load((STACK_DIR / name).read_text())  # merge keys resolved, as Compose reads them
     services = compose["services"]
     assert set(services) == {"jobmanager", "taskmanager"}
     assert services["jobmanager"]["ports"] == ["127.0.0.1:${FLINK_REST_PORT}:8081"]

@@ -84,6 +84,8 @@ def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable
                 "process; every job it ran restarts from its high-availability state, or is resubmitted"
             )
     for action in plan.resubmits:
+        if action.application_mode:  # waits for Flink's restart in place: submits nothing
+            continue
         if action.restore_point is None:
             risks.append(
                 f"starts job {action.target} FRESH, from no checkpoint: its state is lost, and its source "
@@ -119,7 +121,9 @@ def approval_request(
     out += ["", "## What will be done", "", "| step | target | why | restore point |", "|---|---|---|---|"]
     for a in plan.actions:
         point = ""
-        if a.action == Action.RESUBMIT_JOB:
+        if a.action == Action.RESUBMIT_JOB and a.application_mode:
+            point = "none: restarted in place by Flink"
+        elif a.action == Action.RESUBMIT_JOB:
             point = f"{a.restore_point.kind} {a.restore_point.checkpoint_id}" if a.restore_point else "none (fresh)"
         out.append(f"| {a.action} | {a.target} | {a.reason} | {point} |")
     out += [f"- refused either way: {r}" for r in plan.refusals]

@@ -50,8 +50,9 @@ def _offset(at_s: float, zero: float | None) -> str:
     return f"{at_s - zero:+.1f}s" if zero is not None else ""
 
 
-def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str:
-    """The report as Markdown; `chart_uri`: the timeline chart as an image URI (timeline_chart)."""
+def recovery_report(result: RecoveryResult, chart_uri: str | None = None, chart_note: str | None = None) -> str:
+    """The report as Markdown; `chart_uri`: the timeline chart as an image URI, or `chart_note`: why there is
+    none (timeline_chart.report_chart gives both)."""
     title = {
         RecoveryStatus.HEALTHY: "healthy, nothing to do",
         RecoveryStatus.PLANNED: "dry run",
@@ -75,6 +76,8 @@ def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str
     out += ["", "## Timeline", ""]
     if chart_uri:
         out += [f"![Timeline of the recovery of {result.cluster}]({chart_uri})", ""]
+    elif chart_note:
+        out += [f"_{chart_note}_", ""]
     out += timeline_table(result)
     out += ["", "## TaskManagers", ""]
     out.append(f"- before: {', '.join(result.taskmanagers_before) or 'none registered'}")

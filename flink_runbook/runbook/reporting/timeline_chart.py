@@ -1,7 +1,8 @@
 """The incident as a picture: each recovery step as a bar from the fault on, the milestones as lines (pure).
 
 matplotlib (Agg, SVG): the chart is embedded in the Markdown report as a data: URI, which the Prefect
-UI shows as an image; no file and no server is needed to see it.
+UI shows as an image; no file and no server is needed to see it. matplotlib is optional (the `chart` extra):
+without it the report says so in a sentence and keeps its table.
 """
 
 from __future__ import annotations
@@ -15,14 +16,26 @@ from flink_runbook.runbook.model import RecoveryResult, StepStatus
 DONE_COLOUR = "#2f855a"
 STATUS_COLOURS = {StepStatus.DONE: DONE_COLOUR, StepStatus.FAILED: "#c53030", StepStatus.SKIPPED: "#a0aec0"}
 MILESTONE_COLOUR = "#2b6cb0"
+NO_MATPLOTLIB = (
+    "No timeline chart: matplotlib is not installed where this ran (pip install 'flink-runbook[chart]'); "
+    "the table below has every step."
+)
+
+
+class ChartUnavailable(RuntimeError):
+    pass
 
 
 def timeline_svg(result: RecoveryResult) -> str | None:
-    """An SVG Gantt chart of the recovery, seconds from the first sign of the fault; None when nothing ran."""
+    """An SVG Gantt chart of the recovery, seconds from the first sign of the fault; None when nothing ran.
+    Raises ChartUnavailable without matplotlib."""
     steps = [a for a in result.actions if a.started_s is not None]
     if not steps:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ChartUnavailable(NO_MATPLOTLIB) from None
 
     matplotlib.use("Agg")  # no display: the chart is a file's content
     from matplotlib.figure import Figure
@@ -59,3 +72,12 @@ def timeline_svg(result: RecoveryResult) -> str | None:
 
 def svg_data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def report_chart(result: RecoveryResult) -> tuple[str | None, str | None]:
+    """For recovery_report: (the chart as an image URI, None), or (None, why it is left out)."""
+    try:
+        svg = timeline_svg(result)
+    except ChartUnavailable as exc:
+        return None, str(exc)
+    return (svg_data_uri(svg) if svg else None), None
