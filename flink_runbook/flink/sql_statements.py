@@ -46,7 +46,8 @@ class Statement:
 
 
 def split_statements(text: str) -> list[Statement]:
-    """Statements separated by `;`, outside quotes ('', "", ``) and comments (--, /* */), which are dropped;
+    """Statements separated by `;`, outside quotes ('', "", ``) and comments (--, /* */), which are dropped
+    (a /*+ hint */ is kept);
     an `EXECUTE STATEMENT SET BEGIN ... END` keeps the semicolons between its INSERTs. An unclosed quote or
     comment is an error naming the line it opens on."""
     statements: list[Statement] = []
@@ -73,7 +74,8 @@ def split_statements(text: str) -> list[Statement]:
             if end < 0:
                 raise SqlStatementsError([f"line {line}: a /* comment is not closed"])
             line += text.count("\n", i, end)
-            current.append(" ")
+            # /*+ ... */ is a hint (OPTIONS, LOOKUP ...), part of the statement; other comments are dropped.
+            current.append(text[i : end + 2] if text.startswith("/*+", i) else " ")
             i = end + 2
             continue
         if char in "'\"`":

@@ -58,6 +58,11 @@ def test_semicolons_in_quotes_and_comments_do_not_end_a_statement():
     ]
 
 
+def test_a_hint_is_kept_other_comments_are_dropped():
+    text = "INSERT INTO t /* why; */ SELECT id FROM s /*+ OPTIONS('rows-per-second' = '5') */;"
+    assert statements(text) == ["INSERT INTO t   SELECT id FROM s /*+ OPTIONS('rows-per-second' = '5') */"]
+
+
 def test_a_statement_set_keeps_its_inserts_together_and_lines_are_counted():
     text = "CREATE TABLE a (x INT);\n\nEXECUTE STATEMENT SET BEGIN\n  INSERT INTO b SELECT * FROM a;\n" \
         "  INSERT INTO c SELECT * FROM a;\nEND;\n"
