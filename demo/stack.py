@@ -161,9 +161,36 @@ class DemoStack:
     def checkpoint_dir(self) -> Path:
         return self.settings.data_dir / "checkpoints"
 
+    @property
+    def sql_output_dir(self) -> Path:
+        return self.settings.data_dir / "sql-output"
 
-def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
-    """Inventory (as YAML-ready data) of one demo stack and its demo job."""
+    @property
+    def sql_checkpoint_dir(self) -> Path:
+        return self.settings.data_dir / "sql-checkpoints"
+
+
+def sql_job_entry(settings: StackSettings, jar: Path | None) -> dict:
+    """The inventory's entry of the demo SQL job (stack/sql/realtime-sql-demo.sql)."""
+    from flink_runbook.demo.job import SQL_CONTAINER_CHECKPOINT_DIR, SQL_JOB_FILE, SQL_JOB_NAME
+
+    job: dict = {
+        "name": SQL_JOB_NAME,
+        "sql": str(SQL_JOB_FILE),
+        "parallelism": 1,
+        "checkpoint_dir": {
+            "host": str(settings.data_dir / "sql-checkpoints"),
+            "container": SQL_CONTAINER_CHECKPOINT_DIR,
+        },
+    }
+    if jar:
+        job["jar"] = str(jar)
+    return job
+
+
+def demo_inventory(settings: StackSettings, jar: Path | None = None, sql: bool = False) -> dict:
+    """Inventory (as YAML-ready data) of one demo stack and its demo job (and, `sql`, the demo SQL job: it
+    needs the jar, whose SQL runner runs it)."""
     from flink_runbook.demo.job import DEMO_ENTRY_CLASS, DEMO_JOB_NAME, demo_job_args
 
     job: dict = {
@@ -182,7 +209,7 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
                 "rest": {"url": settings.rest_url},
                 "containers": {"compose_project": settings.project},
                 "expected_taskmanagers": 1,
-                "jobs": [job],
+                "jobs": [job, *([sql_job_entry(settings, jar)] if sql else [])],
                 "audit": demo_audit_sources(settings),
             }
         ]

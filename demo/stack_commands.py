@@ -14,7 +14,7 @@ import docker.errors
 
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import JobBuildError, start_demo_job
+from flink_runbook.demo.job import JobBuildError, start_demo_job, start_sql_job
 from flink_runbook.demo.stack import (
     COMPOSE_FILE,
     FLINK_PROPERTIES_COMPOSE_FILE,
@@ -63,9 +63,12 @@ def stack_up(args: argparse.Namespace) -> int:
     stack.up()
     if not args.no_job:
         print(f"Demo job realtime-cdc-demo RUNNING as {start_demo_job(stack)}")
+        # stack/inventory.yaml lists the SQL job too.
+        print(f"SQL job realtime-sql-demo RUNNING as {start_sql_job(stack)}")
     print(f"Flink REST / web UI: {stack.settings.rest_url}")
     print(f"CSV output:          {stack.output_dir}")
     print(f"Checkpoints:         {stack.checkpoint_dir}")
+    print(f"SQL job output:      {stack.sql_output_dir} (checkpoints {stack.sql_checkpoint_dir})")
     return EXIT_OK
 
 

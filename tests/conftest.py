@@ -31,6 +31,7 @@ LONGEST_FIRST = (
     "integration/test_operator_view.py",
     "integration/test_docker_hosts.py",
     "integration/test_recover.py",
+    "integration/test_sql_jobs.py",
 )
 
 

@@ -368,6 +368,30 @@ class Job(Section):
             " there."
         ),
     )
+    sql: FilePath | None = Field(
+        None, description=(
+            "A Flink SQL job: its statements file (DDL, SETs, one INSERT or EXECUTE STATEMENT SET), run by the SQL "
+            "runner in jar (relative to the inventory's directory; docs/sql-jobs.md)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _sql_runs_in_the_runner(self) -> Job:
+        if self.sql is None:
+            return self
+        if not self.jar:
+            raise problem(
+                "a SQL job needs jar: the jar with the SQL runner (flinkrunbook.sql.SqlStatementsJob) that runs "
+                "its statements",
+                "jar",
+            )
+        if self.args:
+            raise problem("a SQL job takes no args: its statements are the runner's arguments", "args")
+        if self.resubmit_command:
+            raise problem(
+                "a SQL job is resubmitted by the runbook (jar + sql), not by a resubmit_command", "resubmit_command"
+            )
+        return self
 
 
 class ThresholdsSection(Section):

@@ -248,9 +248,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(f"running-stack-{item.callspec.params['flink_version']}"))
 
 
-def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, **cluster_overrides) -> Path:
-    """An inventory file for this stack (its demo job, with `jar` to resubmit it), with cluster-level overrides."""
-    data = demo_inventory(stack.settings, jar)
+def write_inventory(
+    stack: DemoStack, directory: Path, jar: Path | None = None, sql: bool = False, **cluster_overrides
+) -> Path:
+    """An inventory file for this stack (its demo job, with `jar` to resubmit it; `sql`: the demo SQL job too,
+    which needs the jar), with cluster-level overrides."""
+    data = demo_inventory(stack.settings, jar, sql=sql)
     data["clusters"][0].update(cluster_overrides)
     data["state_dir"] = str(directory / "state")  # locks and job lineage of this test only
     path = directory / f"{stack.settings.project}.yaml"
@@ -259,13 +262,17 @@ def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, 
 
 
 def assert_every_id_exactly_once(
-    stack: DemoStack, at_least: int, timeout: float = 90, output_dir: Path | None = None
+    stack: DemoStack,
+    at_least: int,
+    timeout: float = 90,
+    output_dir: Path | None = None,
+    read: Callable[[Path], list[int]] = committed_ids,
 ) -> list[int]:
-    """Wait until the sink (the stack's, or `output_dir`) has committed `at_least` ids, then: 1..N, no gap,
-    no duplicate."""
+    """Wait until the sink (the stack's, or `output_dir`; `read`: committed_sql_ids for the SQL job's) has
+    committed `at_least` ids, then: 1..N, no gap, no duplicate."""
     sink = output_dir or stack.output_dir
     ids = wait_until(
-        lambda: committed_ids(sink),
+        lambda: read(sink),
         lambda found: len(found) >= at_least,
         timeout=timeout,
         what=f"{at_least} committed ids in {sink}",

@@ -41,7 +41,11 @@ def the_job(stack: DemoStack) -> str:
     return job.id
 
 
-def test_a_frozen_taskmanager_is_brought_back_and_the_job_restarts_in_place(application_stack, tmp_path):
+def test_a_frozen_taskmanager_is_brought_back_in_place_and_a_stopped_jobmanager_without_ha_is_refused(
+    application_stack, tmp_path
+):
+    """One stack, two faults in turn (a stack start each would cost a minute of CI): a frozen TaskManager, then
+    the JobManager stopped."""
     stack = application_stack
     job_id = the_job(stack)
     inventory = write_inventory(stack, tmp_path, **FAST)  # no jar: nothing could be submitted anyway
@@ -68,10 +72,8 @@ def test_a_frozen_taskmanager_is_brought_back_and_the_job_restarts_in_place(appl
     assert [(j.id, j.state) for j in stack.rest.jobs_overview()] == [(job_id, "RUNNING")]
     assert_every_id_exactly_once(stack, at_least=committed + 60)
 
-
-def test_a_stopped_jobmanager_without_ha_is_refused_not_started(application_stack, tmp_path):
-    stack = application_stack
-    inventory = write_inventory(stack, tmp_path, approval="never", **FAST)  # refused whatever the approval
+    # The JobManager stopped, without high availability: refused whatever the approval, nothing started.
+    inventory = write_inventory(stack, tmp_path, approval="never", **FAST)
     taskmanager_started = stack.taskmanager().attrs["State"]["StartedAt"]
     faults.stop(stack.jobmanager())
     committed = len(committed_ids(stack.output_dir))

@@ -288,6 +288,10 @@ def plan_recovery(
         )
 
     resubmits = []
+    # The slots each planned job needs free: one that has FAILED (or is gone) gave its slots back; one Flink is
+    # restarting takes its own as soon as TaskManagers are back, and is resubmitted only if it fails (then they
+    # are free again). Counting it too waits for slots that job itself holds: two such jobs fill a TaskManager.
+    takes_slots: dict[str, int] = {}
     for view in seen.jobs:
         spec = cluster.job(view.name)
         info = view.info
@@ -348,6 +352,7 @@ def plan_recovery(
             )
             continue
         state = info.state if info else JobState.MISSING
+        takes_slots[view.name] = spec.parallelism if state in RESUBMITTABLE else 0
         reason = {
             "MISSING": "the JobManager knows no job of this name",
             "RESTARTING": "it is restarting; resubmitted only if it has FAILED once TaskManagers are back",
@@ -377,7 +382,7 @@ def plan_recovery(
         )
         resubmits = []
     if resubmits or to_restart:
-        needed = sum(cluster.job(a.target).parallelism for a in resubmits)
+        needed = sum(takes_slots.get(a.target, 0) for a in resubmits)  # application mode: restarting, its own
         reason = f"jobs need {needed} free slot(s) before they can be placed"
         lost = attribution.ids_of(c.name for c, _ in to_restart)
         wait = _wait_for_taskmanagers(cluster, diagnosis, reason, needed, lost)
