@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: bootstrap demo demo-down compat serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
+.PHONY: bootstrap demo demo-down compat image serve scale-up test unit lint screenshots bench bench-versus bench-start bench-fleet bench-scale-out
 
 bootstrap:
 	@scripts/bootstrap
@@ -15,9 +15,14 @@ bootstrap:
 demo: bootstrap
 	$(PY) -m flink_runbook.demo $(ARGS)
 
-## Serve every deployment against a local Prefect server (or PREFECT_API_URL).
+## flink-runbook's own image, flink-runbook/flink-runbook:<version> (docs/docker-image.md): built locally, cached.
+image: bootstrap
+	$(PY) -m flink_runbook.demo image
+
+## Serve every deployment against a local Prefect server (or PREFECT_API_URL) for the demo stack's
+## inventory, its history in .prefect-home/. ARGS="--config my-inventory.yaml" serves another.
 serve: bootstrap
-	$(PY) -m flink_runbook.serving.serve $(ARGS)
+	.venv/bin/flink-runbook serve --config stack/inventory.yaml --prefect-home .prefect-home $(ARGS)
 
 ## The scaled shape on this machine: PostgreSQL + a Prefect server on it + WORKERS process workers,
 ## deployed from prefect.yaml (UI http://127.0.0.1:4300). ARGS="--config my-inventory.yaml --interval 30".

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import docker.errors
@@ -21,6 +22,7 @@ from flink_runbook.cli.console import audit_lines, diagnosis_lines, recovery_lin
 from flink_runbook.flink.config_file import ConfigFileError
 from flink_runbook.flink.options import UnknownFlinkRelease
 from flink_runbook.flink.rest import FlinkRestError
+from flink_runbook.infrastructure.temporary_server import TemporaryServerError, quiet_temporary_server
 from flink_runbook.inventory import InventoryError, inventory_schema, load_inventory
 from flink_runbook.polling import WaitTimeout
 from flink_runbook.runbook.deciding.approval import ApprovalMode
@@ -52,6 +54,13 @@ def inventory_schema_cmd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def inventory_reference_cmd(args: argparse.Namespace) -> int:
+    from flink_runbook.inventory.reference import inventory_reference
+
+    print(inventory_reference(), end="")
+    return EXIT_OK
+
+
 def inventory_check(args: argparse.Namespace) -> int:
     """The file is read and checked (its warnings said before this runs); nothing is asked of a cluster."""
     clusters = load_inventory(args.config).clusters
@@ -71,6 +80,7 @@ def print_results(results: list[dict], as_json: bool, lines: Callable[[dict], li
 
 def diagnose(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.diagnose import diagnose_flow  # Prefect is imported only when a flow runs
 
     results = diagnose_flow(config=str(args.config), cluster=args.cluster)
@@ -83,6 +93,7 @@ def recover(args: argparse.Namespace) -> int:
     if not args.dry_run:  # no lock without the host's state dir: refused before Prefect starts (StateDirError)
         for cluster in clusters:
             check_state_dir(cluster.state_dir, cluster.name, Path(args.config))
+    quiet_temporary_server()
     from flink_runbook.flows.recover_run import run_recover
 
     # A step that needs a human: --yes approves; a terminal asks; anything else is refused, not attempted.
@@ -112,6 +123,7 @@ def status(args: argparse.Namespace) -> int:
 
 def monitor_check(args: argparse.Namespace) -> int:
     _load_selection(args)
+    quiet_temporary_server()
     from flink_runbook.flows.monitor import monitor_flow
 
     state = monitor_flow(config=str(args.config), return_state=True)
@@ -129,6 +141,7 @@ def monitor_check(args: argparse.Namespace) -> int:
 
 def monitor_reset(args: argparse.Namespace) -> int:
     (cluster,) = load_inventory(args.config).select(args.cluster)
+    quiet_temporary_server()
     from flink_runbook.tasks.monitor_steps import reset_escalation
 
     was = reset_escalation(cluster, by=os.environ.get("USER", "the CLI"))
@@ -198,10 +211,10 @@ def audit(args: argparse.Namespace) -> int:
     from flink_runbook.tasks.clients import cluster_rest
 
     # Every input is read and checked before the flow runs: a bad file or key exits 2 and changes nothing.
+    # A cluster with no files named is audited from the running JobManager; the report says what was not read.
     for cluster in load_inventory(args.config).select(args.cluster):
-        if not (cluster.audit.compose_file or cluster.audit.jobmanager_config or cluster.audit.taskmanager_config):
-            raise UsageError(f"{args.config}: cluster {cluster.name} has no audit section naming its files")
         check_audit_inputs(cluster, cluster_rest(cluster))
+    quiet_temporary_server()
     from flink_runbook.flows.audit import audit_flow
 
     results = audit_flow(config=str(args.config), cluster=args.cluster, fix=args.fix)
@@ -210,8 +223,53 @@ def audit(args: argparse.Namespace) -> int:
     return EXIT_FAILED if attention else EXIT_OK
 
 
+def package_version() -> str:
+    try:
+        return version("flink-runbook")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def init(args: argparse.Namespace) -> int:
+    """A starting inventory from a running cluster; never overwrites a file; says what it could not find out."""
+    from flink_runbook.cli.init import find_cluster, rest_url_problem
+    from flink_runbook.inventory.model import NAME_PATTERN
+    from flink_runbook.inventory.starting import starting_inventory
+
+    if problem := rest_url_problem(args.rest):
+        raise UsageError(problem)
+    if args.cluster is not None and not NAME_PATTERN.match(args.cluster):
+        raise UsageError(f"--cluster {args.cluster!r} must be lowercase letters, digits and dashes (at most 63)")
+    output: Path = args.output
+    if output.exists():
+        raise UsageError(f"{output} exists; init never overwrites a file: give --output another path")
+    if not output.parent.is_dir():
+        raise UsageError(f"{output}: its directory {output.parent} does not exist")
+    found = find_cluster(args.rest, args.cluster, output.parent)
+    written = starting_inventory(found, f"flink-runbook init --rest {found.rest_url}")
+    try:
+        with output.open("x") as file:  # "x": not even a file made meanwhile is overwritten
+            file.write(written.text)
+    except FileExistsError:
+        raise UsageError(f"{output} exists; init never overwrites a file: give --output another path") from None
+    try:
+        load_inventory(output)
+    except InventoryError as exc:  # init's own fault: nothing half-right is left behind
+        output.unlink()
+        print(f"flink-runbook: init wrote an inventory its own check refuses (a bug); removed it: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{output}: cluster {found.name}, {len(found.jobs)} job{'s' if len(found.jobs) != 1 else ''} running now; "
+          f"valid (flink-runbook inventory check --config {output})")
+    if written.open_points:
+        print("Not found out, or guessed: settle these in the file (its DECIDE, GUESSED and NOT FOUND lines):")
+        print("\n".join(f"  - {point}" for point in written.open_points))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-runbook", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flink-runbook {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     inventory_options = argparse.ArgumentParser(add_help=False)
@@ -259,10 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--stalled-after", type=int, default=3, help="intervals without a completed tick (default 3)")
     health.set_defaults(run=monitor_health)
 
-    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, or check one")
+    inventory_cmd = commands.add_parser("inventory", help="the inventory file: its JSON Schema, its reference, or "
+                                        "check one")
     inventory_commands = inventory_cmd.add_subparsers(dest="inventory_command", required=True)
     schema = inventory_commands.add_parser("schema", help="print the inventory's JSON Schema (for editors)")
     schema.set_defaults(run=inventory_schema_cmd)
+    reference = inventory_commands.add_parser("reference", help="print every key with its type, default and meaning "
+                                              "(Markdown: docs/inventory.md)")
+    reference.set_defaults(run=inventory_reference_cmd)
     checked = inventory_commands.add_parser("check", help="check an inventory file; exit 0 valid, 2 not")
     checked.add_argument("--config", required=True, help="inventory YAML file")
     checked.set_defaults(run=inventory_check)
@@ -283,8 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--job", required=True, help="the job's name in the inventory")
     release.set_defaults(run=stopped_release)
 
+    init_cmd = commands.add_parser(
+        "init", help="write a starting inventory from a running cluster's REST API and its Docker containers"
+    )
+    init_cmd.add_argument("--rest", required=True, metavar="URL", help="the JobManager's REST API (http://HOST:8081)")
+    init_cmd.add_argument("--output", type=Path, default=Path("inventory.yaml"),
+                          help="the file to write (default ./inventory.yaml); an existing file is never overwritten")
+    init_cmd.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: its compose project)")
+    init_cmd.set_defaults(run=init)
+
     commands.add_parser(
-        "serve", add_help=False, help="serve every deployment with the fault watcher (options: serve --help)"
+        "serve", add_help=False,
+        help="serve every deployment with the fault watcher, on a local Prefect server or --api URL's "
+        "(options: serve --help)",
     )
     audit_cmd = inventory_command(
         "audit", audit, "config files and live settings against the runbook; exit 0 clean, 1 warnings, 2 bad input"
@@ -318,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (FlinkRestError, WaitTimeout, UnsafeFix) as exc:
+    except (FlinkRestError, WaitTimeout, UnsafeFix, TemporaryServerError) as exc:
         print(f"flink-runbook: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except docker.errors.DockerException as exc:

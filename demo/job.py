@@ -14,13 +14,26 @@ from flink_runbook.demo.image import flink_distribution
 from flink_runbook.demo.versions import REPO_ROOT, STACK_DIR, cache_dir
 from flink_runbook.flink.answers import JobInfo
 from flink_runbook.flink.rest import FlinkRestClient
+from flink_runbook.flink.sql_statements import (
+    SQL_RUNNER_ENTRY_CLASS,
+    checked_statements_of,
+    runner_args,
+    split_statements,
+)
 from flink_runbook.polling import wait_until
+from flink_runbook.runbook.acting.act import SQL_RUN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from flink_runbook.demo.stack import DemoStack
 
 DEMO_JOB_NAME = "realtime-cdc-demo"
 DEMO_ENTRY_CLASS = "flinkrunbook.demo.SequenceToCsvJob"
+# The demo's Flink SQL job, beside the jar job: its statements run by the SQL runner in the same jar.
+SQL_JOB_NAME = "realtime-sql-demo"
+SQL_JOB_FILE = STACK_DIR / "sql" / "realtime-sql-demo.sql"
+# As stack/sql/realtime-sql-demo.sql writes them, in the container.
+SQL_CONTAINER_OUTPUT_DIR = "/data/sql-output"
+SQL_CONTAINER_CHECKPOINT_DIR = "/data/sql-checkpoints"
 JOB_SOURCE_DIR = STACK_DIR / "job" / "src"
 # Paths as the containers see the shared /data volume.
 CONTAINER_OUTPUT_DIR = "/data/output"
@@ -109,8 +122,8 @@ def submit_demo_job(
     )
 
 
-def committed_ids(output_dir: Path) -> list[int]:
-    """Ids in the sink's committed part files, in file order.
+def committed_ids(output_dir: Path, parts: str = "ids-*.csv") -> list[int]:
+    """Ids in the sink's committed part files, in file order (`parts`: the SQL job's sink names them part-*).
 
     In-progress and pending files start with '.', and are not output yet: the
     file sink publishes a part file only when the checkpoint covering it completes.
@@ -118,13 +131,40 @@ def committed_ids(output_dir: Path) -> list[int]:
     ids: list[int] = []
     if not output_dir.exists():
         return ids
-    for part in sorted(output_dir.rglob("ids-*.csv")):
+    for part in sorted(output_dir.rglob(parts)):
         if part.name.startswith("."):
             continue
         for line in part.read_text().splitlines():
             if line.strip():
                 ids.append(int(line.split(",", 1)[0]))
     return ids
+
+
+def committed_sql_ids(output_dir: Path) -> list[int]:
+    """Ids in the SQL job's committed part files (the filesystem connector's part-<uuid>-<task>-<n>)."""
+    return committed_ids(output_dir, "part-*")
+
+
+def sql_job_statements() -> tuple[str, ...]:
+    """The demo SQL job's statements, split and checked as the inventory's loader does."""
+    statements = split_statements(SQL_JOB_FILE.read_text())
+    checked_statements_of(statements)
+    return tuple(s.text for s in statements)
+
+
+def submit_sql_job(
+    rest: FlinkRestClient, jar: Path, savepoint_path: str | None = None, job_id: str | None = None
+) -> str:
+    """Upload the jar and run its SQL runner with the demo SQL job's statements, as a recovery would."""
+    jar_id = rest.upload_jar(jar)
+    return rest.patient(SQL_RUN_TIMEOUT_S).run_jar(
+        jar_id,
+        entry_class=SQL_RUNNER_ENTRY_CLASS,
+        program_args=runner_args(SQL_JOB_NAME, sql_job_statements()),
+        parallelism=1,
+        savepoint_path=savepoint_path,
+        job_id=job_id,
+    )
 
 
 def sink_integrity(ids: list[int]) -> tuple[int, int]:
@@ -154,5 +194,12 @@ def start_demo_job(stack: DemoStack) -> str:
     STABLE_DEMO_JAR.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(jar, STABLE_DEMO_JAR)
     job_id = submit_demo_job(stack.rest, jar)
+    wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
+    return job_id
+
+
+def start_sql_job(stack: DemoStack) -> str:
+    """Run the demo SQL job (its runner is in the demo job's jar) and wait until it runs."""
+    job_id = submit_sql_job(stack.rest, build_demo_job_jar(stack.settings.flink_version))
     wait_for_job_state(stack.rest, job_id, {"RUNNING"}, timeout=60)
     return job_id

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,15 @@ from pathlib import Path
 import yaml
 
 from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import STABLE_DEMO_JAR, JobBuildError, committed_ids, sink_integrity, start_demo_job
+from flink_runbook.demo.job import (
+    STABLE_DEMO_JAR,
+    JobBuildError,
+    committed_ids,
+    committed_sql_ids,
+    sink_integrity,
+    start_demo_job,
+    start_sql_job,
+)
 from flink_runbook.demo.stack import DemoStack, StackError, StackSettings, demo_inventory
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.infrastructure.local_server import (
@@ -62,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve without the fault watcher: the monitor detects, the trigger recovers (what a worker does)",
     )
     parser.add_argument("--once", action="store_true", help="exit after the drill instead of running until Ctrl-C")
+    parser.add_argument(
+        "--sql", action="store_true", help="run the demo Flink SQL job beside the jar job; the drill recovers both"
+    )
     # A second demo side by side (the tests use these): its own compose project, ports and data.
     parser.add_argument("--project", default="realtime-pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--rest-port", type=int, default=8081, help=argparse.SUPPRESS)
@@ -70,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def exactly_once_summary(output_dir: Path) -> str:
-    ids = committed_ids(output_dir)
+def exactly_once_summary(output_dir: Path, read: Callable[[Path], list[int]] = committed_ids) -> str:
+    ids = read(output_dir)
     duplicated, missing = sink_integrity(ids)
     verdict = "every id exactly once" if not duplicated and not missing else "LOST OR DUPLICATED RECORDS"
     return f"{len(ids)} ids committed, {duplicated} duplicated, {missing} missing: {verdict}"
@@ -131,15 +143,19 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
             say(f"Removing the demo stack {settings.project} that an earlier demo left behind (it no longer runs) ...")
             stack.down()
         claim_demo(args.data_dir)
-        for old in (stack.output_dir, stack.checkpoint_dir):  # the last demo's records are not this one's
+        # The last demo's records are not this one's.
+        for old in (stack.output_dir, stack.checkpoint_dir, stack.sql_output_dir, stack.sql_checkpoint_dir):
             shutil.rmtree(old, ignore_errors=True)
         say(f"Starting the demo stack {settings.project} (Flink {stack.settings.flink_version}) ...")
         stack.up()
         cleanup.callback(lambda: (say(f"Removing the demo stack {settings.project} ..."), stack.down()))
         say(f"Demo job RUNNING as {start_demo_job(stack)}; Flink UI {stack.settings.rest_url}")
+        if args.sql:
+            say(f"SQL job RUNNING as {start_sql_job(stack)} (stack/sql/realtime-sql-demo.sql)")
         # stack/inventory.yaml describes the default demo stack; this one says the same of this stack.
         config = args.data_dir / "inventory.yaml"
-        config.write_text(yaml.safe_dump(demo_inventory(settings, STABLE_DEMO_JAR), sort_keys=False))
+        inventory = demo_inventory(settings, STABLE_DEMO_JAR, sql=args.sql)
+        config.write_text(yaml.safe_dump(inventory, sort_keys=False))
     clusters = [c.name for c in load_inventory(config).clusters]
 
     api_url = os.environ.get("PREFECT_API_URL")
@@ -185,6 +201,8 @@ def run(args: argparse.Namespace, cleanup: ExitStack) -> int:
         result = run_drill(cluster, lambda: faults.freeze(stack.taskmanager()), timeout_s=420, say=say)
         time.sleep(10)  # let the new job commit a few checkpoints' worth of output
         say(f"Sink: {exactly_once_summary(stack.output_dir)}")
+        if args.sql:
+            say(f"SQL job's sink: {exactly_once_summary(stack.sql_output_dir, committed_sql_ids)}")
         say(f"Recover run and its report: {ui}/runs/flow-run/{result.recover_run_id}")
         say(f"Time to detect {result.detect_s:.1f}s, time to recover {result.recover_s:.1f}s")
         if result.recover_state != "COMPLETED":
@@ -209,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         from flink_runbook.demo.compat import main as compat_main
 
         return compat_main(argv[1:])
+    if argv[:1] == ["image"]:  # flink-runbook's own image (make image)
+        from flink_runbook.demo.runbook_image import main as image_main
+
+        return image_main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
     if args.interval < 5:

@@ -23,6 +23,12 @@ from flink_runbook.flink.rest import FlinkRestClient, FlinkRestError
 from flink_runbook.polling import WaitTimeout, wait_until
 
 COMPOSE_FILE = STACK_DIR / "docker-compose.yml"
+# Variants laid over COMPOSE_FILE (StackSettings.compose_override).
+HIGH_AVAILABILITY_FILE = STACK_DIR / "high-availability.yml"
+# The JobManager runs the demo job itself (`standalone-job`): needs StackSettings.job_jar.
+APPLICATION_MODE_FILE = STACK_DIR / "application-mode.yml"
+# The demo configured only through FLINK_PROPERTIES, no config file mounted (a compose file of its own).
+FLINK_PROPERTIES_COMPOSE_FILE = STACK_DIR / "flink-properties.yml"
 
 
 class StackError(RuntimeError):
@@ -39,8 +45,12 @@ class StackSettings:
     rest_port: int = 8081
     # Any image with the official entrypoint contract, e.g. flink:1.20-java17.
     image: str | None = None
-    # A Compose file laid over stack/docker-compose.yml (other configurations than the demo's).
-    compose_override: Path | None = None
+    # Compose file(s) laid over compose_file, in order (other configurations than the demo's).
+    compose_override: Path | tuple[Path, ...] | None = None
+    # The demo job's jar, mounted into the JobManager by the application-mode variant.
+    job_jar: Path | None = None
+    # The stack itself: the demo's, or FLINK_PROPERTIES_COMPOSE_FILE (Flink configured by FLINK_PROPERTIES only).
+    compose_file: Path = COMPOSE_FILE
 
     @property
     def rest_url(self) -> str:
@@ -55,6 +65,7 @@ def compose_variables(settings: StackSettings, image: str) -> dict[str, str]:
         "FLINK_CONF_FILE": config_file_name(settings.flink_version),
         "FLINK_REST_PORT": str(settings.rest_port),
         "STACK_DATA_DIR": str(settings.data_dir.resolve()),
+        **({"DEMO_JOB_JAR": str(settings.job_jar.resolve())} if settings.job_jar else {}),
     }
 
 
@@ -83,7 +94,8 @@ class DemoStack:
         env.update(
             compose_variables(settings, settings.image or ensure_flink_image(self.client, settings.flink_version))
         )
-        files = [COMPOSE_FILE, *([settings.compose_override] if settings.compose_override else [])]
+        override = settings.compose_override or ()
+        files = [settings.compose_file, *((override,) if isinstance(override, Path) else override)]
         command = [*compose_command(), "--project-name", settings.project, *(f"--file={f}" for f in files), *args]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=STACK_DIR)
         if result.returncode != 0:
@@ -95,6 +107,10 @@ class DemoStack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._compose("--compatibility", "up", "--detach")
         self.wait_until_ready(ready_timeout)
+
+    def start_service(self, service: str) -> None:
+        """Start one service alone, the running ones left as they are: stack/flink-runbook.yml's beside a stack."""
+        self._compose("up", "--detach", "--no-deps", service)
 
     def down(self) -> None:
         """Remove the containers and network; paused containers are thawed first so they can stop."""
@@ -145,9 +161,36 @@ class DemoStack:
     def checkpoint_dir(self) -> Path:
         return self.settings.data_dir / "checkpoints"
 
+    @property
+    def sql_output_dir(self) -> Path:
+        return self.settings.data_dir / "sql-output"
 
-def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
-    """Inventory (as YAML-ready data) of one demo stack and its demo job."""
+    @property
+    def sql_checkpoint_dir(self) -> Path:
+        return self.settings.data_dir / "sql-checkpoints"
+
+
+def sql_job_entry(settings: StackSettings, jar: Path | None) -> dict:
+    """The inventory's entry of the demo SQL job (stack/sql/realtime-sql-demo.sql)."""
+    from flink_runbook.demo.job import SQL_CONTAINER_CHECKPOINT_DIR, SQL_JOB_FILE, SQL_JOB_NAME
+
+    job: dict = {
+        "name": SQL_JOB_NAME,
+        "sql": str(SQL_JOB_FILE),
+        "parallelism": 1,
+        "checkpoint_dir": {
+            "host": str(settings.data_dir / "sql-checkpoints"),
+            "container": SQL_CONTAINER_CHECKPOINT_DIR,
+        },
+    }
+    if jar:
+        job["jar"] = str(jar)
+    return job
+
+
+def demo_inventory(settings: StackSettings, jar: Path | None = None, sql: bool = False) -> dict:
+    """Inventory (as YAML-ready data) of one demo stack and its demo job (and, `sql`, the demo SQL job: it
+    needs the jar, whose SQL runner runs it)."""
     from flink_runbook.demo.job import DEMO_ENTRY_CLASS, DEMO_JOB_NAME, demo_job_args
 
     job: dict = {
@@ -159,7 +202,6 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
     }
     if jar:
         job["jar"] = str(jar)
-    conf = config_file_name(settings.flink_version)
     return {
         "clusters": [
             {
@@ -167,18 +209,25 @@ def demo_inventory(settings: StackSettings, jar: Path | None = None) -> dict:
                 "rest": {"url": settings.rest_url},
                 "containers": {"compose_project": settings.project},
                 "expected_taskmanagers": 1,
-                "jobs": [job],
-                "audit": {
-                    "compose_file": str(COMPOSE_FILE),
-                    "jobmanager_config": str(STACK_DIR / "docker" / "jobmanager" / conf),
-                    "taskmanager_config": str(STACK_DIR / "docker" / "taskmanager" / conf),
-                    "compose_variables": compose_variables(
-                        settings, settings.image or flink_image_tag(settings.flink_version)
-                    ),
-                },
+                "jobs": [job, *([sql_job_entry(settings, jar)] if sql else [])],
+                "audit": demo_audit_sources(settings),
             }
         ]
     }
+
+
+def demo_audit_sources(settings: StackSettings) -> dict:
+    """The inventory's audit section of a demo stack: its compose file, and the config files it mounts (the
+    FLINK_PROPERTIES variant mounts none)."""
+    sources = {
+        "compose_file": str(settings.compose_file),
+        "compose_variables": compose_variables(settings, settings.image or flink_image_tag(settings.flink_version)),
+    }
+    if settings.compose_file == COMPOSE_FILE:
+        conf = config_file_name(settings.flink_version)
+        for role in ("jobmanager", "taskmanager"):
+            sources[f"{role}_config"] = str(STACK_DIR / "docker" / role / conf)
+    return sources
 
 
 def drill_inventory(settings: StackSettings, jar: Path, state_dir: Path, job_args: list[str] | None = None) -> dict:

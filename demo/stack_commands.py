@@ -14,8 +14,14 @@ import docker.errors
 
 from flink_runbook.demo import faults
 from flink_runbook.demo.image import ImageBuildError
-from flink_runbook.demo.job import JobBuildError, start_demo_job
-from flink_runbook.demo.stack import DemoStack, StackError, StackSettings
+from flink_runbook.demo.job import JobBuildError, start_demo_job, start_sql_job
+from flink_runbook.demo.stack import (
+    COMPOSE_FILE,
+    FLINK_PROPERTIES_COMPOSE_FILE,
+    DemoStack,
+    StackError,
+    StackSettings,
+)
 from flink_runbook.demo.versions import REPO_ROOT, UnsupportedFlinkVersion, resolve_flink_version
 from flink_runbook.polling import WaitTimeout
 
@@ -37,6 +43,7 @@ def _stack_settings(args: argparse.Namespace) -> StackSettings:
         flink_version=resolve_flink_version(args.flink_version),
         rest_port=args.rest_port,
         image=args.image,
+        compose_file=FLINK_PROPERTIES_COMPOSE_FILE if args.flink_properties else COMPOSE_FILE,
     )
 
 
@@ -56,9 +63,12 @@ def stack_up(args: argparse.Namespace) -> int:
     stack.up()
     if not args.no_job:
         print(f"Demo job realtime-cdc-demo RUNNING as {start_demo_job(stack)}")
+        # stack/inventory.yaml lists the SQL job too.
+        print(f"SQL job realtime-sql-demo RUNNING as {start_sql_job(stack)}")
     print(f"Flink REST / web UI: {stack.settings.rest_url}")
     print(f"CSV output:          {stack.output_dir}")
     print(f"Checkpoints:         {stack.checkpoint_dir}")
+    print(f"SQL job output:      {stack.sql_output_dir} (checkpoints {stack.sql_checkpoint_dir})")
     return EXIT_OK
 
 
@@ -87,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--rest-port", type=_port, default=_port(os.environ.get("FLINK_REST_PORT", "8081")))
     common.add_argument("--data-dir", default=os.environ.get("STACK_DATA_DIR", str(REPO_ROOT / "stack" / "data")))
     common.add_argument("--image", default=os.environ.get("FLINK_IMAGE"), help="use this image instead of building")
+    common.add_argument(
+        "--flink-properties",
+        action="store_true",
+        help="the variant configured through FLINK_PROPERTIES only (stack/flink-properties.yml, no config file)",
+    )
 
     up = stack_commands.add_parser("up", parents=[common], help="build, start, submit the demo job")
     up.add_argument("--no-job", action="store_true", help="do not submit the demo job")

@@ -25,6 +25,7 @@ from flink_runbook.runbook.deciding.approval import (
     ApprovalMode,
     approval_mode_problem,
     approval_request,
+    unanswered,
 )
 from flink_runbook.runbook.deciding.plan import RecoveryPlan
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
@@ -84,7 +85,7 @@ def ask_for_approval(
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run.id, Running(message="approval timed out: nothing changed"), force=True)
         waited = time.monotonic() - started
-        return ApprovalDecision(False, "nobody", f"no answer within {cluster.approval_timeout_s:.0f}s", waited, True)
+        return unanswered(cluster.approval_timeout_s, waited)
     decision = ApprovalDecision(answer.approve, "a human through Prefect", answer.reason, time.monotonic() - started,
                                 asked=True)
     (logger.info if decision.approved else logger.warning)(

@@ -12,11 +12,16 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flink_runbook.audit.cluster import audit_cluster
+from flink_runbook.flows.run_labels import labelled
 from flink_runbook.inventory import load_inventory
 from flink_runbook.tasks.audit_steps import apply_safe_fixes, read_configuration, write_audit_report
 
 
-@flow(name="audit", description="Check config files and live settings against the runbook; optionally fix.")
+@flow(
+    name="audit",
+    flow_run_name=labelled("audit"),
+    description="Check config files and live settings against the runbook; optionally fix.",
+)
 def audit_flow(config: str, cluster: str | None = None, fix: bool = False) -> list[dict[str, Any]]:
     """Audit every cluster of the inventory `config`, or the one named `cluster`."""
     logger = get_run_logger()

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.utilities.annotations import quote
 
+from flink_runbook.flows.run_labels import labelled
 from flink_runbook.flows.run_log import keep_engine_lines_out_of_the_way
 from flink_runbook.inventory import ClusterSpec, load_inventory
 from flink_runbook.runbook.deciding.guard import GuardAction, GuardDecision, decide_recovery
@@ -52,7 +53,11 @@ def _tell_on_call(cluster: ClusterSpec, diagnosis: Diagnosis, decision: GuardDec
         notify_operators(cluster, escalated_notice(cluster.name, diagnosis, decision.reason))
 
 
-@flow(name="monitor", description="Cheap health check of every cluster; events that trigger recover, with guard rails.")
+@flow(
+    name="monitor",
+    flow_run_name=labelled("monitor"),
+    description="Cheap health check of every cluster; events that trigger recover, with guard rails.",
+)
 def monitor_flow(config: str) -> list[dict[str, Any]]:
     logger = get_run_logger()
     inventory = load_inventory(config)

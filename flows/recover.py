@@ -8,17 +8,17 @@ from prefect.states import State
 
 from flink_runbook.flows.approval import check_approval_mode
 from flink_runbook.flows.parameters import ApprovalModeParameter
+from flink_runbook.flows.run_labels import labelled
 from flink_runbook.inventory import load_inventory
 from flink_runbook.runbook.deciding.recovery import recover_cluster
 from flink_runbook.runbook.model import RecoveryResult
 from flink_runbook.tasks.recover_ports import PrefectCluster, PrefectRecords, run_state
 
 
-@flow(name="recover", description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
-def recover_flow(
-    config: str, cluster: str = "", dry_run: bool = False, all_clusters: bool = False,
-    guarded: bool = False, approval_mode: ApprovalModeParameter = "pause",
-) -> list[RecoveryResult] | State:
+@flow(name="recover", flow_run_name=labelled("recover"),
+      description="Restart TaskManagers, resubmit jobs from their last checkpoint, verify.")
+def recover_flow(config: str, cluster: str = "", dry_run: bool = False, all_clusters: bool = False,
+                 guarded: bool = False, approval_mode: ApprovalModeParameter = "pause") -> list[RecoveryResult] | State:
     """Recover one cluster of the inventory, or every one, each under its lock, each with its report.
 
     Args:

@@ -1,5 +1,8 @@
 """The embedded default Prefect server: `prefect server start` on 127.0.0.1 with SQLite, telemetry off.
 
+In a container it listens on every interface instead (`host="0.0.0.0"`), or a published port reaches nothing;
+this process still talks to it on the loopback address.
+
 No Prefect import here: the server is a child process, and callers set
 PREFECT_API_URL before they import Prefect themselves.
 
@@ -98,12 +101,16 @@ def stop_orphaned_server(home: Path, api_url: str) -> int | None:
     return pid
 
 
+ALL_INTERFACES = ("0.0.0.0", "::")
+
+
 def start_local_server(
-    home: Path, port: int = 4200, timeout_s: float = 120, database_url: str | None = None
+    home: Path, port: int = 4200, timeout_s: float = 120, database_url: str | None = None, host: str = "127.0.0.1"
 ) -> LocalPrefectServer:
     """Start a Prefect server whose database lives in `home` (SQLite), or at `database_url` (PostgreSQL:
-    postgresql+asyncpg://...); wait until it answers."""
-    api_url = f"http://127.0.0.1:{port}/api"
+    postgresql+asyncpg://...), listening on `host`; wait until it answers."""
+    local_host = "127.0.0.1" if host in ALL_INTERFACES else host
+    api_url = f"http://{local_host}:{port}/api"
     home.mkdir(parents=True, exist_ok=True)
     orphan = stop_orphaned_server(home, api_url)
     if orphan is not None:
@@ -125,13 +132,14 @@ def start_local_server(
     }
     env.pop("PREFECT_API_URL", None)
     # The UI asks the API where this says; Prefect's default is port 4200 whatever port the server is on,
-    # so on any other port the UI would load and then wait forever on a server that is not there.
-    env["PREFECT_UI_API_URL"] = api_url
+    # so on any other port the UI would load and then wait forever on a server that is not there. A container
+    # whose port is published on another one says where the browser finds it (PREFECT_UI_API_URL).
+    env["PREFECT_UI_API_URL"] = os.environ.get("PREFECT_UI_API_URL") or api_url
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [prefect, "server", "start", "--host", host, "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,7 +148,7 @@ def start_local_server(
             preexec_fn=die_with_parent(signal.SIGTERM),
         )
     (home / PID_FILE).write_text(f"{process.pid}\n")
-    server = LocalPrefectServer(process, api_url, f"http://127.0.0.1:{port}", log_path, home)
+    server = LocalPrefectServer(process, api_url, f"http://{local_host}:{port}", log_path, home)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -54,6 +54,7 @@ from flink_runbook.runbook.observing.findings import FindingCode
 from flink_runbook.runbook.observing.fleet_check import EngineLooks, engine_looks
 from flink_runbook.runbook.observing.observe import Depth, observe_cluster
 from flink_runbook.runbook.reporting.events import fault_event
+from flink_runbook.runbook.reporting.run_labels import Door
 
 DEFAULT_REST_INTERVAL_S = 2.0
 REFRESH_CONTAINERS_S = 30.0  # containers recreated by `compose up` get new ids
@@ -251,6 +252,7 @@ class FaultWatcher:
 
     def _recover(self, fault: Fault) -> None:
         from flink_runbook.flows.recover import recover_flow
+        from flink_runbook.flows.run_labels import started_by
         from flink_runbook.records.events import post
         from flink_runbook.tasks.monitor_steps import guard_decision_now
 
@@ -267,13 +269,10 @@ class FaultWatcher:
                 return
             self.say(f"watch: {fault.cluster}: {fault.what} ({late:.1f}s ago, {fault.source}); recovering now")
             started = time.monotonic()
-            # Named, not tagged: a tag is inherited by every task, and each tagged task asks the server for
-            # tag concurrency limits first (one more call that a busy SQLite server answers 503, retried in 2 s).
-            # One word, like Prefect's own run names (logs and scripts take a run name to end at a space).
-            name = f"fault-watch-{cluster.name}-{fault.code.lower()}".replace("{", "(").replace("}", ")")
-            state = recover_flow.with_options(flow_run_name=name)(
-                config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
-            )
+            with started_by(Door.WATCHER, f"fault:{fault.code.lower()}"):  # the run's tags (flows/run_labels.py)
+                state = recover_flow(
+                    config=str(self.inventory.path), cluster=cluster.name, guarded=True, return_state=True
+                )
             self.say(
                 f"watch: {fault.cluster}: recovery {state.type.value} after {time.monotonic() - started:.1f}s"
                 + (f": {state.message}" if state.message else "")

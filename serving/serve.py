@@ -1,10 +1,12 @@
 """Serve every flink-runbook deployment from one process: the embedded default.
 
-    flink-runbook serve --config stack/inventory.yaml [--interval 30] [--limit 4]
+    flink-runbook serve --config inventory.yaml [--interval 30] [--limit 4]
+    flink-runbook serve --config inventory.yaml --api http://prefect:4200/api
 
-With PREFECT_API_URL set it serves against that server; without, it starts a
-local Prefect server (SQLite under --prefect-home, telemetry off, UI on
-127.0.0.1:--port) and stops it on exit. --limit caps the runs this process
+With --api (default: $PREFECT_API_URL) it serves against that Prefect server
+and starts none; without, it starts a local Prefect server (SQLite under
+--prefect-home, telemetry off, UI on --host:--port, 127.0.0.1 unless in a
+container) and stops it on exit. --limit caps the runs this process
 executes at once; late monitor ticks are skipped (flows/monitor.py), so a
 backlog after downtime does not become a storm of runs.
 
@@ -29,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlparse
 
 from flink_runbook.infrastructure.local_server import (
     TELEMETRY_OFF,
@@ -41,21 +44,61 @@ from flink_runbook.redaction import redact_urls
 from flink_runbook.serving.fault_watch import DEFAULT_REST_INTERVAL_S
 from flink_runbook.serving.watchdog import DEFAULT_STALLED_AFTER
 
-REPO = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE = 1, 2
+HOME_ENV = "FLINK_RUNBOOK_HOME"
 STOP_DEADLINE_S = 15  # a stop that hangs (the server already gone) must not keep the process alive
+
+
+def default_home() -> Path:
+    """Where the local server keeps its data and serve its lock: $FLINK_RUNBOOK_HOME, else the user's data
+    directory (XDG), so an installed tool writes nothing into its working directory."""
+    if home := os.environ.get(HOME_ENV):
+        return Path(home).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "flink-runbook"
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a Prefect API's address; None: it can."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        return f"the Prefect API {redact_urls(repr(url))} (--api, else $PREFECT_API_URL) is not a URL: {exc}"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return (
+            f"the Prefect API {redact_urls(repr(url))} (--api, else $PREFECT_API_URL) is not an http:// or https:// "
+            "URL with a host, like http://127.0.0.1:4200/api"
+        )
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flink-runbook serve", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--config", type=Path, default=REPO / "stack" / "inventory.yaml", help="inventory YAML file")
+    parser.add_argument("--config", type=Path, required=True, help="inventory YAML file")
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("PREFECT_API_URL") or None,
+        metavar="URL",
+        help="serve against this Prefect server's API and start none (default: $PREFECT_API_URL; unset: a local "
+        "server of its own)",
+    )
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between monitor ticks (default 30)")
     parser.add_argument("--limit", type=int, default=4, help="runs this process executes at once (default 4)")
     parser.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
     parser.add_argument(
-        "--prefect-home", type=Path, default=REPO / ".prefect-home", help="local server's data, and serve's lock file"
+        "--host",
+        default="127.0.0.1",
+        help="address the local Prefect server listens on (default 127.0.0.1; 0.0.0.0 in a container, so that "
+        "a published port reaches it)",
+    )
+    parser.add_argument(
+        "--prefect-home",
+        type=Path,
+        default=default_home(),
+        help=f"local server's data, and serve's lock file (default ${HOME_ENV}, else ~/.local/share/flink-runbook)",
     )
     parser.add_argument(
         "--stalled-after",
@@ -249,12 +292,18 @@ async def serve_until_stopped(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.interval < 5 or args.limit < 1 or args.stalled_after < 2 or not 0.5 <= args.watch_interval <= 3600:
+    if (
+        args.interval < 5 or args.limit < 1 or args.stalled_after < 2 or not 0.5 <= args.watch_interval <= 3600
+        or not 1 <= args.port <= 65535
+    ):
         print(
-            "serve: --interval must be at least 5 seconds, --limit at least 1, --stalled-after at least 2 and "
-            "--watch-interval between 0.5 and 3600 seconds",
+            "serve: --interval must be at least 5 seconds, --limit at least 1, --stalled-after at least 2, "
+            "--watch-interval between 0.5 and 3600 seconds and --port between 1 and 65535",
             file=sys.stderr,
         )
+        return EXIT_USAGE
+    if args.api and (problem := api_url_problem(args.api)):
+        print(f"serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if problem := inventory_problem(args.config):
         print(f"serve: {problem}", file=sys.stderr)
@@ -266,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     watchdog_log.addHandler(logging.StreamHandler(sys.stdout))
     watchdog_log.setLevel(logging.INFO)
     server = None
-    api_url = os.environ.get("PREFECT_API_URL")
+    api_url = args.api
     try:
         lock = hold_serve_lock(args.prefect_home)  # noqa: F841 - held until the process ends
     except AlreadyServing as exc:
@@ -275,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if api_url:
             if not server_is_up(api_url):
-                print(f"serve: no Prefect server answers at PREFECT_API_URL={api_url}", file=sys.stderr)
+                print(f"serve: no Prefect server answers at {redact_urls(api_url)}", file=sys.stderr)
                 return EXIT_FAILED
+            os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: its client reads it
         else:
-            server = start_local_server(args.prefect_home, args.port)
+            server = start_local_server(args.prefect_home, args.port, host=args.host)
             os.environ["PREFECT_API_URL"] = api_url = server.api_url
-            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}")
+            listening = "" if args.host == "127.0.0.1" else f", listening on {args.host}"
+            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}{listening}")
         watch_interval = None if args.no_watch else args.watch_interval
         serve_deployments(args.config, args.interval, args.limit, args.stalled_after, watch_interval)
         return 0

@@ -28,7 +28,7 @@ from flink_runbook.runbook.keeping.lineage import read_lineage
 from flink_runbook.runbook.model import Check, Progress, RecoveryResult, Resubmitted, StepStatus
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
 from flink_runbook.runbook.reporting.recovery_report import recovery_report
-from flink_runbook.runbook.reporting.timeline_chart import svg_data_uri, timeline_svg
+from flink_runbook.runbook.reporting.timeline_chart import report_chart
 from flink_runbook.tasks.clients import cluster_clients
 from flink_runbook.tasks.incident_steps import record_incident
 from flink_runbook.tasks.monitor_steps import guard_decision_now
@@ -129,9 +129,9 @@ judge_recovery = task(name="judge recovery", task_run_name="judge recovery of {p
 @task(name="write recovery report", task_run_name="write recovery report of {result.cluster}", cache_policy=NO_CACHE)
 def write_recovery_report(result: RecoveryResult) -> RecoveryResult:
     """The verdict, as a Markdown artifact of the run (its timeline as a chart) and one log line."""
-    chart = timeline_svg(result)
+    chart_uri, chart_note = report_chart(result)
     create_markdown_artifact(
-        key=f"recover-{result.cluster}", markdown=recovery_report(result, svg_data_uri(chart) if chart else None),
+        key=f"recover-{result.cluster}", markdown=recovery_report(result, chart_uri, chart_note),
         description=f"Recovery of Flink cluster {result.cluster}",
     )
     record_incident(result)

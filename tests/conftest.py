@@ -25,10 +25,13 @@ LONGEST_FIRST = (
     "integration/test_safety.py",
     "integration/test_person_decisions.py",
     "integration/test_high_availability.py",
+    "integration/test_flink_properties.py",  # one stack, the whole story: about 3 to 4 min
+    "integration/test_runbook_image.py",  # one stack and the image's container, restarted: about 3 to 4 min
     "integration/test_host_state.py",
     "integration/test_operator_view.py",
     "integration/test_docker_hosts.py",
     "integration/test_recover.py",
+    "integration/test_sql_jobs.py",
 )
 
 

@@ -9,6 +9,7 @@ from flink_runbook.audit.compose import audit_compose
 from flink_runbook.audit.compose_file import ComposeFile
 from flink_runbook.audit.config import AuditFinding, audit_flink_config, values_by_current_key
 from flink_runbook.audit.live import audit_job_checkpointing, audit_live_config
+from flink_runbook.audit.settings import RoleSettings
 from flink_runbook.flink.config_file import FlinkConfigFile
 from flink_runbook.flink.options import catalogue_note, catalogue_release
 
@@ -56,12 +57,59 @@ class AuditResult:
         }
 
 
+def role_settings(inputs: AuditInputs) -> dict[str, RoleSettings]:
+    """role -> its settings: config file, FLINK_PROPERTIES over it, and for a JobManager with no file the
+    running one's config. A role with none of them is left out."""
+    roles = {}
+    for role, service_name in inputs.services.items():
+        file = inputs.configs.get(role)
+        service = inputs.compose.services.get(service_name) if inputs.compose else None
+        properties = service.flink_properties if service else None
+        live = inputs.live_config if role == "jobmanager" and file is None else None
+        if file is not None or properties is not None or live is not None:
+            roles[role] = RoleSettings(role, file, properties, live, inputs.rest_url)
+    return roles
+
+
+def unchecked_without_files(inputs: AuditInputs, roles: dict[str, RoleSettings]) -> list[str]:
+    """What the audit could not check because the inventory names no compose file, or no config file for a role."""
+    notes = []
+    if inputs.compose is None:
+        notes.append(
+            "no compose file in the inventory (audit.compose_file): restart policies, memory and CPU limits, image "
+            "versions, volumes and FLINK_PROPERTIES were not checked"
+        )
+    for role in inputs.services:
+        if role in inputs.configs:
+            continue
+        settings = roles.get(role)
+        lead = f"{role}: no Flink config file in the inventory (audit.{role}_config)"
+        if settings is not None and settings.live is not None:
+            notes.append(
+                f"{lead}: what its FLINK_PROPERTIES do not set is judged from the running JobManager (GET "
+                f"{inputs.rest_url}/jobmanager/config); key names (CONFIG_KEY_RENAMED, CONFIG_KEY_GONE) only in "
+                "what FLINK_PROPERTIES write"
+            )
+            continue
+        why = "the JobManager does not answer" if role == "jobmanager" else "no REST answer gives a TaskManager's"
+        examples = (
+            "taskmanager.memory.process.size for MEMORY_LIMIT_BELOW_PROCESS_SIZE, taskmanager.numberOfTaskSlots "
+            "for CPU_LIMIT_LOW" if role == "taskmanager" else "heartbeat, restart strategy, checkpointing"
+        )
+        notes.append(
+            f"{lead} and {why}: only what its FLINK_PROPERTIES set was checked; a setting it leaves to the image's "
+            f"own file was not (e.g. {examples})"
+        )
+    return notes
+
+
 def audit_cluster(inputs: AuditInputs) -> AuditResult:
     findings: list[AuditFinding] = []
-    for config in inputs.configs.values():
-        findings += audit_flink_config(config, inputs.flink_version)
+    roles = role_settings(inputs)
+    for settings in roles.values():
+        findings += audit_flink_config(settings, inputs.flink_version)
     if inputs.compose is not None:
-        values = {role: values_by_current_key(config, inputs.flink_version) for role, config in inputs.configs.items()}
+        values = {role: values_by_current_key(settings, inputs.flink_version) for role, settings in roles.items()}
 
         def setting(role: str, key: str) -> str | None:
             return values.get(role, {}).get(key, (None, None))[0]
@@ -78,10 +126,8 @@ def audit_cluster(inputs: AuditInputs) -> AuditResult:
             or setting("taskmanager", "execution.checkpointing.dir"),
             int(slots) if slots and slots.isdigit() else None,
         )
-    if inputs.live_config is not None and "jobmanager" in inputs.configs:
-        findings += audit_live_config(
-            inputs.configs["jobmanager"], inputs.live_config, inputs.flink_version, inputs.rest_url
-        )
+    if inputs.live_config is not None and "jobmanager" in roles:
+        findings += audit_live_config(roles["jobmanager"], inputs.live_config, inputs.flink_version, inputs.rest_url)
     job_findings = [
         f
         for name, job_id, config in inputs.running_jobs
@@ -103,14 +149,19 @@ def audit_cluster(inputs: AuditInputs) -> AuditResult:
                 "flink_runbook/flink/option_catalogues/",
             )
         )
+    findings = list(dict.fromkeys(findings))  # one FLINK_PROPERTIES several services merge: said once
     findings.sort(key=lambda f: -SEVERITY_ORDER[f.severity])
     sources = [str(c.path) for c in inputs.configs.values()]
     if inputs.compose is not None:
         sources.append(str(inputs.compose.path))
+    sources += [
+        f"{s.properties.path}:{s.properties.line} {s.properties.label}" for s in roles.values() if s.properties
+    ]
     if inputs.live_config is not None:
         sources.append(f"GET {inputs.rest_url}/jobmanager/config")
     sources += [f"GET {inputs.rest_url}/jobs/{job_id}/checkpoints/config" for _, job_id, _ in inputs.running_jobs]
-    return AuditResult(inputs.cluster, inputs.flink_version, findings, sources, list(inputs.not_read))
+    not_read = list(inputs.not_read) + unchecked_without_files(inputs, roles)
+    return AuditResult(inputs.cluster, inputs.flink_version, findings, list(dict.fromkeys(sources)), not_read)
 
 
 def audit_report_markdown(result: AuditResult) -> str:

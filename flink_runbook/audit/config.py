@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from flink_runbook.audit.settings import RoleSettings, as_settings
 from flink_runbook.flink.config_file import LEGACY, STANDARD, FlinkConfigFile
 from flink_runbook.flink.options import key_status, option_catalogue, release_key
 from flink_runbook.flink.values import duration_ms, human_ms
@@ -34,8 +35,20 @@ class AuditFinding:
         return asdict(self)
 
 
-def audit_flink_config(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
-    """Every finding for one file, as the running release `flink_version` would read it."""
+def audit_flink_config(config: FlinkConfigFile | RoleSettings, flink_version: str) -> list[AuditFinding]:
+    """Every finding for one file (or a role's settings: file, FLINK_PROPERTIES), as `flink_version` reads it.
+
+    A role whose settings are not all known (no file, no running JobManager) gets only the findings about
+    what is written: an unset key there may well be set by the image's own file."""
+    config = as_settings(config)
+    findings = _all_findings(config, flink_version)
+    if config.complete:
+        return findings
+    written = {config.where(key) for key in config.entries}
+    return [f for f in findings if f.where in written]
+
+
+def _all_findings(config: RoleSettings, flink_version: str) -> list[AuditFinding]:
     values = values_by_current_key(config, flink_version)
     unreadable = _unreadable_values(config, values)
     return [
@@ -58,7 +71,7 @@ DURATION_KEYS = (
 COUNT_KEYS = ("restart-strategy.fixed-delay.attempts",)
 
 
-def _unreadable_values(config: FlinkConfigFile, values: dict[str, tuple[str, str]]) -> list[AuditFinding]:
+def _unreadable_values(config: RoleSettings, values: dict[str, tuple[str, str]]) -> list[AuditFinding]:
     """Values the checks need that Flink could not parse either: a finding each, and left out of the checks."""
     findings = []
     for key in (*DURATION_KEYS, *COUNT_KEYS):
@@ -94,9 +107,11 @@ def config_files_read(flink_version: str) -> tuple[str, ...]:
     return (STANDARD,)
 
 
-def _file_not_read(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
+def _file_not_read(config: RoleSettings, flink_version: str) -> list[AuditFinding]:
     """A file under a name this release never reads in conf/: none of its settings take effect."""
-    name = config.path.name
+    if config.file is None:
+        return []
+    name = config.file.path.name
     read = config_files_read(flink_version)
     if name not in (LEGACY, STANDARD) or name in read:
         return []
@@ -108,12 +123,12 @@ def _file_not_read(config: FlinkConfigFile, flink_version: str) -> list[AuditFin
             f"the same settings in conf/{read[0]}",
             f"Flink {flink_version} reads {' or '.join(read)} from conf/, never {name}: "
             "every setting in it silently has no effect",
-            str(config.path),
+            str(config.file.path),
         )
     ]
 
 
-def values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[str, tuple[str, str]]:
+def values_by_current_key(config: FlinkConfigFile | RoleSettings, flink_version: str) -> dict[str, tuple[str, str]]:
     """current key -> (value, the key as written). A new name written next to its old one wins, as in Flink."""
     catalogue = option_catalogue(flink_version)
     values: dict[str, tuple[str, str]] = {}
@@ -124,9 +139,11 @@ def values_by_current_key(config: FlinkConfigFile, flink_version: str) -> dict[s
     return values
 
 
-def _key_names(config: FlinkConfigFile, flink_version: str) -> list[AuditFinding]:
+def _key_names(config: RoleSettings, flink_version: str) -> list[AuditFinding]:
     findings = []
     for key, entry in config.entries.items():
+        if not config.written(key):
+            continue  # only seen running (the image's own file): nothing here to rename
         status = key_status(key, flink_version)
         if status.status == "gone":
             findings.append(
@@ -160,7 +177,7 @@ def _duration(values: dict[str, tuple[str, str]], key: str, default_ms: float) -
     return duration_ms(values[key][0]), values[key][1]
 
 
-def _heartbeat(config: FlinkConfigFile, values: dict, flink_version: str) -> list[AuditFinding]:
+def _heartbeat(config: RoleSettings, values: dict, flink_version: str) -> list[AuditFinding]:
     defaults = option_catalogue(flink_version).options
     timeout, timeout_key = _duration(values, "heartbeat.timeout", duration_ms(defaults["heartbeat.timeout"].default))
     interval, interval_key = _duration(
@@ -193,7 +210,7 @@ def _heartbeat(config: FlinkConfigFile, values: dict, flink_version: str) -> lis
     return findings
 
 
-def _restart_strategy(config: FlinkConfigFile, values: dict) -> list[AuditFinding]:
+def _restart_strategy(config: RoleSettings, values: dict) -> list[AuditFinding]:
     strategy, strategy_key = values.get("restart-strategy.type", (None, None))
     if strategy is None or strategy.replace("-", "").lower() not in ("fixeddelay", "fixed_delay"):
         return []  # Flink's default with checkpointing is exponential-delay, retried without a limit
@@ -216,7 +233,7 @@ def _restart_strategy(config: FlinkConfigFile, values: dict) -> list[AuditFindin
     ]
 
 
-def _checkpointing(config: FlinkConfigFile, values: dict, flink_version: str) -> list[AuditFinding]:
+def _checkpointing(config: RoleSettings, values: dict, flink_version: str) -> list[AuditFinding]:
     findings = []
     if "execution.checkpointing.interval" not in values:
         findings.append(

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 
 from flink_runbook.audit.compose_file import ComposeFile, ComposeFileError, read_compose_file_text
-from flink_runbook.audit.config import AuditFinding, values_by_current_key
+from flink_runbook.audit.config import AuditFinding, audit_flink_config, values_by_current_key
+from flink_runbook.audit.settings import PROPERTIES, RoleSettings, as_settings
 from flink_runbook.audit.yaml_round_trip import RoundTrip, RoundTripError
 from flink_runbook.flink.config_file import LEGACY, ConfigFileError, FlinkConfigFile, parse_config_yaml
 from flink_runbook.flink.options import key_status
@@ -112,16 +113,61 @@ class _Editor:
         return body + "".join(self.appended)
 
 
-def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFinding], flink_version: str) -> FileFix:
-    """Apply the safe fixes for `findings` (those located in this file) to `text`, the file's content."""
+def wanted_settings(codes: set[str], values: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(key, value, why) the safe fixes of `codes` set, from the role's settings as they apply (`values`:
+    values_by_current_key)."""
+    wanted = []
+    if codes & {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}:
+        interval = _duration_or(values.get("heartbeat.interval", ("", ""))[0], 10_000)
+        timeout = max(RUNBOOK_HEARTBEAT_TIMEOUT_MS, 5 * interval)
+        wanted.append(("heartbeat.timeout", str(int(timeout)), "the runbook's 3 min, at least 5 heartbeat intervals"))
+    if "RESTART_BUDGET_SHORT" in codes:
+        why = "restarts spread over 5 min"
+        written_delay = _duration_or(values.get("restart-strategy.fixed-delay.delay", ("", ""))[0], 1000)
+        delay = max(written_delay, RESTART_DELAY_MS)
+        attempts = math.ceil(RESTART_BUDGET_MS / delay)
+        if delay != written_delay:
+            wanted.append(("restart-strategy.fixed-delay.delay", f"{int(delay / 1000)} s", why))
+        wanted.append(("restart-strategy.fixed-delay.attempts", str(attempts), why))
+    if "CHECKPOINTS_NOT_RETAINED" in codes:
+        wanted.append(
+            (
+                "execution.checkpointing.externalized-checkpoint-retention",
+                "RETAIN_ON_CANCELLATION",
+                "keep checkpoints of a failed job to resubmit from",
+            )
+        )
+    return wanted
+
+
+def role_findings(settings: RoleSettings, findings: list[AuditFinding], flink_version: str) -> list[AuditFinding]:
+    """The findings of `findings` that are about this role's settings (its file or its FLINK_PROPERTIES)."""
+    mine = set(audit_flink_config(settings, flink_version))
+    return [f for f in findings if f in mine]
+
+
+def fix_flink_config(
+    config: FlinkConfigFile,
+    text: str,
+    findings: list[AuditFinding],
+    flink_version: str,
+    settings: RoleSettings | None = None,
+) -> FileFix:
+    """Apply the safe fixes for `findings` (those located in this file) to `text`, the file's content.
+
+    `settings`: the role's settings when FLINK_PROPERTIES lie over the file; a key set there is fixed there
+    (audit.properties_fix), not here, where the image would override it."""
+    role = settings or as_settings(config)
     editor = _Editor(text)
     fix = FileFix(str(config.path), text, text)
     values = values_by_current_key(config, flink_version)
     mine = [f for f in findings if f.where.startswith(f"{config.path}:") or f.where.startswith(f"{config.path} ")]
-    codes = {f.code for f in mine}
+    codes = {f.code for f in mine} | {f.code for f in role_findings(role, findings, flink_version)}
     nested: list[NestedEdit] = []
 
     def set_key(key: str, value: str, reason: str) -> None:
+        if role.origin.get(role_values.get(key, ("", key))[1]) == PROPERTIES:
+            return  # FLINK_PROPERTIES sets it over this file: fixed there
         if key not in values:
             editor.append(f"{key}: {value}")
             fix.changes.append(f"added {key}: {value} ({reason})")
@@ -136,23 +182,9 @@ def fix_flink_config(config: FlinkConfigFile, text: str, findings: list[AuditFin
         else:
             nested.append(NestedEdit(written, entry.line, value=value, reason=reason))
 
-    if codes & {"HEARTBEAT_TIMEOUT_SHORT", "HEARTBEAT_RATIO_LOW"}:
-        interval = _duration_or(values.get("heartbeat.interval", ("", ""))[0], 10_000)
-        timeout = max(RUNBOOK_HEARTBEAT_TIMEOUT_MS, 5 * interval)
-        set_key("heartbeat.timeout", str(int(timeout)), "the runbook's 3 min, at least 5 heartbeat intervals")
-    if "RESTART_BUDGET_SHORT" in codes:
-        written_delay = _duration_or(values.get("restart-strategy.fixed-delay.delay", ("", ""))[0], 1000)
-        delay = max(written_delay, RESTART_DELAY_MS)
-        attempts = math.ceil(RESTART_BUDGET_MS / delay)
-        if delay != written_delay:
-            set_key("restart-strategy.fixed-delay.delay", f"{int(delay / 1000)} s", "restarts spread over 5 min")
-        set_key("restart-strategy.fixed-delay.attempts", str(attempts), "restarts spread over 5 min")
-    if "CHECKPOINTS_NOT_RETAINED" in codes:
-        set_key(
-            "execution.checkpointing.externalized-checkpoint-retention",
-            "RETAIN_ON_CANCELLATION",
-            "keep checkpoints of a failed job to resubmit from",
-        )
+    role_values = values_by_current_key(role, flink_version)
+    for key, value, reason in wanted_settings(codes, role_values):
+        set_key(key, value, reason)
     for finding in mine:
         if finding.code in ("CONFIG_KEY_RENAMED", "CONFIG_KEY_GONE"):
             nested += _rename_or_remove(config, editor, fix, finding, flink_version)
@@ -228,14 +260,36 @@ def fix_compose(compose: ComposeFile, text: str, findings: list[AuditFinding]) -
     fix = FileFix(str(compose.path), text, text, kind="compose")
     missing = []
     for finding in findings:
-        if not finding.where.startswith(f"{compose.path}:"):
-            continue
+        if not finding.where.startswith(f"{compose.path}:") or " FLINK_PROPERTIES" in finding.where.replace(".", " "):
+            continue  # another file's, or a Flink setting in FLINK_PROPERTIES (audit.properties_fix)
         if finding.code == "RESTART_POLICY_MISSING":
             missing.append(compose.services[finding.where.split(" services.", 1)[1].split(".", 1)[0]])
         else:
             fix.left.append(f"{finding.code}: needs your choice ({finding.recommended})")
     in_flow_maps = []
+    edited: set[int] = set()
     for service in sorted(missing, key=lambda s: -s.line):  # bottom up: an inserted line moves only what is below
+        if "restart" in service.merged:
+            # Written in a map the service merges (`<<: *common`): edited there, for every service merging it,
+            # only when each of them is being fixed too; else the others would change without a word.
+            line = service.lines["restart"]
+            source = service.merged["restart"]
+            sharing = sorted(n for n, s in compose.services.items() if s.merged.get("restart") == source)
+            others = [name for name in sharing if name not in {s.name for s in missing}]
+            if others:
+                fix.left.append(
+                    f"services.{service.name}.restart is merged from the map at line {service.merged['restart']}, "
+                    f"which {', '.join(others)} merge(s) too: set restart: unless-stopped in services."
+                    f"{service.name} or in that map by hand"
+                )
+            elif line in edited:
+                pass
+            elif editor.set_value(line, "restart", "unless-stopped"):
+                edited.add(line)
+                fix.changes.append(f"line {line}: restart -> unless-stopped in the map {', '.join(sharing)} merge")
+            else:
+                fix.left.append(f"line {line}: restart is not on a line of its own; set it to unless-stopped by hand")
+            continue
         if "restart" in service.lines:
             line = service.lines["restart"]
             if editor.set_value(line, "restart", "unless-stopped"):
@@ -243,7 +297,7 @@ def fix_compose(compose: ComposeFile, text: str, findings: list[AuditFinding]) -
             else:
                 in_flow_maps.append(service)
             continue
-        children = [line for key, line in service.lines.items() if "." not in key]
+        children = [line for key, line in service.lines.items() if "." not in key and key not in service.merged]
         if not children or min(children) == service.line:  # `name: {image: x}`: no line of its own to insert
             in_flow_maps.append(service)
             continue

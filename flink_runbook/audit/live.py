@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flink_runbook.audit.config import AuditFinding, checkpoint_timing_findings
+from flink_runbook.audit.settings import PROPERTIES, RoleSettings, as_settings
 from flink_runbook.flink.config_file import FlinkConfigFile
 from flink_runbook.flink.options import option_catalogue
 from flink_runbook.flink.values import duration_ms, memory_bytes
@@ -30,24 +31,39 @@ def same_setting(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
 
 
-def audit_live_config(file: FlinkConfigFile, live: dict[str, str], flink_version: str, url: str) -> list[AuditFinding]:
-    """Settings in the JobManager's file that the running JobManager does not use (a change never applied)."""
+def audit_live_config(
+    file: FlinkConfigFile | RoleSettings, live: dict[str, str], flink_version: str, url: str
+) -> list[AuditFinding]:
+    """Settings written for the JobManager (its file, its FLINK_PROPERTIES over it) that the running JobManager
+    does not use (a change never applied)."""
+    settings = as_settings(file)
     catalogue = option_catalogue(flink_version)
     live_by_key = {catalogue.current_key(k) or k: v for k, v in live.items()}
     findings = []
-    for key, entry in file.entries.items():
+    for key, entry in settings.entries.items():
         running = live_by_key.get(catalogue.current_key(key) or key)
-        if running is None or "******" in running or same_setting(entry.value, running):
+        if not settings.written(key) or running is None or "******" in running or same_setting(entry.value, running):
             continue  # not reported (or hidden) by the REST API, or the same
+        if settings.origin[key] == PROPERTIES:
+            current, apply = (
+                f"FLINK_PROPERTIES {key}: {entry.value}; running JobManager: {running}",
+                "recreate the JobManager and TaskManager containers (docker compose up -d: a container keeps the "
+                "environment it was created with; a restart does not apply a changed one)",
+            )
+        else:
+            current, apply = (
+                f"file {key}: {entry.value}; running JobManager: {running}",
+                "restart the JobManager and TaskManagers to apply the file, or make the file say what runs",
+            )
         findings.append(
             AuditFinding(
                 "CONFIG_NOT_APPLIED",
                 "warning",
-                f"file {key}: {entry.value}; running JobManager: {running}",
-                "restart the JobManager and TaskManagers to apply the file, or make the file say what runs",
+                current,
+                apply,
                 "the file is not what runs: a restart will change behaviour nobody is expecting, "
                 "or an intended fix never took effect",
-                f"{file.where(key)} vs GET {url}/jobmanager/config",
+                f"{settings.where(key)} vs GET {url}/jobmanager/config",
             )
         )
     return findings

@@ -23,6 +23,20 @@ SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 ROLES = ("jobmanager", "taskmanager")
 BUILT_IN_NETWORK_MODES = frozenset({"", "default", "bridge", "host", "none"})
+# The FLINK_PROPERTIES keys (the image's environment) kept from a container: whether a JobManager started again
+# brings its job back (HA, a restore path; runbook.observing.application_mode). Nothing else is kept: the
+# variable may carry credentials.
+KEPT_FLINK_PROPERTIES = frozenset({
+    "high-availability.type", "recovery.mode", "high-availability",
+    "execution.state-recovery.path", "execution.savepoint.path",
+})
+
+
+def flink_properties(env: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """The kept `key: value` lines of FLINK_PROPERTIES in a container's environment (Config.Env)."""
+    text = next((e.partition("=")[2] for e in env or () if e.startswith("FLINK_PROPERTIES=")), "")
+    pairs = (line.partition(":") for line in text.splitlines())
+    return tuple((k.strip(), v.strip()) for k, _, v in pairs if k.strip() in KEPT_FLINK_PROPERTIES and v.strip())
 
 
 def seconds_since(docker_time: str | None, now_s: float) -> float | None:
@@ -66,6 +80,8 @@ class ContainerState:
     # Exited because a person asked (`docker stop`: the engine logged a stop since it last started), not a crash.
     stopped_by_hand: bool = False
     restart_policy: str | None = None  # HostConfig.RestartPolicy.Name: no | always | unless-stopped | on-failure
+    command: tuple[str, ...] = ()  # Config.Cmd: the entrypoint's arguments, e.g. standalone-job --job-classname X
+    flink_properties: tuple[tuple[str, str], ...] = ()  # KEPT_FLINK_PROPERTIES set in its FLINK_PROPERTIES
 
     @property
     def detached_from(self) -> str | None:
@@ -118,6 +134,8 @@ def container_state(role: str, service: str, container: Container) -> ContainerS
         network_mode=(container.attrs.get("HostConfig") or {}).get("NetworkMode"),
         networks=tuple(sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})),
         restart_policy=((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
+        command=tuple((container.attrs.get("Config") or {}).get("Cmd") or ()),
+        flink_properties=flink_properties((container.attrs.get("Config") or {}).get("Env")),
     )
 
 

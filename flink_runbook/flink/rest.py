@@ -357,6 +357,14 @@ class FlinkRestClient:
         bounded.deadline = deadline
         return bounded
 
+    def patient(self, read_timeout_s: float) -> FlinkRestClient:
+        """This client (same session) waiting up to `read_timeout_s` for an answer: a call Flink takes long to
+        answer, such as a SQL job's run (the JobManager plans the SQL before it answers)."""
+        slow = copy.copy(self)
+        slow.timeout = (self.timeout[0], max(self.timeout[1], read_timeout_s))
+        slow.call_deadline = max(self.call_deadline, self.timeout[0] + read_timeout_s)
+        return slow
+
     def _left_s(self, method: str, url: str) -> float | None:
         if self.deadline is None:
             return None

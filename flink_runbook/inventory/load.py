@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from flink_runbook.flink import sql_statements
 from flink_runbook.inventory import model, specs
 from flink_runbook.inventory.errors import InventoryError, problems
 from flink_runbook.text_files import load_yaml, read_text
@@ -35,6 +37,9 @@ def load_inventory(path: str | Path) -> specs.Inventory:
     state_dir = _path(checked.state_dir, base) or specs.default_state_dir()
     inherited = _notifications(checked.notifications, specs.Notifications())
     clusters = tuple(_cluster(cluster, base, state_dir, inherited) for cluster in checked.clusters)
+    clusters, found = _with_sql_statements(file, clusters)
+    if found:
+        raise InventoryError(*found)
     if found := _selectors_shared(file, clusters):
         raise InventoryError(*found)
     return specs.Inventory(
@@ -145,7 +150,8 @@ def _job(section: model.Job, base: Path) -> specs.JobSpec:
     return specs.JobSpec(
         name=section.name,
         jar=_path(section.jar, base),
-        entry_class=section.entry_class,
+        # A SQL job's jar is the SQL runner's: its class unless the inventory names another.
+        entry_class=section.entry_class or (sql_statements.SQL_RUNNER_ENTRY_CLASS if section.sql else None),
         args=tuple(section.args),
         parallelism=section.parallelism,
         checkpoint_dir=specs.CheckpointDir(
@@ -158,7 +164,48 @@ def _job(section: model.Job, base: Path) -> specs.JobSpec:
         resubmit_command=tuple(section.resubmit_command),
         resubmit_timeout_s=section.resubmit_timeout_s,
         sink_output_dir=_path(section.sink_output_dir, base),
+        sql=_path(section.sql, base),
     )
+
+
+def _with_sql_statements(
+    file: Path, clusters: tuple[specs.ClusterSpec, ...]
+) -> tuple[tuple[specs.ClusterSpec, ...], list[str]]:
+    """Each SQL job's statements file read and checked now, before anything runs (a statement the runner cannot
+    run is found at load, not in a recovery), its statements kept in the job's spec; and every problem, one
+    line each naming the key and the file's line."""
+    found: list[str] = []
+    read = []
+    for c, cluster in enumerate(clusters):
+        jobs = []
+        for j, job in enumerate(cluster.jobs):
+            if job.sql is not None:
+                job = replace(job, sql_statements=_sql_statements(file, f"clusters[{c}].jobs[{j}]", job, found))
+            jobs.append(job)
+        read.append(replace(cluster, jobs=tuple(jobs)))
+    return tuple(read), found
+
+
+def _sql_statements(file: Path, key: str, job: specs.JobSpec, found: list[str]) -> tuple[str, ...]:
+    at = f"{file}: {key}.sql"
+    try:
+        statements = sql_statements.split_statements(read_text(job.sql, InventoryError))
+        sql_statements.checked_statements_of(statements)
+    except InventoryError as exc:
+        found.append(f"{at}: {exc}")
+        return ()
+    except sql_statements.SqlStatementsError as exc:
+        found += [f"{at}: {job.sql}: {problem}" for problem in exc.problems]
+        return ()
+    written = sql_statements.checkpoint_dir_set(statements)
+    expected = job.checkpoint_dir.container
+    # file:///data/x, file:/data/x and /data/x are one directory to Flink.
+    if written and expected and re.sub(r"^file:(//)?", "", written).rstrip("/") != expected.rstrip("/"):
+        found.append(
+            f"{at}: {job.sql}: SETs the checkpoint directory {written!r} but {key}.checkpoint_dir.container is "
+            f"{expected!r}: the job would be restored from a directory it does not write to"
+        )
+    return tuple(s.text for s in statements)
 
 
 def _selections(selector: specs.ContainerSelector) -> set[tuple[str, ...]]:

@@ -164,11 +164,19 @@ class Section(BaseModel):
 class Auth(Section):
     """Credentials come from the environment or a Prefect Secret block, never from the file."""
 
-    type: choice("none", "basic", "bearer") = "none"
-    username_env: StrictStr | None = None
-    password_env: StrictStr | None = None
-    token_env: StrictStr | None = None
-    token_secret_block: StrictStr | None = None
+    type: choice("none", "basic", "bearer") = Field(
+        "none", description=(
+            "How the REST API is authenticated: none, basic (a user and a password) or bearer (a token)."
+        ),
+    )
+    username_env: StrictStr | None = Field(
+        None, description="Environment variable that holds the basic-auth user name."
+    )
+    password_env: StrictStr | None = Field(None, description="Environment variable that holds the basic-auth password.")
+    token_env: StrictStr | None = Field(None, description="Environment variable that holds the bearer token.")
+    token_secret_block: StrictStr | None = Field(
+        None, description="Prefect Secret block that holds the bearer token (instead of token_env)."
+    )
 
     @model_validator(mode="after")
     def _credentials_named(self) -> Auth:
@@ -180,10 +188,20 @@ class Auth(Section):
 
 
 class RestTls(Section):
-    verify: StrictBool = True
-    ca_bundle: FilePath | None = None
-    client_cert: FilePath | None = None
-    client_key: FilePath | None = None
+    verify: StrictBool = Field(
+        True, description=(
+            "Check the JobManager's HTTPS certificate; false accepts any certificate (test clusters only)."
+        ),
+    )
+    ca_bundle: FilePath | None = Field(
+        None, description="CA certificates (a PEM file) that signed the JobManager's certificate, when not a public CA."
+    )
+    client_cert: FilePath | None = Field(
+        None, description="Client certificate (PEM) for a JobManager that asks for one (mutual TLS)."
+    )
+    client_key: FilePath | None = Field(
+        None, description="Private key of client_cert, when it is not in the same file."
+    )
 
     @model_validator(mode="after")
     def _key_with_its_cert(self) -> RestTls:
@@ -195,11 +213,22 @@ class RestTls(Section):
 class Rest(Section):
     """The JobManager's REST API."""
 
-    url: HttpUrl
-    auth: Auth = Field(default_factory=Auth)
-    tls: RestTls = Field(default_factory=RestTls)
-    connect_timeout_s: RestTimeout = RestSettings.connect_timeout_s
-    read_timeout_s: RestTimeout = RestSettings.read_timeout_s
+    url: HttpUrl = Field(
+        description=(
+            "Base URL of the JobManager's REST API (where the Flink web UI answers), e.g. http://127.0.0.1:8081."
+        ),
+    )
+    auth: Auth = Field(
+        default_factory=Auth, description=(
+            "How to log in to the REST API; the credentials come from the environment or a Secret block, never from "
+            "this file."
+        ),
+    )
+    tls: RestTls = Field(default_factory=RestTls, description="HTTPS settings of the REST API.")
+    connect_timeout_s: RestTimeout = Field(
+        RestSettings.connect_timeout_s, description="Seconds to wait for the JobManager to accept a connection."
+    )
+    read_timeout_s: RestTimeout = Field(RestSettings.read_timeout_s, description="Seconds to wait for one REST answer.")
 
     @field_validator("url")
     @classmethod
@@ -214,10 +243,12 @@ class Rest(Section):
 
 
 class DockerTls(Section):
-    ca_cert: FilePath | None = None
-    client_cert: FilePath | None = None
-    client_key: FilePath | None = None
-    verify: StrictBool = True
+    ca_cert: FilePath | None = Field(None, description="CA certificate (PEM) of a tcp:// Docker engine.")
+    client_cert: FilePath | None = Field(
+        None, description="Client certificate (PEM) for the tcp:// engine; goes with client_key."
+    )
+    client_key: FilePath | None = Field(None, description="Private key of client_cert.")
+    verify: StrictBool = Field(True, description="Check the engine's certificate against ca_cert.")
 
     @model_validator(mode="after")
     def _cert_with_its_key(self) -> DockerTls:
@@ -229,9 +260,19 @@ class DockerTls(Section):
 class Docker(Section):
     """The Docker engine that runs the cluster's containers; no host: DOCKER_HOST or the local socket."""
 
-    host: DockerHost | None = None
-    tls: DockerTls = Field(default_factory=DockerTls)
-    engine_id: EngineId | None = None
+    host: DockerHost | None = Field(
+        None, description=(
+            "The Docker engine that runs the cluster's containers: unix://, tcp:// or ssh://. Absent: DOCKER_HOST, "
+            "else the local socket."
+        ),
+    )
+    tls: DockerTls = Field(default_factory=DockerTls, description="TLS of a tcp:// host.")
+    engine_id: EngineId | None = Field(
+        None, description=(
+            "The engine's ID, as `docker info --format '{{.ID}}'` prints it: nothing is done on another engine. "
+            "Absent: the engine of the first look, remembered in the state directory."
+        ),
+    )
 
     @model_validator(mode="after")
     def _tls_for_tcp(self) -> Docker:
@@ -241,17 +282,23 @@ class Docker(Section):
 
 
 class ContainerNames(Section):
-    jobmanager: list[Text] = []
-    taskmanager: list[Text] = []
+    jobmanager: list[Text] = Field([], description="Names of the JobManager containers.")
+    taskmanager: list[Text] = Field([], description="Names of the TaskManager containers.")
 
 
 class Containers(Section):
     """Compose labels (project + service) or explicit container names."""
 
-    compose_project: StrictStr | None = None
-    jobmanager_service: StrictStr = "jobmanager"
-    taskmanager_service: StrictStr = "taskmanager"
-    names: ContainerNames = Field(default_factory=ContainerNames)
+    compose_project: StrictStr | None = Field(
+        None, description="Docker Compose project of the cluster: its containers are found by their Compose labels."
+    )
+    jobmanager_service: StrictStr = Field("jobmanager", description="Compose service of the JobManager.")
+    taskmanager_service: StrictStr = Field("taskmanager", description="Compose service of the TaskManagers.")
+    names: ContainerNames = Field(
+        default_factory=ContainerNames, description=(
+            "Container names, for containers that Compose did not start (instead of compose_project)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _something_selected(self) -> Containers:
@@ -263,91 +310,282 @@ class Containers(Section):
 class CheckpointDirSection(Section):
     """The same directory as the runbook's host sees it and as the containers see it."""
 
-    host: FilePath | None = None
-    container: StrictStr | None = None
-    exclusive: StrictBool = False
+    host: FilePath | None = Field(
+        None, description=(
+            "The job's checkpoint directory as this host sees it: where restore points are looked for (relative to "
+            "the inventory's directory)."
+        ),
+    )
+    container: StrictStr | None = Field(
+        None, description="The same directory as the Flink containers see it: what Flink is told to restore from."
+    )
+    exclusive: StrictBool = Field(
+        False, description=(
+            "Only this job writes there, so checkpoints under several job ids are all its own: a restore may go ahead"
+            " after a JobManager restart with no lineage known."
+        ),
+    )
 
 
 class Job(Section):
-    name: StrictStr
-    jar: FilePath | None = None
-    entry_class: StrictStr | None = None
-    args: list[Text] = []
-    parallelism: Count = JobSpec.parallelism
-    checkpoint_dir: CheckpointDirSection = Field(default_factory=CheckpointDirSection)
-    no_checkpoint_policy: choice("fail", "fresh") = JobSpec.no_checkpoint_policy
-    on_canceled: choice("leave", "resubmit") = JobSpec.on_canceled
-    resubmit_command: list[Text] = []
-    resubmit_timeout_s: Seconds = JobSpec.resubmit_timeout_s
-    sink_output_dir: FilePath | None = None
+    name: StrictStr = Field(description="The job's name as Flink lists it (/jobs/overview): how the runbook finds it.")
+    jar: FilePath | None = Field(
+        None, description="The job's jar on this host, uploaded to resubmit it (relative to the inventory's directory)."
+    )
+    entry_class: StrictStr | None = Field(
+        None, description="Main class of the job in the jar; absent: the jar's Main-Class."
+    )
+    args: list[Text] = Field([], description="Program arguments the job is resubmitted with.")
+    parallelism: Count = Field(JobSpec.parallelism, description="Parallelism the job is resubmitted with.")
+    checkpoint_dir: CheckpointDirSection = Field(
+        default_factory=CheckpointDirSection, description=(
+            "Where the job's retained checkpoints are, on this host and in the containers."
+        ),
+    )
+    no_checkpoint_policy: choice("fail", "fresh") = Field(
+        JobSpec.no_checkpoint_policy, description=(
+            "When there is no checkpoint to restore: fail (refuse; a human decides) or fresh (start with empty state:"
+            " records replayed or skipped)."
+        ),
+    )
+    on_canceled: choice("leave", "resubmit") = Field(
+        JobSpec.on_canceled, description="A job someone cancelled: leave it (a cancel is a decision) or resubmit it."
+    )
+    resubmit_command: list[Text] = Field(
+        [], description=(
+            "Instead of uploading the jar: a command that resubmits the job (an argument list, no shell; "
+            "{restore_path} and {job_id} are replaced)."
+        ),
+    )
+    resubmit_timeout_s: Seconds = Field(
+        JobSpec.resubmit_timeout_s, description=(
+            "Seconds resubmit_command may run; then it is killed with every process it started."
+        ),
+    )
+    sink_output_dir: FilePath | None = Field(
+        None, description=(
+            "Host directory the job's sink writes to; when set, a recovery is verified only once fresh output appears"
+            " there."
+        ),
+    )
+    sql: FilePath | None = Field(
+        None, description=(
+            "A Flink SQL job: its statements file (DDL, SETs, one INSERT or EXECUTE STATEMENT SET), run by the SQL "
+            "runner in jar (relative to the inventory's directory; docs/sql-jobs.md)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _sql_runs_in_the_runner(self) -> Job:
+        if self.sql is None:
+            return self
+        if not self.jar:
+            raise problem(
+                "a SQL job needs jar: the jar with the SQL runner (flinkrunbook.sql.SqlStatementsJob) that runs "
+                "its statements",
+                "jar",
+            )
+        if self.args:
+            raise problem("a SQL job takes no args: its statements are the runner's arguments", "args")
+        if self.resubmit_command:
+            raise problem(
+                "a SQL job is resubmitted by the runbook (jar + sql), not by a resubmit_command", "resubmit_command"
+            )
+        return self
 
 
 class ThresholdsSection(Section):
-    log_lines: Count = Thresholds.log_lines
-    oom_lookback_s: Seconds = Thresholds.oom_lookback_s
-    heartbeat_stale_ms: number(maximum=MAX_SECONDS * 1000, integer=True) | None = None
-    checkpoint_stall_s: Seconds | None = None
+    log_lines: Count = Field(Thresholds.log_lines, description="Lines of the JobManager's log that diagnose reads.")
+    oom_lookback_s: Seconds = Field(
+        Thresholds.oom_lookback_s, description="How far back, in seconds, Docker's out-of-memory kills count."
+    )
+    heartbeat_stale_ms: number(maximum=MAX_SECONDS * 1000, integer=True) | None = Field(
+        None, description=(
+            "A TaskManager whose last heartbeat is older than this (milliseconds) is stale. Absent: twice the "
+            "cluster's heartbeat.interval."
+        ),
+    )
+    checkpoint_stall_s: Seconds | None = Field(
+        None, description=(
+            "A RUNNING job with no checkpoint completed for this long has stalled checkpoints. Absent: five "
+            "checkpoint intervals, at least 60 s."
+        ),
+    )
 
 
 class Recovery(Section):
-    jobmanager_timeout_s: Seconds = RecoverySettings.jobmanager_timeout_s
-    taskmanager_timeout_s: Seconds = RecoverySettings.taskmanager_timeout_s
-    verify_timeout_s: Seconds = RecoverySettings.verify_timeout_s
-    stabilization_s: SecondsOrZero = RecoverySettings.stabilization_s
-    container_stop_timeout_s: number(minimum=0, maximum=3600, integer=True) = RecoverySettings.container_stop_timeout_s
-    registration_grace_s: SecondsOrZero = RecoverySettings.registration_grace_s
-    ha_restore_timeout_s: SecondsOrZero = RecoverySettings.ha_restore_timeout_s
-    deadline_s: Seconds = RecoverySettings.deadline_s
+    jobmanager_timeout_s: Seconds = Field(
+        RecoverySettings.jobmanager_timeout_s, description=(
+            "Seconds an unpaused or started JobManager has to answer on its REST API."
+        ),
+    )
+    taskmanager_timeout_s: Seconds = Field(
+        RecoverySettings.taskmanager_timeout_s, description=(
+            "Seconds restarted TaskManagers have to register with their slots."
+        ),
+    )
+    verify_timeout_s: Seconds = Field(
+        RecoverySettings.verify_timeout_s, description=(
+            "Seconds a resubmitted job has to reach RUNNING, restore, and complete a checkpoint."
+        ),
+    )
+    stabilization_s: SecondsOrZero = Field(
+        RecoverySettings.stabilization_s, description=(
+            "Seconds the TaskManagers and jobs must then stay stable before the recovery counts as verified; 0 does "
+            "not wait."
+        ),
+    )
+    container_stop_timeout_s: number(minimum=0, maximum=3600, integer=True) = Field(
+        RecoverySettings.container_stop_timeout_s, description=(
+            "Seconds `docker restart` gives a TaskManager container to stop before killing it."
+        ),
+    )
+    registration_grace_s: SecondsOrZero = Field(
+        RecoverySettings.registration_grace_s, description=(
+            "A TaskManager container (re)started less than this many seconds ago is still registering: waited for, "
+            "not restarted."
+        ),
+    )
+    ha_restore_timeout_s: SecondsOrZero = Field(
+        RecoverySettings.ha_restore_timeout_s, description=(
+            "After starting a JobManager with high availability: seconds it has, from its REST API answering, to list"
+            " the jobs it restores before any is planned for a resubmission (a second copy); 0 does not wait."
+        ),
+    )
+    deadline_s: Seconds = Field(
+        RecoverySettings.deadline_s, description=(
+            "Seconds the whole recovery may take, from its first action to the end of its verification; then it "
+            "stops, gives the cluster's lock back and reports `timed out` (escalating)."
+        ),
+    )
 
 
 class Monitor(Section):
-    cooldown_s: SecondsOrZero = MonitorSettings.cooldown_s
-    max_recoveries: Count = MonitorSettings.max_recoveries
-    window_s: Seconds = MonitorSettings.window_s
-    resume_after_healthy_s: SecondsOrZero = MonitorSettings.resume_after_healthy_s
-    check_deadline_s: number(minimum=0.2) = MonitorSettings.check_deadline_s
+    cooldown_s: SecondsOrZero = Field(
+        MonitorSettings.cooldown_s, description=(
+            "No new recovery this many seconds after the last one ended: the cluster settles first."
+        ),
+    )
+    max_recoveries: Count = Field(
+        MonitorSettings.max_recoveries, description=(
+            "Flap protection: at most this many recoveries within window_s, then a human is called (escalated)."
+        ),
+    )
+    window_s: Seconds = Field(
+        MonitorSettings.window_s, description="The window, in seconds, that max_recoveries counts in."
+    )
+    resume_after_healthy_s: SecondsOrZero = Field(
+        MonitorSettings.resume_after_healthy_s, description=(
+            "After an escalation, the monitor acts again once the cluster was healthy this many seconds (or after "
+            "`flink-runbook monitor reset`)."
+        ),
+    )
+    check_deadline_s: number(minimum=0.2) = Field(
+        MonitorSettings.check_deadline_s, description=(
+            "Seconds the monitor's check of the cluster may take; a JobManager that cannot answer its few small "
+            "requests within it counts as unreachable."
+        ),
+    )
 
 
 class Audit(Section):
     """The files the audit reads (and --fix edits)."""
 
-    compose_file: FilePath | None = None
-    jobmanager_config: FilePath | None = None
-    taskmanager_config: FilePath | None = None
-    compose_variables: dict[Annotated[str, PlainValidator(str)], Text] = {}
-    flink_version: FlinkRelease | None = None
+    compose_file: FilePath | None = Field(
+        None, description="The cluster's Docker Compose file (relative to the inventory's directory)."
+    )
+    jobmanager_config: FilePath | None = Field(
+        None, description="The JobManager's Flink configuration file (config.yaml, or flink-conf.yaml before 2.0)."
+    )
+    taskmanager_config: FilePath | None = Field(None, description="The TaskManagers' Flink configuration file.")
+    compose_variables: dict[Annotated[str, PlainValidator(str)], Text] = Field(
+        {}, description=(
+            "Values for ${VARIABLES} in the compose file, over its .env; the environment is not read, so an audit "
+            "says the same whoever runs it."
+        ),
+    )
+    flink_version: FlinkRelease | None = Field(
+        None, description=(
+            "The Flink release the files are for (e.g. 1.20), used when the REST API cannot say (cluster down)."
+        ),
+    )
 
 
 class ClusterNotifications(Section):
     """Prefect notification blocks that hear about this cluster, and for what; what is not given here comes
     from the top level's."""
 
-    blocks: list[Block] | None = None
-    events: list[choice(*NOTICE_EVENTS)] | None = None
+    blocks: list[Block] | None = Field(
+        None, description=(
+            "Prefect notification blocks, as type/name (e.g. slack-webhook/oncall), told about this cluster. Absent: "
+            "the top level's."
+        ),
+    )
+    events: list[choice(*NOTICE_EVENTS)] | None = Field(
+        None, description="What they are told about. Absent: the top level's."
+    )
 
 
 class InventoryNotifications(ClusterNotifications):
-    # Where escalations are sent (a Prefect automation posts to it). A secret: `serve` keeps it in a Secret block.
-    escalation_webhook_url: HttpUrl | None = None
+    """The notifications of every cluster that names none of its own, and where escalations are posted."""
+
+    blocks: list[Block] | None = Field(
+        None, description="Prefect notification blocks, as type/name (e.g. slack-webhook/oncall), told about every "
+        "cluster whose notifications name none."
+    )
+    events: list[choice(*NOTICE_EVENTS)] | None = Field(
+        None, description="What they are told about. Absent: everything."
+    )
+    escalation_webhook_url: HttpUrl | None = Field(
+        None, description=(
+            "URL an escalation is posted to (by a Prefect automation). A secret: `serve` keeps it in a Secret block."
+        ),
+    )
 
 
 class Cluster(Section):
     """One Flink cluster: where to reach it, its containers, its jobs, its settings."""
 
-    name: Name
-    rest: Rest
-    containers: Containers
-    docker: Docker = Field(default_factory=Docker)
-    expected_taskmanagers: Count = ClusterSpec.expected_taskmanagers
-    jobs: list[Job] = []
-    thresholds: ThresholdsSection = Field(default_factory=ThresholdsSection)
-    recovery: Recovery = Field(default_factory=Recovery)
-    monitor: Monitor = Field(default_factory=Monitor)
-    audit: Audit = Field(default_factory=Audit)
-    approval: choice(*APPROVAL_POLICIES) = ClusterSpec.approval
-    approval_timeout_s: Seconds = ClusterSpec.approval_timeout_s
-    notifications: ClusterNotifications = Field(default_factory=ClusterNotifications)
-    restart_stopped: StrictBool = ClusterSpec.restart_stopped
+    name: Name = Field(
+        description="The cluster's name (lowercase letters, digits and dashes): it names its lock, events and runs."
+    )
+    rest: Rest = Field(description="The JobManager's REST API.")
+    containers: Containers = Field(description="How the cluster's containers are found.")
+    docker: Docker = Field(default_factory=Docker, description="The Docker engine that runs them.")
+    expected_taskmanagers: Count = Field(
+        ClusterSpec.expected_taskmanagers, description="How many TaskManagers the healthy cluster has registered."
+    )
+    jobs: list[Job] = Field([], description="The jobs to keep running.")
+    thresholds: ThresholdsSection = Field(
+        default_factory=ThresholdsSection, description="When diagnose calls something wrong."
+    )
+    recovery: Recovery = Field(default_factory=Recovery, description="How long each recovery step may take.")
+    monitor: Monitor = Field(
+        default_factory=Monitor, description="The monitor's guard rails: cooldown, flap limit, escalation."
+    )
+    audit: Audit = Field(
+        default_factory=Audit, description="The files the audit reads (and `audit --fix` edits, after a backup)."
+    )
+    approval: choice(*APPROVAL_POLICIES) = Field(
+        ClusterSpec.approval, description=(
+            "Who approves a recovery: never a human; a human for risky steps (a fresh start, an older checkpoint, "
+            "starting a JobManager, anything after an escalation); or a human for every recovery."
+        ),
+    )
+    approval_timeout_s: Seconds = Field(
+        ClusterSpec.approval_timeout_s, description=(
+            "Seconds a question waits for a human's answer; unanswered counts as rejected."
+        ),
+    )
+    notifications: ClusterNotifications = Field(
+        default_factory=ClusterNotifications, description="Who hears about this cluster, and about what."
+    )
+    restart_stopped: StrictBool = Field(
+        ClusterSpec.restart_stopped, description=(
+            "false: a TaskManager container a person stopped (`docker stop`) is left stopped, like a cancelled job; "
+            "true: it is restarted like a crashed one."
+        ),
+    )
 
     @field_validator("jobs")
     @classmethod
@@ -364,10 +602,20 @@ class InventoryFile(Section):
 
     model_config = ConfigDict(title="flink-runbook inventory")
 
-    clusters: list[Cluster] = Field(json_schema_extra={"minItems": 1})
-    # Recovery locks, job lineage, stops by a person, learned engine IDs: one directory per host.
-    state_dir: FilePath | None = None
-    notifications: InventoryNotifications = Field(default_factory=InventoryNotifications)
+    clusters: list[Cluster] = Field(
+        json_schema_extra={"minItems": 1}, description="The Flink clusters to look after (at least one)."
+    )
+    state_dir: FilePath | None = Field(
+        None, description=(
+            "This host's directory for recovery locks, job lineage, stops by a person and learned engine IDs "
+            "(relative to the inventory's directory). Absent: $FLINK_RUNBOOK_STATE_DIR, else /var/lib/flink-runbook."
+        ),
+    )
+    notifications: InventoryNotifications = Field(
+        default_factory=InventoryNotifications, description=(
+            "Notifications for every cluster that names none of its own, and where escalations go."
+        ),
+    )
 
     @field_validator("clusters")
     @classmethod

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from flink_runbook.flink.sql_statements import runner_args
 from flink_runbook.inventory.errors import InventoryError
 
 HOST_STATE_DIR = Path("/var/lib/flink-runbook")
@@ -90,6 +91,17 @@ class JobSpec:
     resubmit_timeout_s: float = 300.0
     # Host directory of the job's sink; when set, verification requires fresh output there.
     sink_output_dir: Path | None = None
+    # A Flink SQL job: its statements file and the statements read from it at load (checked), which the SQL
+    # runner in `jar` runs (flink_runbook.flink.sql_statements).
+    sql: Path | None = None
+    sql_statements: tuple[str, ...] = ()
+
+    @property
+    def program_args(self) -> list[str]:
+        """What the job's jar is run with: its args, or for a SQL job its name and statements."""
+        if self.sql is not None:
+            return runner_args(self.name, self.sql_statements)
+        return list(self.args)
 
     @property
     def resubmit_may_run_twice(self) -> bool:

@@ -37,7 +37,8 @@ from flink_runbook.demo.job import (
     submit_demo_job,
     wait_for_job_state,
 )
-from flink_runbook.demo.stack import DemoStack, StackSettings, demo_inventory
+from flink_runbook.demo.runbook_image import ensure_runbook_image
+from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import (
     DEFAULT_FLINK_VERSION,
     TESTED_FLINK_VERSIONS,
@@ -75,7 +76,8 @@ _not_ready: str | None = None  # why no integration test can run (said by docker
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Every image and job jar the collected integration tests use, built (or found cached) before the first
     test, outside its timeout (a fresh machine takes minutes), under build_lock: the demo's for each release
-    a test runs (DEFAULT_FLINK_VERSION: the escalation test's), and test_high_availability.py's ZooKeeper.
+    a test runs (DEFAULT_FLINK_VERSION: the escalation test's), test_high_availability.py's ZooKeeper and
+    test_runbook_image.py's flink-runbook image.
     Afterwards ensure_*_image and build_demo_job_jar are cache lookups, whichever worker calls them.
 
     On a pytest-xdist worker with --dist loadgroup, first: the xdist_group tests are grouped (xdist marks
@@ -101,6 +103,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 build_demo_job_jar(version)
             if any(item.path.name == "test_high_availability.py" for item in items):
                 ensure_zookeeper_image(client)
+            if any(item.path.name == "test_runbook_image.py" for item in items):
+                ensure_runbook_image(client)
     except Exception as exc:
         _not_ready = f"building the test images and jars failed: {type(exc).__name__}: {exc}"
 
@@ -132,7 +136,9 @@ def _new_stack(
     docker_client: docker.DockerClient,
     tmp_path_factory: pytest.TempPathFactory,
     flink_version: str,
-    compose_override: Path | None = None,
+    compose_override: Path | tuple[Path, ...] | None = None,
+    job_jar: Path | None = None,
+    compose_file: Path = COMPOSE_FILE,
 ) -> DemoStack:
     """A new, isolated demo stack (own project, port and data dir), started."""
     name = f"frtest-{flink_version.replace('.', '')}-{uuid.uuid4().hex[:6]}"
@@ -142,6 +148,8 @@ def _new_stack(
         flink_version=flink_version,
         rest_port=free_local_port(),
         compose_override=compose_override,
+        job_jar=job_jar,
+        compose_file=compose_file,
     )
     stack = DemoStack(settings, docker_client)
     try:
@@ -160,8 +168,13 @@ def start_stack(
     up until the session ends costs every later test on this 2-core machine CPU and memory."""
     started: list[DemoStack] = []
 
-    def start(flink_version: str, compose_override: Path | None = None) -> DemoStack:
-        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override)
+    def start(
+        flink_version: str,
+        compose_override: Path | tuple[Path, ...] | None = None,
+        job_jar: Path | None = None,
+        compose_file: Path = COMPOSE_FILE,
+    ) -> DemoStack:
+        stack = _new_stack(docker_client, tmp_path_factory, flink_version, compose_override, job_jar, compose_file)
         started.append(stack)
         return stack
 
@@ -235,9 +248,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(f"running-stack-{item.callspec.params['flink_version']}"))
 
 
-def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, **cluster_overrides) -> Path:
-    """An inventory file for this stack (its demo job, with `jar` to resubmit it), with cluster-level overrides."""
-    data = demo_inventory(stack.settings, jar)
+def write_inventory(
+    stack: DemoStack, directory: Path, jar: Path | None = None, sql: bool = False, **cluster_overrides
+) -> Path:
+    """An inventory file for this stack (its demo job, with `jar` to resubmit it; `sql`: the demo SQL job too,
+    which needs the jar), with cluster-level overrides."""
+    data = demo_inventory(stack.settings, jar, sql=sql)
     data["clusters"][0].update(cluster_overrides)
     data["state_dir"] = str(directory / "state")  # locks and job lineage of this test only
     path = directory / f"{stack.settings.project}.yaml"
@@ -246,13 +262,17 @@ def write_inventory(stack: DemoStack, directory: Path, jar: Path | None = None, 
 
 
 def assert_every_id_exactly_once(
-    stack: DemoStack, at_least: int, timeout: float = 90, output_dir: Path | None = None
+    stack: DemoStack,
+    at_least: int,
+    timeout: float = 90,
+    output_dir: Path | None = None,
+    read: Callable[[Path], list[int]] = committed_ids,
 ) -> list[int]:
-    """Wait until the sink (the stack's, or `output_dir`) has committed `at_least` ids, then: 1..N, no gap,
-    no duplicate."""
+    """Wait until the sink (the stack's, or `output_dir`; `read`: committed_sql_ids for the SQL job's) has
+    committed `at_least` ids, then: 1..N, no gap, no duplicate."""
     sink = output_dir or stack.output_dir
     ids = wait_until(
-        lambda: committed_ids(sink),
+        lambda: read(sink),
         lambda found: len(found) >= at_least,
         timeout=timeout,
         what=f"{at_least} committed ids in {sink}",

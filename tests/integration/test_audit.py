@@ -142,6 +142,8 @@ def test_bad_audit_keys_exit_2(running_stack, tmp_path, prefect_server):
     done = audit(inventory, api_url=prefect_server.api_url)
     assert done.returncode == 2
     assert "audit.compose: unknown key; expected one of: compose_file" in done.stderr
+    # No file named: the running JobManager is audited, and the output says what could not be.
     no_section = write_inventory(running_stack, tmp_path, audit={})
     done = audit(no_section, api_url=prefect_server.api_url)
-    assert done.returncode == 2 and "has no audit section naming its files" in done.stderr
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert "no compose file in the inventory" in done.stdout and "judged from the running JobManager" in done.stdout

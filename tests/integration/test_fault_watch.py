@@ -44,7 +44,9 @@ def only_the_watchers_recovery(cluster: str, since: datetime):
     runs = recover_runs(cluster, since)
     assert len(runs) == 1, [(r.name, r.state_type, r.deployment_id) for r in runs]
     run = runs[0]
-    assert run.deployment_id is None and run.name.startswith(f"fault-watch-{cluster}-"), (run.name, run.deployment_id)
+    assert run.deployment_id is None and run.name.startswith(f"recover-{cluster}-"), (run.name, run.deployment_id)
+    assert {"flink-runbook", f"cluster:{cluster}", "trigger:watcher"} <= set(run.tags), run.tags
+    assert any(tag.startswith("fault:") for tag in run.tags), run.tags
     return run
 
 

@@ -155,6 +155,21 @@ def test_recover_on_a_healthy_cluster_changes_nothing(running_stack, demo_job_ja
 
 
 @one_release
+def test_the_clis_temporary_prefect_server_keeps_its_output_in_a_log(running_stack, demo_job_jar, tmp_path):
+    """No PREFECT_API_URL: the command's own temporary server writes to a log, never to the operator's terminal
+    (a busy SQLite server's `database is locked` traceback once appeared in the middle of a recover)."""
+    inventory = write_inventory(running_stack, tmp_path, demo_job_jar, **FAST)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "flink_runbook.cli", "recover", "--config", str(inventory), "--all", "--dry-run"]
+    cli = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "Traceback" not in cli.stderr and "Traceback" not in cli.stdout, cli.stderr[-3000:]
+    assert "temporary-server.log" not in cli.stderr  # said only when the server fails
+    assert (tmp_path / "home" / "temporary-server.log").read_text().startswith("--- ")
+    assert "Flow run 'recover-" in cli.stderr  # the run's own lines still reach the terminal
+
+
+@one_release
 def test_dry_run_plans_and_changes_nothing(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     old_job, checkpoint, _ = failed_with_checkpoint(stack, demo_job_jar, lambda s: faults.freeze(s.taskmanager()))
@@ -219,7 +234,10 @@ def test_resubmit_command_like_the_runbook_script(start_stack, tmp_path):
 
 def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_path):
     import pickle
+    import re
     import uuid
+
+    from prefect.client.orchestration import get_client
 
     from flink_runbook.flows.recover import recover_flow
     from flink_runbook.runbook.deciding.verdict import RecoveryNotDone
@@ -231,6 +249,11 @@ def test_refused_recovery_is_a_failed_run_that_still_carries_its_results(tmp_pat
 
     state = recover_flow(config=str(inventory), cluster=name, return_state=True)
     assert state.is_failed() and f"{name} refused" in state.message, state
+    # Named and tagged for what it did, on which cluster, from which door (the UI's run list says so).
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert re.fullmatch(rf"recover-{name}-\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run.name), run.name
+    assert sorted(run.tags) == ["cluster:" + name, "flink-runbook", "trigger:cli"], run.tags
     outcome = state.result(raise_on_failure=False)
     # Prefect resolves a failed state's data into an exception; a plain list made the served run log a TypeError.
     assert isinstance(outcome, RecoveryNotDone)

@@ -8,6 +8,7 @@ the decision the guard's, the start of recovery the deployment trigger's
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 
@@ -41,6 +42,11 @@ def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
     )
 
     assert result.recover_state == "COMPLETED"
+    # The trigger's run, named and tagged for what it did (the UI's run list says so).
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(result.recover_run_id))
+    assert run.name.startswith(f"recover-{cluster}-"), run.name
+    assert {"flink-runbook", f"cluster:{cluster}", "trigger:monitor"} <= set(run.tags), run.tags
     jobs = [j for j in stack.rest.jobs_overview() if j.state == "RUNNING"]
     assert len(jobs) == 1, jobs  # one live copy
     # Usually Flink has given the job up (heartbeat timeout, then 3 restarts 1 s apart) before the recovery

@@ -34,6 +34,8 @@ VERSIONS = _recorded_releases(*SCENARIOS)
 RESTARTING_VERSIONS = _recorded_releases("restarting")
 # A person's stops (record_rest.py --stops): the job cancelled, and stopped with a savepoint.
 STOPS_VERSIONS = _recorded_releases("cancelled", "stopped-with-savepoint")
+# A JobManager that runs its one job itself (stack/application-mode.yml), running and after its job FAILED.
+APPLICATION_MODE_VERSIONS = _recorded_releases("application-mode-running", "application-mode-failed")
 # The high-availability restarts (tests/fixtures/record_ha_rest.py) were recorded on some releases only.
 HA_VERSIONS = _recorded_releases("ha-started-rest-answers", "ha-started-job-running")
 

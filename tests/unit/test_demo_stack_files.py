@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -19,8 +20,9 @@ from flink_runbook.demo.versions import (
 )
 
 
-def test_compose_file_publishes_rest_on_loopback_with_restart_policy():
-    compose = yaml.safe_load((STACK_DIR / "docker-compose.yml").read_text())
+@pytest.mark.parametrize("name", ["docker-compose.yml", "flink-properties.yml"])
+def test_compose_file_publishes_rest_on_loopback_with_restart_policy(name):
+    compose = yaml.safe_load((STACK_DIR / name).read_text())  # merge keys resolved, as Compose reads them
     services = compose["services"]
     assert set(services) == {"jobmanager", "taskmanager"}
     assert services["jobmanager"]["ports"] == ["127.0.0.1:${FLINK_REST_PORT}:8081"]
@@ -148,3 +150,26 @@ def test_the_compat_table_says_what_failed_in_a_row_instead_of_stopping():
     assert lines[2].endswith("| 0 | 0 | pass |") and passed.passed
     assert lines[3] == "| 1.18.1 | - | - | - | - | FAILED: start the demo stack: StackError: jobmanager a\\|b exited |"
     assert lines[4].endswith("| 3 | 0 | FAILED: ids lost or duplicated |") and not lost.passed
+
+
+@pytest.mark.parametrize("path", ["stack/flink-runbook.yml", "docs/compose-snippet.yml"])
+def test_the_runbook_service_runs_this_version_with_its_socket_inventory_and_state(path):
+    from flink_runbook.demo.runbook_image import runbook_image_tag
+    from flink_runbook.demo.versions import REPO_ROOT
+
+    service = yaml.safe_load((REPO_ROOT / path).read_text())["services"]["flink-runbook"]
+    assert runbook_image_tag() in service["image"]
+    # source:target[:ro], where a source may be ${VARIABLE:-default}
+    targets = {re.search(r":(/[^:]*)(:ro)?$", volume).group(1): volume for volume in service["volumes"]}
+    assert targets["/var/run/docker.sock"].startswith("/var/run/docker.sock:")
+    assert targets["/etc/flink-runbook/inventory.yaml"].endswith(":ro")
+    assert targets["/var/lib/flink-runbook"] == "flink-runbook-state:/var/lib/flink-runbook"
+    assert all(port.startswith("127.0.0.1:") and port.endswith(":4200") for port in service["ports"])
+    assert service["restart"] == "unless-stopped"
+
+
+def test_the_inventory_for_the_container_names_the_jobmanager_on_the_network():
+    from flink_runbook.inventory import load_inventory
+
+    (cluster,) = load_inventory(STACK_DIR / "flink-runbook-inventory.yaml").clusters
+    assert cluster.rest.url == "http://jobmanager:8081"

@@ -82,18 +82,21 @@ def test_a_recorded_release_or_line_needs_no_note(running):
     assert catalogue_note(running) is None
 
 
+JOBMANAGER = {"jobmanager": "jobmanager"}  # role -> compose service
+
+
 def test_the_audit_of_an_unrecorded_release_is_done_and_notes_the_catalogue_it_used(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("heartbeat:\n  timeout: 5000\n")
     result = audit_cluster(
-        AuditInputs("c", "2.4.0", "http://flink", {}, configs={"jobmanager": read_flink_config(path)})
+        AuditInputs("c", "2.4.0", "http://flink", JOBMANAGER, configs={"jobmanager": read_flink_config(path)})
     )
     codes = {f.code: f for f in result.findings}
     assert "HEARTBEAT_TIMEOUT_SHORT" in codes  # audited all the same
     note = codes["KEY_CATALOGUE_NEAREST"]
     assert note.severity == "info" and "2.3.0" in note.current and "record.py 2.4.0" in note.recommended
     recorded = audit_cluster(
-        AuditInputs("c", "2.3.0", "http://flink", {}, configs={"jobmanager": read_flink_config(path)})
+        AuditInputs("c", "2.3.0", "http://flink", JOBMANAGER, configs={"jobmanager": read_flink_config(path)})
     )
     assert "KEY_CATALOGUE_NEAREST" not in {f.code for f in recorded.findings}
 

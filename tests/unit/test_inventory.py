@@ -234,7 +234,7 @@ def test_the_cli_prints_every_problem_on_its_own_line_with_exit_2(tmp_path):
             ("parallelism: 2", "parallelizm: 2"),
             "clusters[0].jobs[0].parallelizm: unknown key; expected one of: args, checkpoint_dir, entry_class, jar, "
             "name, no_checkpoint_policy, on_canceled, parallelism, resubmit_command, resubmit_timeout_s, "
-            "sink_output_dir; did you mean `parallelism`?",
+            "sink_output_dir, sql; did you mean `parallelism`?",
         ),
         (
             ("containers: {compose_project", "containers: {xyzzy: 1, compose_project"),

@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from flink_runbook.inventory import InventoryError, JobSpec, load_inventory
-from flink_runbook.runbook.deciding.approval import approval_request, needs_approval, risky_steps
+from flink_runbook.runbook.deciding.approval import (
+    ApprovalDecision,
+    approval_request,
+    needs_approval,
+    not_approved_refusal,
+    risky_steps,
+    unanswered,
+)
 from flink_runbook.runbook.deciding.guard import Escalation, RecoveryRun
 from flink_runbook.runbook.deciding.plan import plan_recovery
 from flink_runbook.runbook.keeping.incidents import INCIDENTS_KEPT, incident_row, with_incident
@@ -24,7 +31,14 @@ from flink_runbook.runbook.reporting.notices import (
 )
 from flink_runbook.runbook.reporting.recovery_report import recovery_report
 from flink_runbook.runbook.reporting.status import cluster_status, status_lines
-from flink_runbook.runbook.reporting.timeline_chart import DONE_COLOUR, svg_data_uri, timeline_svg
+from flink_runbook.runbook.reporting.timeline_chart import (
+    DONE_COLOUR,
+    INK,
+    MILESTONE_GID,
+    draw_timeline,
+    svg_data_uri,
+    timeline_svg,
+)
 
 from .test_findings import CLUSTER, observed
 from .test_recovery_plan import jm_container, tm_container, unreachable, with_containers
@@ -97,6 +111,72 @@ def test_the_report_has_a_timeline_with_times_durations_and_a_chart():
     assert timeline_svg(dataclasses.replace(result, actions=[])) is None  # a run that did nothing: no chart
 
 
+def test_the_reports_long_reasons_go_below_its_table_where_nothing_cuts_them():
+    why = "the JobManager knows no job realtime-cdc-demo: it restarted without high availability " * 2
+    found = "RUNNING, restored from chk-7, no exception since, a new checkpoint completed within 4.1s"
+    steps = [ActionRecord("resubmit_job", "cdc", why, StepStatus.DONE, "x", 1.0, detail=found, started_s=1_795_500_009),
+             ActionRecord("verify_job", "cdc", "after the resubmit", StepStatus.SKIPPED)]
+    report = recovery_report(dataclasses.replace(result_of_a_recovery(), actions=steps))
+    table = [line for line in report.split("## Timeline")[1].split("## TaskManagers")[0].splitlines()
+             if line.startswith("|")]
+    assert "| 06:00:09.000 | +9.0s | 1.0s | resubmit_job cdc | done |" in table
+    assert "| | | | verify_job cdc | skipped |" in table
+    assert max(len(line) for line in table) < 100 and why.strip() not in "".join(table)
+    assert f"- +9.0s **resubmit_job cdc**: {why}; done: {found}" in report
+    assert "- **verify_job cdc**: after the resubmit" in report
+
+
+def a_dense_recovery() -> RecoveryResult:
+    """Two jobs whose milestones come within a fraction of a second of each other, long names, a failed step."""
+    t0 = 1_795_500_000.0
+    steps = [
+        ActionRecord("start_jobmanager", "frtest-1203-b6d919_jobmanager_1", "exited", StepStatus.DONE, "x", 10.8,
+                     started_s=t0 + 4.2),
+        ActionRecord("wait_for_taskmanagers", "1 TaskManager(s)", "slots", StepStatus.DONE, "x", 0.1,
+                     started_s=t0 + 15),
+        ActionRecord("resubmit_job", "realtime-cdc-demo", "FAILED", StepStatus.DONE, "x", 1.5, started_s=t0 + 15.6),
+        ActionRecord("resubmit_job", "orders-enricher", "FAILED", StepStatus.FAILED, "x", 1.2, started_s=t0 + 15.7),
+        ActionRecord("verify_stability", "frtest-1203-b6d919", "window", StepStatus.DONE, "x", 5.0, started_s=t0 + 21),
+    ]
+    milestones = [Milestone("job realtime-cdc-demo failed (Flink's exception history)", t0 - 0.4),
+                  Milestone("fault observed", t0), Milestone("job realtime-cdc-demo RUNNING", t0 + 17.5),
+                  Milestone("job orders-enricher RUNNING", t0 + 17.6),
+                  Milestone("job realtime-cdc-demo first new checkpoint", t0 + 20.7),
+                  Milestone("job orders-enricher first new checkpoint", t0 + 20.9),
+                  Milestone("recovered (verified)", t0 + 25.8)]
+    return dataclasses.replace(result_of_a_recovery(), cluster="frtest-1203-b6d919", actions=steps,
+                               milestones=milestones, mttr_s=26.2)
+
+
+def test_the_charts_milestone_labels_do_not_overlap_and_stay_on_the_card():
+    from matplotlib.figure import Figure
+
+    figure = draw_timeline(Figure(), a_dense_recovery())
+    figure.draw_without_rendering()  # the text extents of the final layout
+    labels = [t for axes in figure.axes for t in axes.texts if t.get_gid() == MILESTONE_GID]
+    assert len(labels) == 7
+    boxes = [label.get_window_extent() for label in labels]
+    card = figure.bbox
+    for i, box in enumerate(boxes):
+        assert card.x0 <= box.x0 and box.x1 <= card.x1 and card.y0 <= box.y0 and box.y1 <= card.y1, labels[i]
+        for j in range(i):
+            assert not box.overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+    names = [t.get_window_extent() for t in figure.axes[0].get_yticklabels()]
+    assert min(box.x0 for box in names) >= card.x0, "a step's name is cut at the card's edge"
+    assert names and all(not box.overlaps(name) for box in boxes for name in names)
+
+
+def test_the_chart_is_a_light_card_with_dark_text_on_any_theme():
+    svg = timeline_svg(a_dense_recovery())
+    assert 'style="fill: #ffffff"' in svg  # the card: opaque, not the page's colour
+    from matplotlib.figure import Figure
+
+    figure = draw_timeline(Figure(), a_dense_recovery())
+    inks = {t.get_color() for axes in figure.axes for t in axes.texts if t.get_gid() != MILESTONE_GID}
+    inks |= {t.get_color() for t in figure.texts}
+    assert inks == {INK}
+
+
 def test_notices_are_short_and_carry_cluster_codes_job_restore_point_and_link():
     diagnosis, plan = incident_plan()
     started = recovery_started_notice("prod-cdc", diagnosis, plan, "http://ui/runs/flow-run/1")
@@ -122,6 +202,38 @@ def test_incidents_keep_the_newest_few_and_skip_runs_that_were_none():
     for n in range(INCIDENTS_KEPT + 3):
         rows = with_incident(rows, {**row, "when": str(n)})
     assert len(rows) == INCIDENTS_KEPT and rows[0]["when"] == str(INCIDENTS_KEPT + 2)
+
+
+def test_the_last_incident_lists_its_steps_in_the_order_they_ran():
+    t0 = 1_795_500_000.0
+    ran = [  # not in alphabetical order, and one step ran twice
+        ActionRecord("unpause_taskmanagers", "tm", "paused", StepStatus.DONE, "x", 0.3, started_s=t0 + 1),
+        ActionRecord("restart_taskmanagers", "tm", "not registered", StepStatus.DONE, "x", 3.0, started_s=t0 + 9),
+        ActionRecord("resubmit_job", "cdc", "FAILED", StepStatus.FAILED, "x", 1.0, started_s=t0 + 14),
+        ActionRecord("verify_job", "cdc", "not attempted", StepStatus.SKIPPED),
+        ActionRecord("unpause_taskmanagers", "tm2", "paused", StepStatus.DONE, "x", 0.2, started_s=t0 + 2),
+    ]
+    row = incident_row(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.FAILED, actions=ran))
+    assert row["action"] == "unpause_taskmanagers, restart_taskmanagers, resubmit_job, verify_job"
+    diagnosis, _ = incident_plan()
+    shown = "\n".join(status_lines([cluster_status(CLUSTER, diagnosis, "", [], None, [row])]))
+    assert "-> unpause_taskmanagers, restart_taskmanagers, resubmit_job, verify_job: failed" in shown
+
+
+def test_an_unanswered_approval_says_the_timeout_not_who():
+    timed_out = unanswered(6, 6.3)
+    refusal = not_approved_refusal(timed_out)
+    assert refusal.startswith("not approved: no answer within 6 s; nothing was changed"), refusal
+    assert "nobody" not in refusal
+    assert not_approved_refusal(ApprovalDecision(False, "a human through Prefect", "not now")).startswith(
+        "not approved by a human through Prefect: not now;"
+    )
+    report = recovery_report(dataclasses.replace(result_of_a_recovery(), status=RecoveryStatus.REFUSED,
+                                                 approval=timed_out.to_dict(), refusals=[refusal]))
+    assert "Approval: NOT approved: no answer within 6 s (after 6.3s)." in report
+    diagnosis, _ = incident_plan()
+    held = cluster_status(CLUSTER, diagnosis, "", [], Escalation(0, f"recovery {refusal}"), [])
+    assert "ESCALATED     recovery not approved: no answer within 6 s;" in "\n".join(status_lines([held]))
 
 
 def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():

@@ -54,6 +54,7 @@ from flink_runbook.runbook.model import (
     StepStatus,
     utc_now_iso,
 )
+from flink_runbook.runbook.observing.application_mode import NO_SUBMISSION
 from flink_runbook.runbook.observing.high_availability import (
     HaRestore,
     ha_restore,
@@ -301,6 +302,8 @@ def resubmit_job(cluster: ClusterSpec, planned: PlannedAction, clients: ClusterC
             # Its history holds the failure being recovered from: judge it from now on.
             adopted = Resubmitted(job.name, None, now_ms(), job_id)
             return replace(progress, resubmitted=(*progress.resubmitted, adopted), resubmitted_at=time.time())
+        if planned.application_mode:
+            raise act.RecoveryError(f"job {job.name} is {state}: not resubmitted, {NO_SUBMISSION}")
         if state not in RESUBMITTABLE and (job_id is None or job_id != planned.released_stop_of):
             raise act.RecoveryError(
                 f"job {job.name} is still {state} after the TaskManagers came back; "

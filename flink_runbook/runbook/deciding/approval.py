@@ -68,6 +68,12 @@ class ApprovalDecision:
 
 
 NOT_NEEDED = ApprovalDecision(approved=True, by="policy", reason="no step needs a human")
+NOBODY = "nobody"  # the question went unanswered: silence is a no, said as the timeout, not as a person
+
+
+def unanswered(timeout_s: float, waited_s: float) -> ApprovalDecision:
+    """What the gate decides when nobody answered within the cluster's approval_timeout_s."""
+    return ApprovalDecision(False, NOBODY, f"no answer within {timeout_s:g} s", waited_s, asked=True)
 
 
 def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable[JobSpec] = ()) -> tuple[str, ...]:
@@ -84,6 +90,8 @@ def risky_steps(plan: RecoveryPlan, escalated: str | None = None, jobs: Iterable
                 "process; every job it ran restarts from its high-availability state, or is resubmitted"
             )
     for action in plan.resubmits:
+        if action.application_mode:  # waits for Flink's restart in place: submits nothing
+            continue
         if action.restore_point is None:
             risks.append(
                 f"starts job {action.target} FRESH, from no checkpoint: its state is lost, and its source "
@@ -119,7 +127,9 @@ def approval_request(
     out += ["", "## What will be done", "", "| step | target | why | restore point |", "|---|---|---|---|"]
     for a in plan.actions:
         point = ""
-        if a.action == Action.RESUBMIT_JOB:
+        if a.action == Action.RESUBMIT_JOB and a.application_mode:
+            point = "none: restarted in place by Flink"
+        elif a.action == Action.RESUBMIT_JOB:
             point = f"{a.restore_point.kind} {a.restore_point.checkpoint_id}" if a.restore_point else "none (fresh)"
         out.append(f"| {a.action} | {a.target} | {a.reason} | {point} |")
     out += [f"- refused either way: {r}" for r in plan.refusals]
@@ -136,4 +146,5 @@ def approval_request(
 def not_approved_refusal(decision: ApprovalDecision) -> str:
     """The refusal a recovery reports when the gate said no."""
     why = f": {decision.reason}" if decision.reason else ""
-    return f"not approved by {decision.by}{why}; nothing was changed. Run recover again to be asked again"
+    by = "" if decision.by == NOBODY else f" by {decision.by}"
+    return f"not approved{by}{why}; nothing was changed. Run recover again to be asked again"

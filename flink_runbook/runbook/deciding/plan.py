@@ -3,6 +3,8 @@
 Safety rules, each a refusal rather than an attempt (README, "Safety rules"):
 - nothing at all is done through a Docker engine that is not the cluster's (its engine ID differs);
 - a JobManager is only ever unpaused or started, never restarted (it would kill every job);
+- a stopped JobManager in application mode is started only when high availability brings its job back
+  from its checkpoint (application_mode.start_refusal); its job is never resubmitted (it takes no submission);
 - a container cut off its network is reconnected (a restart would not attach it again);
 - a paused container is unpaused, not restarted; what is unpaused or started is observed
   again before the rest is planned (plan.observe_again);
@@ -29,6 +31,7 @@ from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.deciding.restore_point import RestorePoint, RetainedCheckpoint, choose_restore_point
 from flink_runbook.runbook.keeping.person_stops import left_stopped, released_savepoint
+from flink_runbook.runbook.observing.application_mode import NO_SUBMISSION, application_container, start_refusal
 from flink_runbook.runbook.observing.attribution import attribute_taskmanagers, restarting_taskmanagers
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
 from flink_runbook.runbook.observing.findings import FindingCode, held_stopped_taskmanagers
@@ -95,6 +98,8 @@ class PlannedAction:
     starts_stopped: tuple[str, ...] = ()
     # resubmit_job: the job id of a person's stop an operator released (its cancel or stop is not news).
     released_stop_of: str | None = None
+    # resubmit_job of an application cluster's job: waits for Flink to restart it in place, never submits.
+    application_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,12 @@ def plan_recovery(
         )
     paused = [c for c in taskmanagers if c.state == "paused"]
     stopped_jm = [c for c in jobmanagers if c.state in STOPPED | {"paused"}]
+    application = seen.jobmanager.application_mode or any(application_container(c) for c in jobmanagers)
+    if application:  # started again, it runs its job's main() again: from its checkpoint only with HA
+        jobs = ", ".join(job.name for job in cluster.jobs) or "its job"
+        not_started = {c.name: start_refusal(c, jobs) for c in stopped_jm if c.state != "paused"}
+        refusals += [why for why in not_started.values() if why]
+        stopped_jm = [c for c in stopped_jm if not not_started.get(c.name)]
     if paused:
         actions.append(
             PlannedAction(
@@ -277,6 +288,10 @@ def plan_recovery(
         )
 
     resubmits = []
+    # The slots each planned job needs free: one that has FAILED (or is gone) gave its slots back; one Flink is
+    # restarting takes its own as soon as TaskManagers are back, and is resubmitted only if it fails (then they
+    # are free again). Counting it too waits for slots that job itself holds: two such jobs fill a TaskManager.
+    takes_slots: dict[str, int] = {}
     for view in seen.jobs:
         spec = cluster.job(view.name)
         info = view.info
@@ -300,6 +315,22 @@ def plan_recovery(
             continue
         if info is not None and info.fully_running:
             continue
+        if application:
+            state = info.state if info else JobState.MISSING
+            if state in RESUBMITTABLE:
+                refusals.append(f"job {view.name} is {state}: not resubmitted, {NO_SUBMISSION}")
+            else:  # restarting: Flink's to finish once the TaskManagers are back, followed by the step
+                resubmits.append(
+                    PlannedAction(
+                        Action.RESUBMIT_JOB,
+                        view.name,
+                        f"it is {state}; {NO_SUBMISSION}",
+                        finding=_finding_code(diagnosis, *JOB_DOWN),
+                        old_job_id=info.id if info else None,
+                        application_mode=True,
+                    )
+                )
+            continue
         choice = choose_restore_point(
             view.name,
             spec.checkpoint_dir,
@@ -321,6 +352,7 @@ def plan_recovery(
             )
             continue
         state = info.state if info else JobState.MISSING
+        takes_slots[view.name] = spec.parallelism if state in RESUBMITTABLE else 0
         reason = {
             "MISSING": "the JobManager knows no job of this name",
             "RESTARTING": "it is restarting; resubmitted only if it has FAILED once TaskManagers are back",
@@ -350,7 +382,7 @@ def plan_recovery(
         )
         resubmits = []
     if resubmits or to_restart:
-        needed = sum(cluster.job(a.target).parallelism for a in resubmits)
+        needed = sum(takes_slots.get(a.target, 0) for a in resubmits)  # application mode: restarting, its own
         reason = f"jobs need {needed} free slot(s) before they can be placed"
         lost = attribution.ids_of(c.name for c, _ in to_restart)
         wait = _wait_for_taskmanagers(cluster, diagnosis, reason, needed, lost)

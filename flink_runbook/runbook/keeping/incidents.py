@@ -14,7 +14,9 @@ def incident_row(result: RecoveryResult) -> dict | None:
     if RecoveryStatus(result.status) in NOT_INCIDENTS:
         return None
     serious = [f["code"] for f in result.findings_before if f["severity"] in ("error", "critical")]
-    actions = sorted({a.action for a in result.actions})
+    # The steps in the order they ran (each once; a step never started last), as the timeline reads.
+    ran = sorted(result.actions, key=lambda a: a.started_s if a.started_s is not None else float("inf"))
+    actions = list(dict.fromkeys(a.action for a in ran))
     restored = "; ".join(f"{j.name} from {j.restored_from or 'nothing (fresh)'}" for j in result.jobs) or "-"
     return {
         "when": result.started_at,

@@ -32,6 +32,7 @@ class Diagnosis:
             "rest_url": seen.rest_url,
             "observed_at_ms": seen.observed_at_ms,
             "flink_version": seen.jobmanager.flink_version,
+            "application_mode": seen.jobmanager.application_mode,
             "containers": [
                 {
                     "name": c.name,

@@ -15,6 +15,12 @@ from flink_runbook.containers.states import ContainerState
 from flink_runbook.flink.answers import JobInfo, JobState
 from flink_runbook.inventory import ClusterSpec, JobSpec
 from flink_runbook.runbook.keeping.person_stops import PersonStop, left_stopped
+from flink_runbook.runbook.observing.application_mode import (
+    EMBEDDED_TARGET,
+    HA_TO_CONFIGURE,
+    application_container,
+    ha_of,
+)
 from flink_runbook.runbook.observing.attribution import restarting_taskmanagers
 from flink_runbook.runbook.observing.observe import ClusterObservation
 
@@ -41,6 +47,7 @@ class Severity(StrEnum):
 class FindingCode(StrEnum):
     """The stable codes of findings: what alerts, tests, the guard rails and the plan key on."""
 
+    APPLICATION_MODE = "APPLICATION_MODE"
     CHECKPOINTS_STALLED = "CHECKPOINTS_STALLED"
     CONTAINER_DISCONNECTED = "CONTAINER_DISCONNECTED"
     CONTAINER_EXITED = "CONTAINER_EXITED"
@@ -88,7 +95,7 @@ def is_healthy(findings: list[Finding]) -> bool:
 
 def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     """All findings for one cluster, most severe first."""
-    findings = _container_findings(cluster, seen) + _connection_findings(cluster)
+    findings = _container_findings(cluster, seen) + _connection_findings(cluster) + _application_mode_findings(seen)
     if not seen.jobmanager.reachable:
         findings += _unreachable_findings(cluster, seen)
     else:
@@ -110,6 +117,44 @@ def _connection_findings(cluster: ClusterSpec) -> list[Finding]:
             "and set rest.url and tls in the inventory.",
         )
     ]
+
+
+def _application_mode_findings(seen: ClusterObservation) -> list[Finding]:
+    """Its JobManager runs its one job itself: what recover can and cannot do for it (application_mode)."""
+    jobmanagers = [c for c in seen.containers.containers if c.role == "jobmanager"]
+    by_command = [c for c in jobmanagers if application_container(c)]
+    if not (seen.jobmanager.application_mode or by_command):
+        return []
+    evidence = []
+    if seen.jobmanager.application_mode:
+        evidence.append(f"GET /jobmanager/config: execution.target: {EMBEDDED_TARGET}")
+    evidence += [f"container {c.name} runs `{' '.join(c.command[:1])}`" for c in by_command]
+    ha = seen.jobmanager.high_availability or next((ha_of(c) for c in jobmanagers if ha_of(c)), None)
+    evidence.append(f"high availability: {ha or 'none seen'}")
+    if ha:
+        action = (
+            "Nothing is ever resubmitted to it (it takes no submission): a lost or frozen TaskManager is restarted "
+            "or unpaused and Flink restarts the job in place; a stopped JobManager is started and HA restores the "
+            "job from its checkpoint, unless its job FAILED (started again, it would run from scratch)."
+        )
+        return [Finding(FindingCode.APPLICATION_MODE, Severity.INFO, APPLICATION_MODE_SUMMARY, "; ".join(evidence),
+                        action)]
+    action = (
+        "Nothing is ever resubmitted to it (it takes no submission), and a stopped JobManager is not started by "
+        f"the runbook: its job would run again from scratch. To have it recovered, {HA_TO_CONFIGURE}."
+    )
+    always = [c for c in jobmanagers if c.restart_policy in ("always", "unless-stopped", "on-failure")]
+    if always:
+        action += (
+            f" Its restart policy ({', '.join(f'{c.name}: {c.restart_policy}' for c in always)}) restarts it after "
+            "its job FAILED, and the job then runs from scratch: set `restart: \"no\"` on the JobManager service "
+            "until HA is configured."
+        )
+    return [Finding(FindingCode.APPLICATION_MODE, Severity.WARNING, APPLICATION_MODE_SUMMARY, "; ".join(evidence),
+                    action)]
+
+
+APPLICATION_MODE_SUMMARY = "The JobManager runs its job in application mode: nothing can be resubmitted to it"
 
 
 def _unreachable_findings(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:

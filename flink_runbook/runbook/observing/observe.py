@@ -45,7 +45,9 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.clients import ClusterClients
 from flink_runbook.runbook.keeping.lineage import read_lineage
 from flink_runbook.runbook.keeping.person_stops import PersonStop
+from flink_runbook.runbook.observing.application_mode import runs_in_application_mode
 from flink_runbook.runbook.observing.engine_identity import EngineMismatch
+from flink_runbook.runbook.observing.high_availability import high_availability_type
 
 # Flink's documented defaults, used when /jobmanager/config does not list the key.
 DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000
@@ -106,6 +108,9 @@ class JobManagerView:
     slots_available: int = 0
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     heartbeat_timeout_ms: int = DEFAULT_HEARTBEAT_TIMEOUT_MS
+    # It runs its one job itself (execution.target: embedded): nothing can be submitted to it.
+    application_mode: bool = False
+    high_availability: str | None = None  # high-availability.type as its live configuration says; None: none
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,8 @@ def check_jobmanager(
         slots_available=overview.slots_available,
         heartbeat_interval_ms=interval,
         heartbeat_timeout_ms=timeout,
+        application_mode=runs_in_application_mode(config),
+        high_availability=high_availability_type(config),
     )
     return view, taskmanagers, jobs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flink_runbook.runbook.deciding.approval import NOBODY
 from flink_runbook.runbook.model import RecoveryResult, RecoveryStatus, StepStatus, utc_iso
 
 
@@ -27,31 +28,37 @@ def next_steps(result: RecoveryResult) -> list[str]:
 
 
 def timeline_table(result: RecoveryResult) -> list[str]:
-    """Steps and milestones in time order, each with its time of day, its offset from the fault, and how long."""
+    """Steps and milestones in time order, each with its time of day, its offset from the fault, and how long;
+    then why each step ran and what it found, as a list: long reasons in a table column are cut off on
+    screen (the Prefect UI does not wrap a wide table)."""
     zero = result.fault_at_s
     rows: list[tuple[float, str]] = []
     for m in result.milestones:
-        rows.append((m.at_s, f"| {utc_iso(m.at_s)[11:23]} | {_offset(m.at_s, zero)} | | **{m.name}** | | |"))
-    unstarted = []
-    for a in result.actions:
+        rows.append((m.at_s, f"| {utc_iso(m.at_s)[11:23]} | {_offset(m.at_s, zero)} | | **{m.name}** | |"))
+    started = sorted((a for a in result.actions if a.started_s is not None), key=lambda a: a.started_s)
+    unstarted = [a for a in result.actions if a.started_s is None]
+    for a in started:
         took = f"{a.duration_s:.1f}s" if a.duration_s is not None else ""
-        detail = f"{a.status}: {a.detail}" if a.detail else a.status
-        line = f"{a.action} {a.target}"
-        if a.started_s is None:
-            unstarted.append(f"| | | | {line} | {a.reason} | {detail} |")
-        else:
-            rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
-                         f"{line} | {a.reason} | {detail} |"))
-    header = ["| at (UTC) | from fault | took | what | why | result |", "|---|---|---|---|---|---|"]
-    return header + [line for _, line in sorted(rows, key=lambda r: r[0])] + unstarted
+        rows.append((a.started_s, f"| {utc_iso(a.started_s)[11:23]} | {_offset(a.started_s, zero)} | {took} | "
+                     f"{a.action} {a.target} | {a.status} |"))
+    header = ["| at (UTC) | from fault | took | what | result |", "|---|---|---|---|---|"]
+    table = header + [line for _, line in sorted(rows, key=lambda r: r[0])]
+    table += [f"| | | | {a.action} {a.target} | {a.status} |" for a in unstarted]
+    reasons = []
+    for a in [*started, *unstarted]:
+        when = f"{_offset(a.started_s, zero)} " if a.started_s is not None and zero is not None else ""
+        found = f"; {a.status}: {a.detail}" if a.detail else ""
+        reasons.append(f"- {when}**{a.action} {a.target}**: {a.reason or 'no reason given'}{found}")
+    return table + (["", "Why each step ran, and what it found:", "", *reasons] if reasons else [])
 
 
 def _offset(at_s: float, zero: float | None) -> str:
     return f"{at_s - zero:+.1f}s" if zero is not None else ""
 
 
-def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str:
-    """The report as Markdown; `chart_uri`: the timeline chart as an image URI (timeline_chart)."""
+def recovery_report(result: RecoveryResult, chart_uri: str | None = None, chart_note: str | None = None) -> str:
+    """The report as Markdown; `chart_uri`: the timeline chart as an image URI, or `chart_note`: why there is
+    none (timeline_chart.report_chart gives both)."""
     title = {
         RecoveryStatus.HEALTHY: "healthy, nothing to do",
         RecoveryStatus.PLANNED: "dry run",
@@ -68,13 +75,16 @@ def recovery_report(result: RecoveryResult, chart_uri: str | None = None) -> str
     out.append(summary + ".")
     if result.approval:
         decided = "approved" if result.approval["approved"] else "NOT approved"
+        by = "" if result.approval["by"] == NOBODY else f" by {result.approval['by']}"  # unanswered: the timeout
         reason = f": {result.approval['reason']}" if result.approval["reason"] else ""
-        out += ["", f"Approval: {decided} by {result.approval['by']}{reason} (after {result.approval['waited_s']}s)."]
+        out += ["", f"Approval: {decided}{by}{reason} (after {result.approval['waited_s']}s)."]
     out += ["", "## What was wrong", ""]
     out += [f"- **{f['code']}** ({f['severity']}): {f['summary']}" for f in result.findings_before] or ["Nothing."]
     out += ["", "## Timeline", ""]
     if chart_uri:
         out += [f"![Timeline of the recovery of {result.cluster}]({chart_uri})", ""]
+    elif chart_note:
+        out += [f"_{chart_note}_", ""]
     out += timeline_table(result)
     out += ["", "## TaskManagers", ""]
     out.append(f"- before: {', '.join(result.taskmanagers_before) or 'none registered'}")
