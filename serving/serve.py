@@ -331,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             server = start_local_server(args.prefect_home, args.port, host=args.host)
             os.environ["PREFECT_API_URL"] = api_url = server.api_url
             listening = "" if args.host == "127.0.0.1" else f", listening on {args.host}"
-            say(f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}{listening}")
+            say(
+                f"local Prefect server (SQLite in {args.prefect_home}); UI {server.ui_url}{listening}; for status and "
+                f"the CLI: export PREFECT_API_URL={server.api_url}"
+            )
         watch_interval = None if args.no_watch else args.watch_interval
         serve_deployments(args.config, args.interval, args.limit, args.stalled_after, watch_interval)
         return 0
@@ -343,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server:
             server.stop()
+        say("stopped" + (": the local Prefect server too" if server else ""))
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def starting_inventory(found: FoundCluster, command: str) -> StartingInventory:
         f"# Written by `{command}` from what the cluster's REST API and the Docker engine said.",
         "# Lines marked DECIDE are a person's choice, GUESSED ones were inferred, NOT FOUND ones are missing:",
         "# settle them, then `flink-runbook inventory check --config FILE` and `flink-runbook diagnose --config FILE`.",
-        "# Every key: README.md (The inventory), or `flink-runbook inventory schema`.",
+        "# Every key: docs/inventory.md, or `flink-runbook inventory reference`.",
         f"# state_dir: {HOST_STATE_DIR}  # DECIDE: recovery locks and job lineage on this host (the default; "
         f"${STATE_DIR_ENV} overrides it)",
         "clusters:",
