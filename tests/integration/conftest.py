@@ -37,7 +37,6 @@ from flink_runbook.demo.job import (
     submit_demo_job,
     wait_for_job_state,
 )
-from flink_runbook.demo.runbook_image import ensure_runbook_image
 from flink_runbook.demo.stack import COMPOSE_FILE, DemoStack, StackSettings, demo_inventory
 from flink_runbook.demo.versions import (
     DEFAULT_FLINK_VERSION,
@@ -76,8 +75,8 @@ _not_ready: str | None = None  # why no integration test can run (said by docker
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Every image and job jar the collected integration tests use, built (or found cached) before the first
     test, outside its timeout (a fresh machine takes minutes), under build_lock: the demo's for each release
-    a test runs (DEFAULT_FLINK_VERSION: the escalation test's), test_high_availability.py's ZooKeeper and
-    test_runbook_image.py's flink-runbook image.
+    a test runs (DEFAULT_FLINK_VERSION: the escalation test's) and test_high_availability.py's ZooKeeper.
+    (test_runbook_image.py builds its flink-runbook image itself: only its worker waits for it.)
     Afterwards ensure_*_image and build_demo_job_jar are cache lookups, whichever worker calls them.
 
     On a pytest-xdist worker with --dist loadgroup, first: the xdist_group tests are grouped (xdist marks
@@ -103,8 +102,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 build_demo_job_jar(version)
             if any(item.path.name == "test_high_availability.py" for item in items):
                 ensure_zookeeper_image(client)
-            if any(item.path.name == "test_runbook_image.py" for item in items):
-                ensure_runbook_image(client)
     except Exception as exc:
         _not_ready = f"building the test images and jars failed: {type(exc).__name__}: {exc}"
 

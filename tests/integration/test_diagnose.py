@@ -53,6 +53,7 @@ async def _artifact_keys(prefix: str) -> set[str]:
     return {a.key for a in artifacts}
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_report_artifacts_are_in_prefect(running_stack, tmp_path):
     import asyncio
 
@@ -166,6 +167,7 @@ def not_flink_url():
     server.shutdown()
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_rest_answering_garbage(running_stack, tmp_path, not_flink_url):
     result = diagnose_one(write_inventory(running_stack, tmp_path, rest={"url": not_flink_url}))
     assert codes(result) == {"JOBMANAGER_REST_INVALID": "critical"}
@@ -173,6 +175,7 @@ def test_rest_answering_garbage(running_stack, tmp_path, not_flink_url):
     assert not_flink_url in finding["evidence"] and "not JSON" in finding["evidence"]
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_cli_json_and_exit_codes(running_stack, tmp_path, prefect_server):
     inventory = write_inventory(running_stack, tmp_path)
     env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url}

@@ -14,7 +14,7 @@ from flink_runbook.containers.states import PROJECT_LABEL, SERVICE_LABEL
 from flink_runbook.demo import faults
 from flink_runbook.demo.job import committed_ids, wait_for_job_state
 
-from .conftest import run_demo_job
+from .conftest import one_release, run_demo_job
 
 # 1.20's ResourceManager says "The heartbeat of TaskManager with id X timed out.",
 # 2.2's JobMaster says "Heartbeat of TaskManager with id X timed out." (the seed's words).
@@ -22,6 +22,7 @@ HEARTBEAT_TIMEOUT = re.compile(r"[Hh]eartbeat of TaskManager with id (\S+) timed
 RESTARTS_EXHAUSTED = "Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3"
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_stack_is_a_compose_stack_reachable_only_on_loopback(running_stack):
     stack = running_stack
     for service in ("jobmanager", "taskmanager"):

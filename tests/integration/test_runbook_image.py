@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 from prefect.client.orchestration import get_client
@@ -30,7 +31,7 @@ from flink_runbook.polling import wait_until
 from flink_runbook.records.variables import read_escalations, store_escalation
 from flink_runbook.runbook.deciding.guard import Escalation
 
-from .conftest import assert_every_id_exactly_once, free_local_port, one_release, run_demo_job
+from .conftest import assert_every_id_exactly_once, build_lock, free_local_port, one_release, run_demo_job
 
 SERVICE = "flink-runbook"
 INVENTORY_IN_CONTAINER = "/etc/flink-runbook/inventory.yaml"
@@ -71,9 +72,13 @@ def monitor_ends_since(since: datetime) -> list[str]:
 
 
 @one_release
+@pytest.mark.timeout(1500)  # a fresh machine builds the image first (wheels, a Debian root): minutes
 def test_the_image_recovers_a_frozen_taskmanager_and_a_restart_loses_nothing(
     start_stack, flink_version, demo_job_jar, docker_client, tmp_path, monkeypatch
 ):
+    # Built here, not before the first test: the other workers do not wait for it (a cache lookup when built).
+    with build_lock():
+        image = ensure_runbook_image(docker_client)
     stack = start_stack(flink_version)
     run_demo_job(stack, demo_job_jar)
     cluster = stack.settings.project
@@ -84,7 +89,7 @@ def test_the_image_recovers_a_frozen_taskmanager_and_a_restart_loses_nothing(
     inventory.write_text(yaml.safe_dump(inventory_as_the_container_sees_it(stack, demo_job_jar.name)))
     port = free_local_port()
     for name, value in {
-        "FLINK_RUNBOOK_IMAGE": ensure_runbook_image(docker_client),  # built before the first test: a lookup
+        "FLINK_RUNBOOK_IMAGE": image,
         "FLINK_RUNBOOK_UI_PORT": str(port),
         "FLINK_RUNBOOK_INVENTORY": str(inventory),
         "FLINK_RUNBOOK_JOBS_DIR": str(jobs_dir),

@@ -145,6 +145,7 @@ def test_two_recoveries_through_different_prefect_servers_leave_one_copy(disposa
     assert_every_id_exactly_once(stack, at_least=committed + 60)
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_oneoff_containers_and_id_prefixes_are_not_the_clusters(running_stack, docker_client):
     stack = running_stack
     project = stack.settings.project
@@ -168,6 +169,7 @@ def test_oneoff_containers_and_id_prefixes_are_not_the_clusters(running_stack, d
         oneoff.remove(force=True)
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_a_state_dir_that_cannot_be_written_refuses_the_recovery_with_exit_2(
     running_stack, demo_job_jar, tmp_path, prefect_server
 ):

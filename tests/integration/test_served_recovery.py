@@ -18,11 +18,12 @@ from flink_runbook.demo.job import committed_ids, wait_for_job_state
 from flink_runbook.demo.versions import DEFAULT_FLINK_VERSION
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, run_demo_job, write_inventory
+from .conftest import assert_every_id_exactly_once, one_release, run_demo_job, write_inventory
 
 FAST_RECOVERY = {"stabilization_s": 5, "verify_timeout_s": 90, "registration_grace_s": 20}
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_frozen_taskmanager_is_detected_and_recovered_by_the_served_deployments(
     disposable_stack, demo_job_jar, serve, tmp_path
 ):
@@ -90,7 +91,7 @@ def test_taskmanager_that_fails_after_every_restart_escalates_instead_of_looping
         stack,
         tmp_path,
         jar,
-        recovery={**FAST_RECOVERY, "taskmanager_timeout_s": 30, "verify_timeout_s": 30},
+        recovery={**FAST_RECOVERY, "taskmanager_timeout_s": 15, "verify_timeout_s": 15},  # each fails: sooner
         monitor={"cooldown_s": 5, "max_recoveries": 2, "window_s": 900, "resume_after_healthy_s": 600},
     )
     text = inventory.read_text() + f"notifications:\n  escalation_webhook_url: {url}\n"
