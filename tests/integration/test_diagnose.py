@@ -95,6 +95,7 @@ def test_frozen_taskmanager_before_and_after_the_heartbeat_timeout(disposable_st
     assert job["latest_checkpoint"].startswith(f"file:/data/checkpoints/{job_id}/chk-")
 
 
+@one_release  # Docker says it (exit code, OOM event): whatever the release (README: Tests)
 def test_killed_taskmanager(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     job_id = run_demo_job(stack, demo_job_jar)
@@ -112,6 +113,7 @@ def test_killed_taskmanager(disposable_stack, demo_job_jar, tmp_path):
     assert (taskmanager["state"], taskmanager["exit_code"]) == ("exited", 137)
 
 
+@one_release  # Docker says it (exit code, OOM event): whatever the release (README: Tests)
 def test_taskmanager_out_of_memory(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     run_demo_job(stack, demo_job_jar)

@@ -96,6 +96,7 @@ def test_taskmanager_failure_is_recovered_exactly_once(disposable_stack, demo_jo
     assert_every_id_exactly_once(stack, at_least=committed_before + 60)
 
 
+@one_release  # Docker says it (exit code, OOM event): whatever the release (README: Tests)
 def test_taskmanager_out_of_memory_is_recovered_exactly_once(disposable_stack, demo_job_jar, tmp_path):
     stack = disposable_stack
     run_demo_job(stack, demo_job_jar)
@@ -142,6 +143,7 @@ def test_jobmanager_restart_is_recovered_from_the_checkpoint_directory(disposabl
     assert_every_id_exactly_once(stack, at_least=committed_before + 60)
 
 
+@one_release  # our own logic, whatever the release (README: Tests)
 def test_recover_on_a_healthy_cluster_changes_nothing(running_stack, demo_job_jar, tmp_path):
     stack = running_stack
     jobs_before = [(j.id, j.state) for j in stack.rest.jobs_overview()]

@@ -185,7 +185,7 @@ def test_watch_your_own_cluster_as_the_readme_says(start_stack, flink_version, d
     finally:
         serving.send_signal(signal.SIGTERM)
         try:
-            stopped = serving.wait(timeout=60)
+            stopped = serving.wait(timeout=20)  # the stop itself is test_serve.py's
         except subprocess.TimeoutExpired:
             os.killpg(serving.pid, signal.SIGKILL)
             stopped = serving.wait()
