@@ -6,12 +6,23 @@ runbook flows never call them.
 
 from __future__ import annotations
 
+import time
+
+import docker.errors
 from docker.models.containers import Container
 
 
 def freeze(container: Container) -> None:
-    """docker pause: the JVM stops answering heartbeats, a genuine heartbeat timeout."""
-    container.pause()
+    """docker pause: the JVM stops answering heartbeats, a genuine heartbeat timeout. The kernel's cgroup
+    freezer sometimes gives up on a busy machine ("OCI runtime pause failed: unable to freeze"): tried again."""
+    for attempt in range(3):
+        try:
+            container.pause()
+            return
+        except docker.errors.APIError as exc:
+            if "unable to freeze" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def thaw(container: Container) -> None:
