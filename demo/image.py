@@ -153,18 +153,21 @@ def ensure_flink_image(client: docker.DockerClient, flink_version: str) -> str:
             shutil.copytree(home / part, context_dir / "flink" / part, copy_function=os.link)
         shutil.copy(IMAGE_DIR / "Dockerfile", context_dir / "Dockerfile")
         shutil.copy(IMAGE_DIR / "docker-entrypoint.sh", context_dir / "docker-entrypoint.sh")
-        log: list[str] = []
-        for chunk in client.api.build(
-            path=str(context_dir),
-            tag=tag,
-            buildargs={"BASE_IMAGE": base},
-            labels={RECIPE_LABEL: recipe, "org.flink-runbook.flink-version": flink_version},
-            rm=True,
-            forcerm=True,
-            decode=True,
-        ):
-            if "stream" in chunk:
-                log.append(chunk["stream"])
-            if "error" in chunk:
-                raise ImageBuildError(f"docker build of {tag} failed: {chunk['error']}\n{''.join(log)[-2000:]}")
+        docker_build(
+            client, context_dir, tag, base, {RECIPE_LABEL: recipe, "org.flink-runbook.flink-version": flink_version}
+        )
     return tag
+
+
+def docker_build(client: docker.DockerClient, context_dir: Path, tag: str, base: str, labels: dict[str, str]) -> None:
+    """`docker build` of a prepared context on `base` (its BASE_IMAGE argument); the build's last output in
+    the error when it fails."""
+    log: list[str] = []
+    for chunk in client.api.build(
+        path=str(context_dir), tag=tag, buildargs={"BASE_IMAGE": base}, labels=labels, rm=True, forcerm=True,
+        decode=True,
+    ):
+        if "stream" in chunk:
+            log.append(chunk["stream"])
+        if "error" in chunk:
+            raise ImageBuildError(f"docker build of {tag} failed: {chunk['error']}\n{''.join(log)[-2000:]}")

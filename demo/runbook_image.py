@@ -30,6 +30,7 @@ from flink_runbook.demo.image import (
     _debian_image,
     _image_with_recipe,
     _recipe_hash,
+    docker_build,
 )
 from flink_runbook.demo.versions import REPO_ROOT, cache_dir
 
@@ -170,20 +171,8 @@ def ensure_runbook_image(client: docker.DockerClient) -> str:
         _pip("wheel", "--quiet", "--no-deps", "-w", str(wheelhouse), str(sources))
         shutil.rmtree(sources)
         shutil.copy(IMAGE_DIR / "Dockerfile", context_dir / "Dockerfile")
-        log: list[str] = []
-        for chunk in client.api.build(
-            path=str(context_dir),
-            tag=tag,
-            buildargs={"BASE_IMAGE": base},
-            labels={RECIPE_LABEL: recipe, "org.flink-runbook.version": project_version()},
-            rm=True,
-            forcerm=True,
-            decode=True,
-        ):
-            if "stream" in chunk:
-                log.append(chunk["stream"])
-            if "error" in chunk:
-                raise ImageBuildError(f"docker build of {tag} failed: {chunk['error']}\n{''.join(log)[-2000:]}")
+        labels = {RECIPE_LABEL: recipe, "org.flink-runbook.version": project_version()}
+        docker_build(client, context_dir, tag, base, labels)
     client.images.prune(filters={"dangling": True, "label": INSTALL_STAGE_LABEL})
     return tag
 
