@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from flink_runbook.demo.job import committed_ids, demo_job_args
 from flink_runbook.demo.versions import cache_dir
 from flink_runbook.polling import wait_until
 
-from .conftest import assert_every_id_exactly_once, one_release, run_demo_job
+from .conftest import assert_every_id_exactly_once, free_local_port, one_release, run_demo_job
 
 REPO = Path(__file__).resolve().parents[2]
 PIP_QUIET = ["--quiet", "--disable-pip-version-check"]
@@ -98,12 +97,6 @@ def installed_alone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return venv, env
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @one_release
 def test_watch_your_own_cluster_as_the_readme_says(start_stack, flink_version, demo_job_jar, tmp_path):
     started = time.monotonic()
@@ -155,7 +148,7 @@ def test_watch_your_own_cluster_as_the_readme_says(start_stack, flink_version, d
     assert diagnosed.returncode == 0 and f"{stack.settings.project}: healthy" in diagnosed.stdout
 
     # 4. Serve, on the embedded Prefect server (its own port here: tests run side by side).
-    port = free_port()
+    port = free_local_port()
     api = f"http://127.0.0.1:{port}/api"
     log = (tmp_path / "serve.log").open("w")
     serving = subprocess.Popen(
