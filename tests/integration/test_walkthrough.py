@@ -168,7 +168,16 @@ def test_watch_your_own_cluster_as_the_readme_says(start_stack, flink_version, d
         committed_before = len(committed_ids(stack.output_dir))
         frozen_at = time.monotonic()
         faults.freeze(stack.taskmanager())
-        after = wait_until(status, lambda s: (s.get("last_incident") or {}).get("result") == "recovered",
+        seen_recovering: list[str] = []  # what status said while the recovery ran (shown, not timed: load varies)
+
+        def status_during_the_incident() -> dict:
+            now = status()
+            if now.get("recovering"):
+                seen_recovering.append(now["recovering"])
+            return now
+
+        after = wait_until(status_during_the_incident,
+                           lambda s: (s.get("last_incident") or {}).get("result") == "recovered",
                            timeout=240, interval=3, what="the recovery of the frozen TaskManager in status")
         recovered_s = time.monotonic() - frozen_at
         assert after["health"] == "healthy", after
@@ -189,5 +198,6 @@ def test_watch_your_own_cluster_as_the_readme_says(start_stack, flink_version, d
     live = [j for j in stack.rest.jobs_overview() if j.live]
     assert len(live) == 1, live  # one copy: unpaused in time it kept its id, or resubmitted once
     assert_every_id_exactly_once(stack, at_least=committed_before + 40)
+    print(f"\nstatus during the incident said RECOVERING {len(seen_recovering)} time(s): {seen_recovering[-1:]}")
     print(f"\ninstalled alone in {installed_s:.0f}s; frozen TaskManager recovered {recovered_s:.0f}s after the "
           f"fault (seen in status); the whole walkthrough took {time.monotonic() - started:.0f}s; job {old_job}")

@@ -251,8 +251,24 @@ def test_status_shows_health_jobs_checkpoint_age_guard_and_last_incident():
     assert cooling.health == "UNHEALTHY" and cooling.guard.startswith("wait: cooldown") and cooling.recoveries_left == 2
     held = cluster_status(CLUSTER, diagnosis, "", runs, Escalation(now - 5, "recovery not approved"), [], now=now)
     assert held.escalated == "recovery not approved" and "ESCALATED" in "\n".join(status_lines([held]))
+    assert cooling.recovering is None and "RECOVERING" not in "\n".join(status_lines([cooling]))
     blind = cluster_status(CLUSTER, None, "Docker engine did not answer", [], None, [])
     assert blind.health == "NOT CHECKED" and "Docker engine did not answer" in "\n".join(status_lines([blind]))
+
+
+def test_status_shows_a_recovery_that_is_running_even_while_the_cluster_already_looks_healthy():
+    seen = observed("1.20.3", "healthy")
+    now = seen.observed_at_ms / 1000
+    runs = [RecoveryRun("recover-c-early", "COMPLETED", now - 900, now - 850),
+            RecoveryRun("recover-c-queued", "SCHEDULED", now - 3),
+            RecoveryRun("recover-c-acting", "RUNNING", now - 12)]
+    status = cluster_status(CLUSTER, diagnose(CLUSTER, seen), "", runs, None, [], now=now)
+    assert status.health == "healthy"
+    assert status.recovering == "recover-c-acting running for 12s (1 more queued)"
+    assert "RECOVERING    recover-c-acting running for 12s" in "\n".join(status_lines([status]))
+    assert status.to_dict()["recovering"] == status.recovering
+    blind = cluster_status(CLUSTER, None, "Docker engine did not answer", runs[:2], None, [], now=now)
+    assert blind.recovering == "recover-c-queued waiting to start for 3s"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """`flink-runbook status`: every cluster on one screen (pure): health, TaskManagers, each job's state and
-checkpoint age, the last incident and the guard's state."""
+checkpoint age, a recovery that is running now, the last incident and the guard's state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from flink_runbook.inventory import ClusterSpec
-from flink_runbook.runbook.deciding.guard import Escalation, RecoveryRun, decide_recovery
+from flink_runbook.runbook.deciding.guard import ACTIVE_STATES, Escalation, RecoveryRun, decide_recovery
 from flink_runbook.runbook.keeping.person_stops import left_stopped
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
 
@@ -32,6 +32,9 @@ class ClusterStatus:
     escalated: str | None = None
     last_incident: dict | None = None
     error: str = ""
+    # A recover run acting or queued now: during an incident the live checks may already look healthy (a thawed
+    # TaskManager re-registers in seconds) while the recovery still verifies; the incident is recorded only at its end.
+    recovering: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,9 +53,10 @@ def cluster_status(
     """`history_known` False: no Prefect record was read, so the guard's state is not guessed."""
     now = time.time() if now is None else now
     last = incidents[0] if incidents else None
+    recovering = recovery_in_progress(runs, now)
     if diagnosis is None:
         return ClusterStatus(cluster.name, "NOT CHECKED", error=error, last_incident=last,
-                             escalated=escalation.reason if escalation else None)
+                             escalated=escalation.reason if escalation else None, recovering=recovering)
     seen = diagnosis.observation
     decision = decide_recovery(diagnosis.healthy, runs, escalation, cluster.monitor, now)
     jobs = []
@@ -79,7 +83,21 @@ def cluster_status(
         recoveries_left=max(0, cluster.monitor.max_recoveries - decision.recent_recoveries) if history_known else None,
         escalated=escalation.reason if escalation else None,
         last_incident=last,
+        recovering=recovering,
     )
+
+
+def recovery_in_progress(runs: list[RecoveryRun], now: float) -> str | None:
+    """`recover-c1-2026-12-06T07:26:49Z running for 12s (1 more queued)`, or None when no recover run is active."""
+    active = sorted((r for r in runs if r.state in ACTIVE_STATES), key=lambda r: r.expected_start)
+    if not active:
+        return None
+    acting = next((r for r in active if r.state in ("RUNNING", "CANCELLING", "PAUSED")), active[0])
+    doing = "waiting to start" if acting.state in ("SCHEDULED", "PENDING") else acting.state.lower()
+    text = f"{acting.name} {doing} for {max(0.0, now - acting.expected_start):.0f}s"
+    if len(active) > 1:
+        text += f" ({len(active) - 1} more queued)"
+    return text
 
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
@@ -113,6 +131,9 @@ def status_lines(statuses: list[ClusterStatus], colour: bool = False) -> list[st
                              f"{job.stopped_by_person}; left alone until `flink-runbook stopped release`")
                 continue
             lines.append(f"  job {job.name:<20} {paint(job.state, GREEN if job.state == 'RUNNING' else RED)}  {age}")
+        if s.recovering:
+            lines.append(f"  {paint('RECOVERING', YELLOW)}    {s.recovering}: its steps are in that run's log in the "
+                         "Prefect UI; the incident is recorded when it ends")
         if s.guard:
             budget = f"  ({s.recoveries_left} recoveries left in the window)" if s.recoveries_left is not None else ""
             lines.append(f"  guard         {s.guard}{budget}")
