@@ -1,8 +1,9 @@
 """Application mode on real Flink: the JobManager runs the demo job itself (`standalone-job`,
 stack/application-mode.yml). Nothing can be submitted to it: a frozen TaskManager is brought back and Flink
 restarts the job in place (no jar uploaded or run, the same job id); a stopped JobManager without high
-availability is refused, not started (started again, it would run the job from scratch). The sink holds every
-id exactly once either way.
+availability is refused, not started (started again, it would run the job from scratch); with it, it is started
+and restores its job, unless the job ended (a person's cancel: exit code 0) and HA storage forgot it. The sink
+holds every id exactly once each time.
 """
 
 from __future__ import annotations
@@ -118,3 +119,20 @@ def test_with_ha_a_stopped_jobmanager_is_started_and_restores_its_job_from_its_c
     restored = stack.rest.job_checkpoints(job_id).latest_restored
     assert restored is not None and restored.external_path.startswith(f"file:/data/checkpoints/{job_id}/chk-")
     assert_every_id_exactly_once(stack, at_least=committed + 40)
+
+    # Then a person cancels the job: the application ends, its JobManager exits 0 (ApplicationStatus.CANCELED)
+    # and HA storage forgets the job. Started again it would run the job from scratch: the cancel stands.
+    stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
+    jobmanager = wait_until(stack.jobmanager, lambda c: c.status == "exited", timeout=90,
+                            what="the application's JobManager to exit after the cancel")
+    assert jobmanager.attrs["State"]["ExitCode"] == 0, jobmanager.attrs["State"]
+    committed = len(committed_ids(stack.output_dir))
+
+    (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)
+
+    assert result["status"] == "refused", json.dumps(result, indent=1)[-3000:]
+    assert result["actions"] == []
+    (refusal,) = result["refusals"]
+    assert "CANCELED by a person (exit code 0; a cancel stands)" in refusal and "from scratch" in refusal
+    assert stack.jobmanager().status == "exited"
+    assert_every_id_exactly_once(stack, at_least=committed)

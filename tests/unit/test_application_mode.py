@@ -108,6 +108,14 @@ def test_a_stopped_application_jobmanager_is_started_only_when_ha_brings_its_job
     # An application that FAILED is cleaned out of HA storage: started again it would run from scratch.
     failed_with_ha = plan_for(application_jm("exited", APPLICATION_FAILED_EXIT_CODE, flink_properties=HA))
     assert not failed_with_ha.actions and "removed from HA storage" in failed_with_ha.refusals[0]
+    # Exit code 0: its job FINISHED or a person CANCELED it (ApplicationStatus.CANCELED exits 0, as measured in
+    # tests/integration/test_application_mode.py). Started again it would undo the cancel and run from scratch.
+    cancelled_with_ha = plan_for(application_jm("exited", 0, flink_properties=HA))
+    assert not cancelled_with_ha.actions
+    (refusal,) = cancelled_with_ha.refusals
+    assert "CANCELED by a person (exit code 0; a cancel stands)" in refusal and "from scratch" in refusal
+    cancelled = plan_for(application_jm("exited", 0))
+    assert not cancelled.actions and "CANCELED by a person" in cancelled.refusals[0]
     # A restore path is recognised, not trusted: it is fixed, and may be older than the newest checkpoint.
     pinned = application_jm("exited", 143, command=(*COMMAND[:3], "--fromSavepoint", "file:/data/sp-1", *COMMAND[3:]))
     assert restore_path(pinned) == "file:/data/sp-1"

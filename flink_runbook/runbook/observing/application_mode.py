@@ -4,7 +4,8 @@ Recorded on 1.20.3 and 2.2.0 (tests/fixtures/rest/flink-<release>/application-mo
 configuration (GET /jobmanager/config) says `execution.target: embedded`, a session JobManager does not list
 the key; GET /config says `web-submit: false` and GET /jars answers 404: nothing can be uploaded or run on it.
 Its process ends with its job: a job that FAILED ends it with exit code 163 (ApplicationStatus.FAILED's 1443,
-modulo 256). Started again, it runs the job's main() again: from HA storage when high availability is
+modulo 256), a job that FINISHED or was CANCELED (a person's cancel) with exit code 0; a `docker stop` while the
+job runs leaves 143 (SIGTERM). Started again, it runs the job's main() again: from HA storage when high availability is
 configured and the job had not ended, from a configured restore path, or else from scratch (every record of
 its source again, into the same sink).
 """
@@ -21,6 +22,7 @@ EMBEDDED_TARGET = "embedded"  # execution.target of an application cluster (Embe
 # Flink's class run directly).
 APPLICATION_COMMANDS = ("standalone-job", "StandaloneApplicationClusterEntryPoint")
 APPLICATION_FAILED_EXIT_CODE = 1443 % 256  # the process exit code, as Docker keeps it
+APPLICATION_ENDED_EXIT_CODE = 0  # ApplicationStatus.SUCCEEDED and CANCELED: the job finished, or a person cancelled it
 # Where a restore path is set: the option (its 1.x name second), or standalone-job's flags.
 RESTORE_PATH_KEYS = ("execution.state-recovery.path", "execution.savepoint.path")
 RESTORE_PATH_FLAGS = ("--fromSavepoint", "-s")
@@ -74,23 +76,33 @@ def ha_of(container: ContainerState) -> str | None:
 
 
 def ended_with_its_job(container: ContainerState) -> bool:
-    """It exited because its job FAILED (not stopped or killed while the job ran)."""
-    return container.state == "exited" and container.exit_code == APPLICATION_FAILED_EXIT_CODE
+    """It exited because its job ended: FAILED, FINISHED or CANCELED (not stopped or killed while the job ran)."""
+    return container.state == "exited" and container.exit_code in (
+        APPLICATION_FAILED_EXIT_CODE,
+        APPLICATION_ENDED_EXIT_CODE,
+    )
+
+
+def why_it_is_down(container: ContainerState, jobs: str) -> str:
+    """`its job realtime-cdc-demo FAILED (exit code 163)`, `it is exited (exit code 143)`, ..."""
+    if container.state == "exited" and container.exit_code == APPLICATION_FAILED_EXIT_CODE:
+        return f"its job {jobs} FAILED (exit code {APPLICATION_FAILED_EXIT_CODE})"
+    if container.state == "exited" and container.exit_code == APPLICATION_ENDED_EXIT_CODE:
+        return (f"its job {jobs} ended: FINISHED, or CANCELED by a person (exit code {APPLICATION_ENDED_EXIT_CODE}; "
+                "a cancel stands)")
+    return f"it is {container.state}" + (f" (exit code {container.exit_code})" if container.exit_code else "")
 
 
 def start_refusal(container: ContainerState, jobs: str) -> str | None:
     """Why this stopped application JobManager is not started (None: started, HA brings its job back).
 
     Starting it runs `jobs` again: only high availability restores them from their checkpoint, and only if
-    they had not ended (an application that FAILED is cleaned out of HA storage, and runs from scratch). A
+    they had not ended (an application that FAILED, FINISHED or was cancelled is cleaned out of HA storage, and
+    runs from scratch: a person's cancel would be undone and every record written again). A
     configured restore path is recognised, never trusted: it is fixed, and a restore from a point older than
     the newest checkpoint writes again what the sink committed since."""
     name = container.name
-    why_down = (
-        f"its job {jobs} FAILED (exit code {APPLICATION_FAILED_EXIT_CODE})"
-        if ended_with_its_job(container)
-        else f"it is {container.state}" + (f" (exit code {container.exit_code})" if container.exit_code else "")
-    )
+    why_down = why_it_is_down(container, jobs)
     ha = ha_of(container)
     if ha and not ended_with_its_job(container):
         return None

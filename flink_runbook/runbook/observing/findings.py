@@ -135,7 +135,8 @@ def _application_mode_findings(seen: ClusterObservation) -> list[Finding]:
         action = (
             "Nothing is ever resubmitted to it (it takes no submission): a lost or frozen TaskManager is restarted "
             "or unpaused and Flink restarts the job in place; a stopped JobManager is started and HA restores the "
-            "job from its checkpoint, unless its job FAILED (started again, it would run from scratch)."
+            "job from its checkpoint, unless its job ended (FAILED, FINISHED, or CANCELED by a person: started "
+            "again, it would run from scratch)."
         )
         return [Finding(FindingCode.APPLICATION_MODE, Severity.INFO, APPLICATION_MODE_SUMMARY, "; ".join(evidence),
                         action)]
