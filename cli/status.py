@@ -11,7 +11,9 @@ import os
 import sys
 import time
 
-from flink_runbook.inventory import load_inventory
+from flink_runbook.inventory import ClusterSpec, load_inventory
+from flink_runbook.runbook.deciding.guard import RecoveryRun, dead_runs
+from flink_runbook.runbook.keeping.host_lock import is_held, lock_file, read_holder
 from flink_runbook.runbook.observing.fleet_check import check_fleet
 from flink_runbook.runbook.reporting.status import ClusterStatus, cluster_status, status_lines
 
@@ -39,6 +41,7 @@ def read_statuses(config: str, cluster: str | None) -> tuple[list[ClusterStatus]
     else:
         note = "guard state and incidents come from the monitor's Prefect server: set PREFECT_API_URL"
     checks = check_fleet(clusters, secret=secret)
+    gone = {c.name: runs_whose_process_is_gone(c, runs.get(c.name, [])) for c in clusters}
     statuses = [
         cluster_status(
             c,
@@ -48,10 +51,21 @@ def read_statuses(config: str, cluster: str | None) -> tuple[list[ClusterStatus]
             escalations.get(c.name),
             incidents.get(c.name, []),
             history_known=not note,  # no record read: the guard's state is not guessed from nothing
+            gone=gone[c.name],
         )
         for c, check in zip(clusters, checks, strict=True)
     ]
     return statuses, note
+
+
+def runs_whose_process_is_gone(cluster: ClusterSpec, runs: list[RecoveryRun]) -> frozenset[str]:
+    """The runs Prefect shows RUNNING whose process no longer holds the cluster's host lock (read only: the
+    monitor's tick is what marks them Crashed); none when the state dir cannot be read by this user."""
+    try:
+        held = is_held(cluster.state_dir, cluster.name)
+        return frozenset(dead_runs(runs, read_holder(lock_file(cluster.state_dir, cluster.name)), held))
+    except OSError:
+        return frozenset()
 
 
 def show_status(config: str, cluster: str | None, as_json: bool, watch_s: float | None) -> int:

@@ -121,6 +121,7 @@ def recovery_histories(clusters: list[ClusterSpec], config: Path) -> dict[str, l
                 ended_at=run.end_time.timestamp() if run.end_time else None,
                 id=str(run.id),
                 state_name=run.state_name or "",
+                started_at=run.start_time.timestamp() if run.start_time else None,
             ),
         )
         for run in runs

@@ -329,6 +329,12 @@ def serve(prefect_server: LocalPrefectServer, tmp_path: Path) -> Iterator[Callab
         print("\n".join(served.log_path.read_text(errors="replace").splitlines()[-60:]))
 
 
+def cancel_job(stack: DemoStack, job_id: str) -> None:
+    """A person's cancel, as `flink cancel` sends it; the caller waits for what it expects to follow."""
+    answer = stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
+    assert answer.status_code == 202, (answer.status_code, answer.text[:300])
+
+
 def recover_as_json(**parameters) -> list[dict]:
     """The recover flow run in this process, its results as the CLI's --json prints them."""
     from flink_runbook.flows.recover_run import run_recover

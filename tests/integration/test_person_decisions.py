@@ -25,7 +25,14 @@ from flink_runbook.flows.recover import recover_flow
 from flink_runbook.polling import wait_until
 from flink_runbook.runbook.deciding.guard import NOTHING_DONE
 
-from .conftest import ONE_VERSION, assert_every_id_exactly_once, recover_as_json, run_demo_job, write_inventory
+from .conftest import (
+    ONE_VERSION,
+    assert_every_id_exactly_once,
+    cancel_job,
+    recover_as_json,
+    run_demo_job,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -47,7 +54,7 @@ def live_jobs(stack) -> list[str]:
 
 
 def cancel(stack, job_id: str) -> None:
-    stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
+    cancel_job(stack, job_id)
     wait_for_job_state(stack.rest, job_id, {"CANCELED"}, timeout=60)
 
 

@@ -27,6 +27,7 @@ from flink_runbook.polling import wait_until
 from .conftest import (
     ONE_VERSION,
     assert_every_id_exactly_once,
+    cancel_job,
     one_release,
     recover_as_json,
     run_demo_job,
@@ -279,7 +280,7 @@ def test_a_cancelled_job_is_left_cancelled(start_stack, tmp_path):
     try:
         jar = build_demo_job_jar(ONE_VERSION)
         job_id = run_demo_job(stack, jar)
-        stack.rest.session.patch(stack.rest.url(f"/jobs/{job_id}"), params={"mode": "cancel"}, timeout=10)
+        cancel_job(stack, job_id)
         wait_for_job_state(stack.rest, job_id, {"CANCELED"}, timeout=60)
         inventory = write_inventory(stack, tmp_path, jar, **FAST)
         (result,) = recover_as_json(config=str(inventory), cluster=stack.settings.project)

@@ -80,6 +80,15 @@ def test_diagnose_says_application_mode_and_what_to_configure(version):
     assert "high-availability.type: zookeeper" in finding.action
     assert 'restart: \\"no\\"' not in finding.action and 'restart: "no"' in finding.action  # its policy is unsafe
     assert plan_recovery(CLUSTER, diagnosis).healthy
+    # With HA the policy is still unsafe: Docker would restart it after a cancel (exit 0), HA having forgotten the
+    # job; without such a policy, HA is all it needs (info).
+    always = application_jm(restart_policy="always", flink_properties=HA)
+    with_ha = with_containers(seen, always, tm_container("running"))
+    (finding,) = [f for f in diagnose(CLUSTER, with_ha).findings if f.code == FindingCode.APPLICATION_MODE]
+    assert finding.severity == Severity.WARNING and "a person's cancel too" in finding.action
+    quiet = with_containers(seen, application_jm(restart_policy="no", flink_properties=HA), tm_container("running"))
+    (finding,) = [f for f in diagnose(CLUSTER, quiet).findings if f.code == FindingCode.APPLICATION_MODE]
+    assert finding.severity == Severity.INFO and "restart policy" not in finding.action
 
 
 @pytest.mark.parametrize("version", APPLICATION_MODE_VERSIONS)
@@ -113,9 +122,18 @@ def test_a_stopped_application_jobmanager_is_started_only_when_ha_brings_its_job
     cancelled_with_ha = plan_for(application_jm("exited", 0, flink_properties=HA))
     assert not cancelled_with_ha.actions
     (refusal,) = cancelled_with_ha.refusals
-    assert "CANCELED by a person (exit code 0; a cancel stands)" in refusal and "from scratch" in refusal
+    assert "exited 0: its job FINISHED, or was CANCELED by a person" in refusal and "a cancel stands" in refusal
+    assert "from scratch" in refusal and "If the end was meant, there is nothing to do" in refusal
     cancelled = plan_for(application_jm("exited", 0))
-    assert not cancelled.actions and "CANCELED by a person" in cancelled.refusals[0]
+    assert not cancelled.actions and cancelled.refusals == (refusal,)  # HA or not: HA cannot bring it back
+    assert "configure high availability" not in refusal
+    # Two JobManagers (a standby): one exited with the application's end, the other was stopped. HA forgot the
+    # job for both: the stopped one is not started either.
+    standby = dataclasses.replace(application_jm("exited", 143, flink_properties=HA), name="jm2", container_id="jm2")
+    both = plan_recovery(CLUSTER, diagnose(CLUSTER, unreachable(
+        "unreachable", application_jm("exited", 0, flink_properties=HA), standby, tm_container("running"))))
+    assert not both.of(Action.START_JOBMANAGER)
+    assert any("jm2 runs realtime-cdc-demo" in r and "jm of the same cluster exited" in r for r in both.refusals)
     # A restore path is recognised, not trusted: it is fixed, and may be older than the newest checkpoint.
     pinned = application_jm("exited", 143, command=(*COMMAND[:3], "--fromSavepoint", "file:/data/sp-1", *COMMAND[3:]))
     assert restore_path(pinned) == "file:/data/sp-1"

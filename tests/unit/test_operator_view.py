@@ -30,7 +30,7 @@ from flink_runbook.runbook.reporting.notices import (
     recovery_started_notice,
 )
 from flink_runbook.runbook.reporting.recovery_report import recovery_report
-from flink_runbook.runbook.reporting.status import cluster_status, status_lines
+from flink_runbook.runbook.reporting.status import cluster_status, recovery_in_progress, status_lines
 from flink_runbook.runbook.reporting.timeline_chart import (
     DONE_COLOUR,
     INK,
@@ -261,7 +261,7 @@ def test_status_shows_a_recovery_that_is_running_even_while_the_cluster_already_
     now = seen.observed_at_ms / 1000
     runs = [RecoveryRun("recover-c-early", "COMPLETED", now - 900, now - 850),
             RecoveryRun("recover-c-queued", "SCHEDULED", now - 3),
-            RecoveryRun("recover-c-acting", "RUNNING", now - 12)]
+            RecoveryRun("recover-c-acting", "RUNNING", now - 14, started_at=now - 12)]
     status = cluster_status(CLUSTER, diagnose(CLUSTER, seen), "", runs, None, [], now=now)
     assert status.health == "healthy"
     assert status.recovering == "recover-c-acting running for 12s (1 more queued)"
@@ -269,6 +269,28 @@ def test_status_shows_a_recovery_that_is_running_even_while_the_cluster_already_
     assert status.to_dict()["recovering"] == status.recovering
     blind = cluster_status(CLUSTER, None, "Docker engine did not answer", runs[:2], None, [], now=now)
     assert blind.recovering == "recover-c-queued waiting to start for 3s"
+
+
+def test_status_does_not_show_a_dead_or_never_started_run_as_a_recovery_in_progress():
+    now = 10_000.0
+    dead = RecoveryRun("recover-c-killed", "RUNNING", now - 3000, id="dead", started_at=now - 3000)
+    live = RecoveryRun("recover-c-live", "RUNNING", now - 20, id="live", started_at=now - 20)
+    said = recovery_in_progress([dead, live], now, gone=frozenset({"dead"}))
+    # The killed run (SIGKILLed: Prefect still shows it RUNNING, it holds no lock) neither hides the live one
+    # nor passes for progress.
+    assert said.startswith("recover-c-live running for 20s;") and "recover-c-killed shows RUNNING but its " \
+        "process is gone" in said
+    # Two live runs: the oldest holds the lock and acts, the other waits behind it.
+    queued = RecoveryRun("recover-c-next", "RUNNING", now - 5, id="next", started_at=now - 5)
+    assert recovery_in_progress([queued, live], now) == "recover-c-live running for 20s (1 more queued)"
+    # A run nothing picks up is not a recovery in progress: it says what to look at.
+    late = RecoveryRun("recover-c-late", "SCHEDULED", now - 600)
+    assert recovery_in_progress([late], now) == (
+        "1 run(s) not started after 600s (recover-c-late): is `flink-runbook serve` (or a worker of the recover "
+        "deployment) running?")
+    paused = RecoveryRun("recover-c-asks", "PAUSED", now - 50, started_at=now - 40)
+    assert recovery_in_progress([paused], now).startswith("recover-c-asks waits for a person's approval (40s)")
+    assert recovery_in_progress([RecoveryRun("r", "COMPLETED", now - 50, now - 10)], now) is None
 
 
 @pytest.mark.parametrize(

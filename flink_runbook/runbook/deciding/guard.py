@@ -69,6 +69,7 @@ class RecoveryRun:
     ended_at: float | None = None
     id: str = ""
     state_name: str = ""  # Prefect's name of the state (NOTHING_DONE: a run that did nothing)
+    started_at: float | None = None  # when it began to run (None: not yet)
 
     @property
     def counted(self) -> bool:

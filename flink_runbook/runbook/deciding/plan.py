@@ -31,7 +31,13 @@ from flink_runbook.flink.answers import JobState
 from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.deciding.restore_point import RestorePoint, RetainedCheckpoint, choose_restore_point
 from flink_runbook.runbook.keeping.person_stops import left_stopped, released_savepoint
-from flink_runbook.runbook.observing.application_mode import NO_SUBMISSION, application_container, start_refusal
+from flink_runbook.runbook.observing.application_mode import (
+    NO_SUBMISSION,
+    application_container,
+    application_ended_elsewhere,
+    ended_with_its_job,
+    start_refusal,
+)
 from flink_runbook.runbook.observing.attribution import attribute_taskmanagers, restarting_taskmanagers
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
 from flink_runbook.runbook.observing.findings import FindingCode, held_stopped_taskmanagers
@@ -200,7 +206,12 @@ def plan_recovery(
     application = seen.jobmanager.application_mode or any(application_container(c) for c in jobmanagers)
     if application:  # started again, it runs its job's main() again: from its checkpoint only with HA
         jobs = ", ".join(job.name for job in cluster.jobs) or "its job"
-        not_started = {c.name: start_refusal(c, jobs) for c in stopped_jm if c.state != "paused"}
+        ended = [c.name for c in jobmanagers if ended_with_its_job(c)]
+        not_started = {
+            c.name: start_refusal(c, jobs) or (application_ended_elsewhere(c.name, ended, jobs) if ended else None)
+            for c in stopped_jm
+            if c.state != "paused"
+        }
         refusals += [why for why in not_started.values() if why]
         stopped_jm = [c for c in stopped_jm if not not_started.get(c.name)]
     if paused:

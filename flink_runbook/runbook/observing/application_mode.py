@@ -83,14 +83,28 @@ def ended_with_its_job(container: ContainerState) -> bool:
     )
 
 
+def ended_by_a_person_or_done(container: ContainerState) -> bool:
+    """It exited 0: its job FINISHED, or a person ended it (a cancel, or the cluster shut down on purpose)."""
+    return container.state == "exited" and container.exit_code == APPLICATION_ENDED_EXIT_CODE
+
+
 def why_it_is_down(container: ContainerState, jobs: str) -> str:
     """`its job realtime-cdc-demo FAILED (exit code 163)`, `it is exited (exit code 143)`, ..."""
     if container.state == "exited" and container.exit_code == APPLICATION_FAILED_EXIT_CODE:
         return f"its job {jobs} FAILED (exit code {APPLICATION_FAILED_EXIT_CODE})"
-    if container.state == "exited" and container.exit_code == APPLICATION_ENDED_EXIT_CODE:
-        return (f"its job {jobs} ended: FINISHED, or CANCELED by a person (exit code {APPLICATION_ENDED_EXIT_CODE}; "
-                "a cancel stands)")
     return f"it is {container.state}" + (f" (exit code {container.exit_code})" if container.exit_code else "")
+
+
+def ended_refusal(name: str, jobs: str) -> str:
+    """Exit 0 has its own answer: nothing went wrong that a start could mend, and HA cannot bring it back."""
+    return (
+        f"JobManager {name} runs {jobs} in application mode and exited 0: its job FINISHED, or was CANCELED by a "
+        "person (or the cluster was shut down on purpose); a cancel stands. Not started: an application that "
+        "ended is removed from HA storage, so a start would run the job again from scratch (every record again). "
+        "If the end was meant, there is nothing to do. If not, restore it from a savepoint or a retained "
+        "checkpoint, if one exists (after a cancel only with RETAIN_ON_CANCELLATION): set "
+        f"execution.state-recovery.path (or --fromSavepoint) to it and start it yourself (docker start {name})"
+    )
 
 
 def start_refusal(container: ContainerState, jobs: str) -> str | None:
@@ -102,6 +116,8 @@ def start_refusal(container: ContainerState, jobs: str) -> str | None:
     configured restore path is recognised, never trusted: it is fixed, and a restore from a point older than
     the newest checkpoint writes again what the sink committed since."""
     name = container.name
+    if ended_by_a_person_or_done(container):
+        return ended_refusal(name, jobs)
     why_down = why_it_is_down(container, jobs)
     ha = ha_of(container)
     if ha and not ended_with_its_job(container):
@@ -126,6 +142,15 @@ def start_refusal(container: ContainerState, jobs: str) -> str | None:
         "would run the job again from scratch (every record again). Not started: "
         f"{HA_TO_CONFIGURE}; or set execution.state-recovery.path (or --fromSavepoint) to the job's newest "
         f"retained checkpoint and start it yourself (docker start {name})"
+    )
+
+
+def application_ended_elsewhere(name: str, ended: list[str], jobs: str) -> str:
+    """Another JobManager of the cluster exited because the application ended: HA forgot the job for all."""
+    return (
+        f"JobManager {name} runs {jobs} in application mode, and {', '.join(ended)} of the same cluster exited "
+        "because the application ended (FAILED, FINISHED or CANCELED): HA storage no longer holds the job, so "
+        f"starting {name} would run it again from scratch. Not started: read the JobManagers' logs"
     )
 
 

@@ -138,21 +138,22 @@ def _application_mode_findings(seen: ClusterObservation) -> list[Finding]:
             "job from its checkpoint, unless its job ended (FAILED, FINISHED, or CANCELED by a person: started "
             "again, it would run from scratch)."
         )
-        return [Finding(FindingCode.APPLICATION_MODE, Severity.INFO, APPLICATION_MODE_SUMMARY, "; ".join(evidence),
-                        action)]
-    action = (
-        "Nothing is ever resubmitted to it (it takes no submission), and a stopped JobManager is not started by "
-        f"the runbook: its job would run again from scratch. To have it recovered, {HA_TO_CONFIGURE}."
-    )
-    always = [c for c in jobmanagers if c.restart_policy in ("always", "unless-stopped", "on-failure")]
-    if always:
-        action += (
-            f" Its restart policy ({', '.join(f'{c.name}: {c.restart_policy}' for c in always)}) restarts it after "
-            "its job FAILED, and the job then runs from scratch: set `restart: \"no\"` on the JobManager service "
-            "until HA is configured."
+    else:
+        action = (
+            "Nothing is ever resubmitted to it (it takes no submission), and a stopped JobManager is not started by "
+            f"the runbook: its job would run again from scratch. To have it recovered, {HA_TO_CONFIGURE}."
         )
-    return [Finding(FindingCode.APPLICATION_MODE, Severity.WARNING, APPLICATION_MODE_SUMMARY, "; ".join(evidence),
-                    action)]
+    # Docker restarts what the runbook would refuse to start: `on-failure` after a FAILED job (exit 163),
+    # `always`/`unless-stopped` also after a cancel (exit 0); HA has forgotten an ended application either way.
+    restarting = [c for c in jobmanagers if c.restart_policy in ("always", "unless-stopped", "on-failure")]
+    if restarting:
+        action += (
+            f" Its restart policy ({', '.join(f'{c.name}: {c.restart_policy}' for c in restarting)}) restarts it "
+            "after its job ended (FAILED; with always/unless-stopped a person's cancel too), and the job then runs "
+            "again from scratch: set `restart: \"no\"` on the JobManager service and let the runbook decide."
+        )
+    severity = Severity.INFO if ha and not restarting else Severity.WARNING
+    return [Finding(FindingCode.APPLICATION_MODE, severity, APPLICATION_MODE_SUMMARY, "; ".join(evidence), action)]
 
 
 APPLICATION_MODE_SUMMARY = "The JobManager runs its job in application mode: nothing can be resubmitted to it"

@@ -49,11 +49,13 @@ def cluster_status(
     incidents: list[dict],
     now: float | None = None,
     history_known: bool = True,
+    gone: frozenset[str] = frozenset(),
 ) -> ClusterStatus:
-    """`history_known` False: no Prefect record was read, so the guard's state is not guessed."""
+    """`history_known` False: no Prefect record was read, so the guard's state is not guessed. `gone`: runs
+    whose process is gone (recovery_in_progress)."""
     now = time.time() if now is None else now
     last = incidents[0] if incidents else None
-    recovering = recovery_in_progress(runs, now)
+    recovering = recovery_in_progress(runs, now, gone)
     if diagnosis is None:
         return ClusterStatus(cluster.name, "NOT CHECKED", error=error, last_incident=last,
                              escalated=escalation.reason if escalation else None, recovering=recovering)
@@ -87,17 +89,45 @@ def cluster_status(
     )
 
 
-def recovery_in_progress(runs: list[RecoveryRun], now: float) -> str | None:
-    """`recover-c1-2026-12-06T07:26:49Z running for 12s (1 more queued)`, or None when no recover run is active."""
-    active = sorted((r for r in runs if r.state in ACTIVE_STATES), key=lambda r: r.expected_start)
+# A run still waiting to start after this long is not a recovery in progress: nothing picks it up.
+NOT_STARTED_AFTER_S = 60.0
+
+
+def recovery_in_progress(runs: list[RecoveryRun], now: float, gone: frozenset[str] = frozenset()) -> str | None:
+    """What the cluster's active recover runs are doing, for a person: `recover-c1-… running for 12s (1 more
+    queued)`; None when none is active. `gone`: ids of RUNNING runs whose process no longer holds the recovery
+    lock (Prefect still shows them running; the monitor's next tick marks them Crashed)."""
+    active = [r for r in runs if r.state in ACTIVE_STATES]
     if not active:
         return None
-    acting = next((r for r in active if r.state in ("RUNNING", "CANCELLING", "PAUSED")), active[0])
-    doing = "waiting to start" if acting.state in ("SCHEDULED", "PENDING") else acting.state.lower()
-    text = f"{acting.name} {doing} for {max(0.0, now - acting.expected_start):.0f}s"
-    if len(active) > 1:
-        text += f" ({len(active) - 1} more queued)"
-    return text
+    started = sorted((r for r in active if r.state not in ("SCHEDULED", "PENDING") and r.id not in gone),
+                     key=lambda r: r.started_at or r.expected_start)  # the oldest acts; the others wait for its lock
+    waiting = sorted((r for r in active if r.state in ("SCHEDULED", "PENDING")), key=lambda r: r.expected_start)
+    dead = [r for r in active if r.id in gone]
+    stale = [r for r in waiting if now - r.expected_start > NOT_STARTED_AFTER_S]
+    fresh = [r for r in waiting if r not in stale]
+    parts = []
+    if started:
+        run = started[0]
+        age = f"{max(0.0, now - (run.started_at or run.expected_start)):.0f}s"
+        if run.state == "PAUSED":
+            parts.append(f"{run.name} waits for a person's approval ({age}): answer it on the run's page in the "
+                         "Prefect UI")
+        else:
+            parts.append(f"{run.name} {run.state.lower()} for {age}")
+        fresh = started[1:] + fresh
+    elif fresh:
+        parts.append(f"{fresh[0].name} waiting to start for {max(0.0, now - fresh[0].expected_start):.0f}s")
+        fresh = fresh[1:]
+    if fresh:
+        parts[-1] += f" ({len(fresh)} more queued)"
+    if stale:
+        parts.append(f"{len(stale)} run(s) not started after {now - stale[0].expected_start:.0f}s ({stale[0].name}): "
+                     "is `flink-runbook serve` (or a worker of the recover deployment) running?")
+    for run in dead:
+        parts.append(f"{run.name} shows RUNNING but its process is gone (it no longer holds the recovery lock); "
+                     "the monitor's next tick marks it Crashed")
+    return "; ".join(parts)
 
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
