@@ -70,12 +70,14 @@ def test_every_cluster_is_judged_in_order_and_a_hanging_one_is_cut_at_its_deadli
         Endpoint(ports[1], "1.20.3", "healthy"),
         Endpoint(ports[2], "1.20.3", "failed-heartbeat-timeout"),
         Endpoint(ports[3], "2.2.0", "healthy", hang=True),
-        Endpoint(ports[4], "2.2.0", "healthy", delay_s=0.2),
+        # Slow, not too slow: a healthy check asks ~8 questions, 0.8 s of delay within the 4 s deadline even on a
+        # loaded machine (0.2 s each, 1.6 s of 2 s, was cut at 2.14 s in a CI run).
+        Endpoint(ports[4], "2.2.0", "healthy", delay_s=0.1),
         Endpoint(ports[5], "2.2.0", "failed-heartbeat-timeout"),
     ]
     names = ["ok-22", "ok-120", "failed-120", "hangs", "slow", "failed-22", "refuses"]
     inventory = load_inventory(
-        fleet_inventory(tmp_path, [(n, p, no_engine) for n, p in zip(names, [*ports, refused], strict=True)], 2.0)
+        fleet_inventory(tmp_path, [(n, p, no_engine) for n, p in zip(names, [*ports, refused], strict=True)], 4.0)
     )
     with ReplayFleet(endpoints):
         checks = check_fleet(inventory.clusters, parallel=3)
