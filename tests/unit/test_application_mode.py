@@ -20,10 +20,12 @@ from flink_runbook.runbook.observing.application_mode import (
     ha_of,
     restore_path,
     runs_in_application_mode,
+    start_refusal,
 )
 from flink_runbook.runbook.observing.diagnosis import diagnose
 from flink_runbook.runbook.observing.findings import FindingCode, Severity
 from flink_runbook.runbook.observing.observe import ContainersView, check_jobmanager
+from flink_runbook.runbook.reporting.status import cluster_status, status_lines
 
 from .recorded import APPLICATION_MODE_VERSIONS, RECORDED, answer, recorded_answers, recorded_rest
 from .test_findings import CLUSTER, observed
@@ -118,20 +120,27 @@ def test_a_stopped_application_jobmanager_is_started_only_when_ha_brings_its_job
     failed_with_ha = plan_for(application_jm("exited", APPLICATION_FAILED_EXIT_CODE, flink_properties=HA))
     assert not failed_with_ha.actions and "removed from HA storage" in failed_with_ha.refusals[0]
     # Exit code 0: its job FINISHED or a person CANCELED it (ApplicationStatus.CANCELED exits 0, as measured in
-    # tests/integration/test_application_mode.py). Started again it would undo the cancel and run from scratch.
-    cancelled_with_ha = plan_for(application_jm("exited", 0, flink_properties=HA))
-    assert not cancelled_with_ha.actions
-    (refusal,) = cancelled_with_ha.refusals
+    # tests/integration/test_application_mode.py). A decision, not a fault: healthy, with a warning that says so
+    # (the monitor neither recovers nor pages); never started, HA or not (HA has forgotten the job).
+    for properties in (HA, ()):
+        ended_jm = application_jm("exited", 0, flink_properties=properties)
+        diagnosis = diagnose(CLUSTER, unreachable("unreachable", ended_jm, tm_container("running")))
+        assert diagnosis.healthy, [f.code for f in diagnosis.serious]
+        (ended,) = [f for f in diagnosis.findings if f.code == FindingCode.APPLICATION_ENDED]
+        assert ended.severity == Severity.WARNING and "exited 0" in ended.summary and "a cancel stands" in ended.action
+        assert plan_recovery(CLUSTER, diagnosis).healthy
+        shown = "\n".join(status_lines([cluster_status(CLUSTER, diagnosis, "", [], None, [])]))
+        assert "job realtime-cdc-demo    ENDED  the application ended" in shown and "MISSING" not in shown
+    refusal = start_refusal(application_jm("exited", 0, flink_properties=HA), "realtime-cdc-demo")
     assert "exited 0: its job FINISHED, or was CANCELED by a person" in refusal and "a cancel stands" in refusal
     assert "from scratch" in refusal and "If the end was meant, there is nothing to do" in refusal
-    cancelled = plan_for(application_jm("exited", 0))
-    assert not cancelled.actions and cancelled.refusals == (refusal,)  # HA or not: HA cannot bring it back
-    assert "configure high availability" not in refusal
-    # Two JobManagers (a standby): one exited with the application's end, the other was stopped. HA forgot the
-    # job for both: the stopped one is not started either.
+    assert "configure high availability" not in start_refusal(application_jm("exited", 0), "realtime-cdc-demo")
+    # Two JobManagers (a standby): one exited with the application's FAILED end (163), the other was stopped.
+    # HA forgot the job for both: the stopped one is not started either.
     standby = dataclasses.replace(application_jm("exited", 143, flink_properties=HA), name="jm2", container_id="jm2")
-    both = plan_recovery(CLUSTER, diagnose(CLUSTER, unreachable(
-        "unreachable", application_jm("exited", 0, flink_properties=HA), standby, tm_container("running"))))
+    failed = application_jm("exited", APPLICATION_FAILED_EXIT_CODE, flink_properties=HA)
+    both = plan_recovery(CLUSTER, diagnose(CLUSTER, unreachable("unreachable", failed, standby,
+                                                                tm_container("running"))))
     assert not both.of(Action.START_JOBMANAGER)
     assert any("jm2 runs realtime-cdc-demo" in r and "jm of the same cluster exited" in r for r in both.refusals)
     # A restore path is recognised, not trusted: it is fixed, and may be older than the newest checkpoint.

@@ -19,6 +19,7 @@ from flink_runbook.runbook.observing.application_mode import (
     EMBEDDED_TARGET,
     HA_TO_CONFIGURE,
     application_container,
+    ended_by_a_person_or_done,
     ha_of,
 )
 from flink_runbook.runbook.observing.attribution import restarting_taskmanagers
@@ -47,6 +48,7 @@ class Severity(StrEnum):
 class FindingCode(StrEnum):
     """The stable codes of findings: what alerts, tests, the guard rails and the plan key on."""
 
+    APPLICATION_ENDED = "APPLICATION_ENDED"
     APPLICATION_MODE = "APPLICATION_MODE"
     CHECKPOINTS_STALLED = "CHECKPOINTS_STALLED"
     CONTAINER_DISCONNECTED = "CONTAINER_DISCONNECTED"
@@ -95,6 +97,12 @@ def is_healthy(findings: list[Finding]) -> bool:
 
 def classify(cluster: ClusterSpec, seen: ClusterObservation) -> list[Finding]:
     """All findings for one cluster, most severe first."""
+    ended = _application_ended(seen)
+    if ended:  # a decision or a finished job, not a fault: nothing of the cluster is judged as broken
+        return sorted(
+            [ended, *_connection_findings(cluster), *_application_mode_findings(seen)],
+            key=lambda f: -Severity(f.severity).rank,
+        )
     findings = _container_findings(cluster, seen) + _connection_findings(cluster) + _application_mode_findings(seen)
     if not seen.jobmanager.reachable:
         findings += _unreachable_findings(cluster, seen)
@@ -117,6 +125,29 @@ def _connection_findings(cluster: ClusterSpec) -> list[Finding]:
             "and set rest.url and tls in the inventory.",
         )
     ]
+
+
+def _application_ended(seen: ClusterObservation) -> Finding | None:
+    """Its application ended: its JobManager exited 0 (the job FINISHED, or a person cancelled it or shut the
+    cluster down) and no JobManager runs. Started again it would run the job from scratch, so it is left as it is
+    (application_mode.ended_refusal), and the monitor neither recovers it nor pages anyone about it."""
+    jobmanagers = [c for c in seen.containers.containers if c.role == "jobmanager"]
+    ended = [c for c in jobmanagers if application_container(c) and ended_by_a_person_or_done(c)]
+    if seen.jobmanager.reachable or not ended or any(c.state in ("running", "restarting") for c in jobmanagers):
+        return None
+    names = ", ".join(c.name for c in ended)
+    return Finding(
+        FindingCode.APPLICATION_ENDED,
+        Severity.WARNING,
+        f"The application ended: its JobManager {names} exited 0 (its job FINISHED, or was CANCELED by a person)",
+        "; ".join(f"container {c.name}: state={c.state}, exit code {c.exit_code}, finished at {c.finished_at}"
+                  for c in ended),
+        "Left as it is: a cancel stands, and a start would run the job again from scratch (HA storage forgets an "
+        "application that ended). If the end was not meant, restore it from a savepoint or a retained checkpoint, "
+        "if one exists: set execution.state-recovery.path (or --fromSavepoint) to it and start the JobManager "
+        f"yourself (docker start {ended[0].name}).",
+        subject=ended[0].name,
+    )
 
 
 def _application_mode_findings(seen: ClusterObservation) -> list[Finding]:

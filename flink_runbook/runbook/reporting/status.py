@@ -10,6 +10,7 @@ from flink_runbook.inventory import ClusterSpec
 from flink_runbook.runbook.deciding.guard import ACTIVE_STATES, Escalation, RecoveryRun, decide_recovery
 from flink_runbook.runbook.keeping.person_stops import left_stopped
 from flink_runbook.runbook.observing.diagnosis import Diagnosis
+from flink_runbook.runbook.observing.findings import FindingCode
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def cluster_status(
                              escalated=escalation.reason if escalation else None, recovering=recovering)
     seen = diagnosis.observation
     decision = decide_recovery(diagnosis.healthy, runs, escalation, cluster.monitor, now)
+    # An application that ended (its JobManager exited 0) is a decision or a finished job: its job is not MISSING.
+    ended = any(f.code == FindingCode.APPLICATION_ENDED for f in diagnosis.findings)
     jobs = []
     for view in seen.jobs:
         info = view.info
@@ -71,7 +74,9 @@ def cluster_status(
             stopped = stop.describe() if stop is not None else "seen stopped now (not remembered: state dir writable?)"
         else:
             stopped = None
-        jobs.append(JobStatus(view.name, info.state if info else "MISSING", age, stopped))
+        jobs.append(JobStatus(view.name, info.state if info else "ENDED" if ended else "MISSING", age, stopped))
+    if ended and not seen.jobs:  # its JobManager is down: the jobs are the inventory's
+        jobs = [JobStatus(job.name, "ENDED", None) for job in cluster.jobs]
     registered = len(seen.taskmanagers)
     free = sum(tm.slots_free for tm in seen.taskmanagers)
     total = sum(tm.slots_total for tm in seen.taskmanagers)
@@ -156,6 +161,10 @@ def status_lines(statuses: list[ClusterStatus], colour: bool = False) -> list[st
                 if job.checkpoint_age_s is not None
                 else "no checkpoint"
             )
+            if job.state == "ENDED":  # a decision or a finished job, not a fault: not red
+                lines.append(f"  job {job.name:<20} {paint('ENDED', YELLOW)}  the application ended (its JobManager "
+                             "exited 0: FINISHED, or CANCELED by a person); left as it is")
+                continue
             if job.stopped_by_person:  # a decision, not a fault: not red
                 lines.append(f"  job {job.name:<20} {paint(job.state, YELLOW)}  stopped by a person: "
                              f"{job.stopped_by_person}; left alone until `flink-runbook stopped release`")
